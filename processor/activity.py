@@ -1,0 +1,422 @@
+"""The one Activity builder (decision 6): live, preview and replay; audit and events alike.
+
+Shape and field order follow ``policy-engine.md`` §7 (Go ``encoding/json`` of the upstream types):
+top level ``kind, apiVersion, metadata, spec``; metadata ``name, namespace, creationTimestamp,
+labels`` (label keys sorted); spec ``summary, changeSource, actor, resource, links, tenant,
+origin``. Differences from upstream, all from the project decisions: ``creationTimestamp`` has
+millisecond precision (3), tenant types are normalised (9), and events use the full link
+conversion §3.6(A) with a kind resolver and actor type ``controller`` (6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from processor.errors import KindResolveError
+from processor.records import timefmt
+from processor.records.event import event_actor
+
+__all__ = [
+    "ACTIVITY_API_VERSION",
+    "activity_name",
+    "audit_tenant",
+    "build_audit_activity",
+    "build_event_activity",
+    "change_source",
+    "convert_links",
+    "encode_activity",
+    "event_tenant",
+    "normalize_tenant_type",
+    "resolve_actor",
+]
+
+ACTIVITY_API_VERSION = "activity.miloapis.com/v1alpha1"
+
+LABEL_API_GROUP = "activity.miloapis.com/api-group"
+LABEL_CHANGE_SOURCE = "activity.miloapis.com/change-source"
+LABEL_EVENT_REASON = "activity.miloapis.com/event-reason"
+LABEL_ORIGIN_TYPE = "activity.miloapis.com/origin-type"
+LABEL_RESOURCE_KIND = "activity.miloapis.com/resource-kind"
+
+_TENANT_TYPES = {
+    "": "platform",
+    "platform": "platform",
+    "organization": "Organization",
+    "project": "Project",
+    "user": "User",
+}
+
+#: A resolver: a :class:`~processor.kinds.KindResolver` or any ``(apiGroup, resource) -> Kind``.
+Resolver = Callable[[str, str], str]
+
+
+def activity_name(origin_type: str, origin_id: str, api_group: str, kind: str) -> str:
+    """``act-`` + the first 12 hex digits of sha256(type NUL id NUL apiGroup NUL kind) (§7.1)."""
+    data = f"{origin_type}\x00{origin_id}\x00{api_group}\x00{kind}".encode()
+    return "act-" + hashlib.sha256(data).hexdigest()[:12]
+
+
+# --- actor, change source, tenant ----------------------------------------------------------------
+
+
+def change_source(username: str) -> str:
+    """``system`` for a ``system:`` username, else ``human`` (an empty username is human)."""
+    return "system" if username.startswith("system:") else "human"
+
+
+def resolve_actor(username: str, uid: str = "") -> dict[str, str]:
+    """The audit actor (§5.1): ``{type, name, uid?, email?}``.
+
+    ``type`` is ``system`` for ``system:`` usernames (service accounts too), else ``user``;
+    ``name`` drops the leading ``system:`` and is ``unknown`` when empty; ``email`` is the
+    username when it contains ``@``.
+    """
+    if username.startswith("system:"):
+        actor = {"type": "system", "name": username[7:] or "unknown"}
+    else:
+        actor = {"type": "user", "name": username or "unknown"}
+    if uid:
+        actor["uid"] = uid
+    if "@" in username:
+        actor["email"] = username
+    return actor
+
+
+def normalize_tenant_type(value: str) -> str:
+    """Decision 9: ``organization``/``project``/``user``/``platform`` (any case) and ``""`` map to
+    ``Organization``/``Project``/``User``/``platform``; any other value is kept."""
+    normal = _TENANT_TYPES.get(value)
+    if normal is not None:
+        return normal
+    return _TENANT_TYPES.get(value.lower(), value)
+
+
+def _first_extra(extra: dict[str, Any], key: str) -> str:
+    values = extra.get(key)
+    if type(values) is list and values:
+        first = values[0]
+        if type(first) is str:
+            return first
+    return ""
+
+
+def audit_tenant(user: dict[str, Any] | None) -> dict[str, str]:
+    """The tenant of an audit record from ``user.extra`` (§6.1), type normalised (decision 9).
+
+    Precedence: parent-type/parent-name, then ``organization`` when the type is still platform,
+    then ``project`` over everything.
+    """
+    extra = user.get("extra") if type(user) is dict else None
+    if type(extra) is not dict or not extra:
+        return {"type": "platform", "name": ""}
+    tenant_type, name = "platform", ""
+    parent_type = _first_extra(extra, "iam.miloapis.com/parent-type")
+    if parent_type:
+        tenant_type = normalize_tenant_type(parent_type)
+    parent_name = _first_extra(extra, "iam.miloapis.com/parent-name")
+    if parent_name:
+        name = parent_name
+    if tenant_type == "platform":
+        org = _first_extra(extra, "organization")
+        if org:
+            tenant_type, name = "Organization", org
+    project = _first_extra(extra, "project")
+    if project:
+        tenant_type, name = "Project", project
+    return {"type": tenant_type, "name": name}
+
+
+def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
+    """The tenant of an event from its scope annotations (§6.2), type normalised (decision 9)."""
+    meta = event.get("metadata") if type(event) is dict else None
+    annotations = meta.get("annotations") if type(meta) is dict else None
+    if type(annotations) is dict:
+        scope_type = annotations.get("platform.miloapis.com/scope.type")
+        if type(scope_type) is str and scope_type:
+            name = annotations.get("platform.miloapis.com/scope.name")
+            return {
+                "type": normalize_tenant_type(scope_type),
+                "name": name if type(name) is str else "",
+            }
+    return {"type": "platform", "name": ""}
+
+
+# --- links ---------------------------------------------------------------------------------------
+
+
+def _str(m: dict[str, Any], key: str) -> str:
+    v = m.get(key)
+    return v if type(v) is str else ""
+
+
+def _meta_str(m: dict[str, Any], key: str) -> str:
+    """Top-level non-empty string ``key``, else ``metadata.<key>``, else ``""``."""
+    v = m.get(key)
+    if type(v) is str and v:
+        return v
+    meta = m.get("metadata")
+    if type(meta) is dict:
+        v = meta.get(key)
+        if type(v) is str:
+            return v
+    return ""
+
+
+def _resource(
+    api_group: str, api_version: str, kind: str, name: str, namespace: str, uid: str
+) -> dict[str, str]:
+    """An ActivityResource: apiGroup/namespace/uid omitted when empty (Go ``omitempty``)."""
+    out = {"apiGroup": api_group} if api_group else {}
+    out["apiVersion"] = api_version
+    out["kind"] = kind
+    out["name"] = name
+    if namespace:
+        out["namespace"] = namespace
+    if uid:
+        out["uid"] = uid
+    return out
+
+
+def convert_links(
+    links: Iterable[tuple[str, Any] | dict[str, Any]], resolver: Resolver | Any | None = None
+) -> list[dict[str, Any]]:
+    """Collected ``link()`` calls -> ActivityLinks, §3.6(A), for audit and events.
+
+    Args:
+        links: ``(marker, resource_map)`` tuples as the CEL evaluator collects them, or
+            ``{"marker", "resource"}`` dicts; items whose resource is not a map are skipped.
+        resolver: resolves ``(apiGroup, plural resource)`` to a Kind when the map has no
+            ``kind`` but a ``resource`` (e.g. an ``objectRef``); None skips that step.
+
+    Raises:
+        KindResolveError: the resolver failed; the activity cannot be built.
+    """
+    out: list[dict[str, Any]] = []
+    resolve = None
+    if resolver is not None:
+        resolve = getattr(resolver, "resolve", resolver)
+    for item in links:
+        if type(item) is dict:
+            marker, res = item.get("marker", ""), item.get("resource")
+        else:
+            marker, res = item
+        if type(res) is not dict:
+            continue
+        kind = _str(res, "kind")
+        api_group = _str(res, "apiGroup")
+        if not kind and resolve is not None:
+            plural = res.get("resource")
+            if type(plural) is str and plural:
+                try:
+                    kind = resolve(api_group, plural)
+                except KindResolveError as exc:
+                    reason = getattr(exc, "reason", None) or str(exc)
+                    raise KindResolveError(
+                        "activity build failed: kind resolution failed: "
+                        f'resource "{plural}" in apiGroup "{api_group}": {reason}'
+                    ) from exc
+        if not kind:
+            kind = _str(res, "type")
+        api_version = _str(res, "apiVersion")
+        if not api_group and "/" in api_version:
+            api_group, _, api_version = api_version.partition("/")
+        out.append(
+            {
+                "marker": marker if type(marker) is str else str(marker),
+                "resource": _resource(
+                    api_group,
+                    api_version,
+                    kind,
+                    _meta_str(res, "name"),
+                    _meta_str(res, "namespace"),
+                    _meta_str(res, "uid"),
+                ),
+            }
+        )
+    return out
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+
+def _labels(api_group: str, change: str, origin: str, kind: str) -> dict[str, str]:
+    # Sorted key order: api-group, change-source, origin-type, resource-kind.
+    return {
+        LABEL_API_GROUP: api_group,
+        LABEL_CHANGE_SOURCE: change,
+        LABEL_ORIGIN_TYPE: origin,
+        LABEL_RESOURCE_KIND: kind,
+    }
+
+
+def _audit_timestamp(value: Any) -> str:
+    if type(value) is str and value:
+        if len(value) == 27 and value[19] == "." and value[26] == "Z":
+            return value[:23] + "Z"
+        try:
+            return timefmt.millis(value)
+        except ValueError:
+            pass
+    return timefmt.now_millis()
+
+
+def build_audit_activity(
+    audit: dict[str, Any],
+    api_group: str,
+    kind: str,
+    summary: str,
+    links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
+    resolver: Resolver | Any | None = None,
+) -> dict[str, Any]:
+    """The Activity of a matched audit rule (§7.2; decisions 3, 6, 9).
+
+    Args:
+        audit: the decoded audit map (:func:`processor.records.decode_audit`).
+        api_group, kind: the matched policy's ``spec.resource``.
+        summary: the rendered summary.
+        links: the links collected while rendering (see :func:`convert_links`).
+        resolver: kind resolver for links that name a plural resource.
+
+    Raises:
+        KindResolveError: a link's kind could not be resolved.
+    """
+    ref = audit.get("objectRef")
+    if type(ref) is not dict:
+        ref = {}
+    user = audit.get("user")
+    if type(user) is not dict:
+        user = {}
+    username = _str(user, "username")
+    audit_id = _str(audit, "auditID")
+    namespace = _str(ref, "namespace")
+    change = change_source(username)
+    converted = convert_links(links, resolver)
+
+    uid = ""
+    obj = audit.get("responseObject")
+    if type(obj) is dict:
+        meta = obj.get("metadata")
+        if type(meta) is dict:
+            uid = _str(meta, "uid")
+
+    metadata: dict[str, Any] = {"name": activity_name("audit", audit_id, api_group, kind)}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["creationTimestamp"] = _audit_timestamp(audit.get("requestReceivedTimestamp"))
+    metadata["labels"] = _labels(api_group, change, "audit", kind)
+
+    spec: dict[str, Any] = {
+        "summary": summary,
+        "changeSource": change,
+        "actor": resolve_actor(username, _str(user, "uid")),
+        "resource": _resource(
+            api_group, _str(ref, "apiVersion"), kind, _str(ref, "name"), namespace, uid
+        ),
+    }
+    if converted:
+        spec["links"] = converted
+    spec["tenant"] = audit_tenant(user)
+    spec["origin"] = {"type": "audit", "id": audit_id}
+    return {
+        "kind": "Activity",
+        "apiVersion": ACTIVITY_API_VERSION,
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+_EVENT_TIME_FIELDS = ("eventTime", "lastTimestamp", "firstTimestamp")
+
+
+def _event_timestamp(event: dict[str, Any]) -> str:
+    """First of eventTime, lastTimestamp, firstTimestamp, metadata.creationTimestamp that parses."""
+    for field in _EVENT_TIME_FIELDS:
+        value = event.get(field)
+        if type(value) is str and value:
+            try:
+                return timefmt.millis(value)
+            except ValueError:
+                pass
+    meta = event.get("metadata")
+    if type(meta) is dict:
+        value = meta.get("creationTimestamp")
+        if type(value) is str and value:
+            try:
+                return timefmt.millis(value)
+            except ValueError:
+                pass
+    return timefmt.now_millis()
+
+
+def build_event_activity(
+    event: dict[str, Any],
+    involved: dict[str, Any],
+    api_group: str,
+    kind: str,
+    summary: str,
+    links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
+    resolver: Resolver | Any | None = None,
+) -> dict[str, Any]:
+    """The Activity of a matched event rule (§7.3 with decision 6).
+
+    Args:
+        event: the decoded event map.
+        involved: its involved object (``regarding`` or ``involvedObject``).
+        api_group, kind: the matched policy's ``spec.resource``.
+        summary: the rendered summary.
+        links: the links collected while rendering; converted with §3.6(A).
+        resolver: kind resolver for links that name a plural resource.
+
+    Raises:
+        KindResolveError: a link's kind could not be resolved.
+    """
+    meta = event.get("metadata")
+    uid = _str(meta, "uid") if type(meta) is dict else ""
+    namespace = _str(involved, "namespace")
+    reason = _str(event, "reason")
+    converted = convert_links(links, resolver)
+
+    metadata: dict[str, Any] = {"name": activity_name("event", uid, api_group, kind)}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["creationTimestamp"] = _event_timestamp(event)
+    metadata["labels"] = {
+        LABEL_API_GROUP: api_group,
+        LABEL_CHANGE_SOURCE: "system",
+        LABEL_EVENT_REASON: reason,
+        LABEL_ORIGIN_TYPE: "event",
+        LABEL_RESOURCE_KIND: kind,
+    }
+
+    spec: dict[str, Any] = {
+        "summary": summary,
+        "changeSource": "system",
+        "actor": {"type": "controller", "name": event_actor(event) or "unknown"},
+        "resource": _resource(
+            api_group,
+            _str(involved, "apiVersion"),
+            kind,
+            _str(involved, "name"),
+            namespace,
+            _str(involved, "uid"),
+        ),
+    }
+    if converted:
+        spec["links"] = converted
+    spec["tenant"] = event_tenant(event)
+    spec["origin"] = {"type": "event", "id": uid}
+    return {
+        "kind": "Activity",
+        "apiVersion": ACTIVITY_API_VERSION,
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
+def encode_activity(activity: dict[str, Any]) -> bytes:
+    """Compact JSON of an Activity (orjson; ``<``/``>``/``&`` unescaped: JSON-equivalent to Go)."""
+    return orjson.dumps(activity)

@@ -1,0 +1,121 @@
+"""The ``activity`` command line.
+
+Each subcommand is added by a *registrar*: a function that takes the argparse sub-parsers object,
+adds one sub-parser and sets its ``handler`` default to a function ``handler(args) -> int`` (the
+exit code). :data:`SUBCOMMANDS` lists the registrars as ``"module:function"`` strings, so a
+subcommand can live in its own module and is only imported when the parser is built. To add one,
+append its registrar there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import processor
+
+#: Subcommand registrars, in help order.
+SUBCOMMANDS: list[str] = [
+    "processor.cli:register_lint",
+    "processor.cli:register_version",
+]
+
+Handler = Callable[[argparse.Namespace], int]
+Registrar = Callable[[Any], None]
+
+
+def implementation() -> str:
+    """Which implementation of the per-record hot path is active: ``python`` for now."""
+    return "python"
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"activity-processor {processor.__version__}")
+    print(f"implementation: {implementation()}")
+    return 0
+
+
+def register_version(subparsers: Any) -> None:
+    """``activity version``: print the version and the active implementation."""
+    parser = subparsers.add_parser(
+        "version", help="print the version and the active implementation"
+    )
+    parser.set_defaults(handler=_version)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from processor.policy.lint import lint_paths
+
+    report = lint_paths(args.paths)
+    for line in report.lines():
+        print(line)
+    print(report.summary(), file=sys.stderr)
+    if args.strict and report.warnings:
+        return 1
+    return report.exit_code
+
+
+def register_lint(subparsers: Any) -> None:
+    """``activity lint PATH...``: validate ActivityPolicy files and warn about dead rules."""
+    parser = subparsers.add_parser(
+        "lint",
+        help="validate ActivityPolicy files and directories",
+        description=(
+            "Load ActivityPolicy YAML (directories recursively), validate it as the API server "
+            "does and warn about rules that can never match. Exit status 1 on errors, 0 otherwise."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="policy file or directory")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 on warnings as well"
+    )
+    parser.set_defaults(handler=_lint)
+
+
+def _resolve(spec: str) -> Registrar:
+    module_name, _, attr = spec.partition(":")
+    registrar: Registrar = getattr(importlib.import_module(module_name), attr)
+    return registrar
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``activity`` argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="activity",
+        description="Activity processor: Kubernetes audit logs and Events to activity timelines.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for spec in SUBCOMMANDS:
+        _resolve(spec)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``activity`` command.
+
+    Args:
+        argv: the arguments after the program name; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 1 on failure, 2 on a usage error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error (argparse already printed it)
+        return exc.code if isinstance(exc.code, int) else 2
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

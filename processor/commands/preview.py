@@ -1,0 +1,137 @@
+"""``activity preview``: evaluate one policy against sample inputs (PolicyPreview)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from processor.commands.output import dump
+from processor.errors import PolicyError, PolicyErrors
+from processor.policy.loader import load_file
+from processor.preview import API_VERSION, KIND, load_manifest, run_preview
+from processor.records import classify_record
+
+
+def register(subparsers: Any) -> None:
+    """``activity preview -f FILE`` or ``activity preview --policy P --input X``."""
+    parser = subparsers.add_parser(
+        "preview",
+        help="run a policy over sample audit events / Events and show the activities",
+        description="Evaluate an ActivityPolicy against sample inputs. Give a PolicyPreview "
+        "manifest with -f, or a policy file and an input file (JSON or YAML: one record, a "
+        "list of records, an audit EventList, or JSON lines).",
+    )
+    parser.add_argument("-f", "--filename", help="PolicyPreview manifest (YAML or JSON)")
+    parser.add_argument("--policy", help="ActivityPolicy file (with --input)")
+    parser.add_argument("--input", help="records to test (with --policy)")
+    parser.add_argument("-o", "--output", choices=("json", "yaml", "text"), default="yaml")
+    parser.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        if args.filename:
+            if args.policy or args.input:
+                raise _Usage("use either -f FILE or --policy with --input, not both")
+            text, file = _read(args.filename)
+        elif args.policy and args.input:
+            text, file = _manifest_from_files(args.policy, args.input), args.policy
+        else:
+            raise _Usage("give a PolicyPreview manifest with -f FILE, or --policy and --input")
+        manifest, policy = load_manifest(text, file)
+    except _Usage as exc:
+        print(f"activity preview: {exc}", file=sys.stderr)
+        return 2
+    except PolicyErrors as exc:
+        for error in exc.errors:
+            print(error.field_message(), file=sys.stderr)
+        return 1
+    except PolicyError as exc:
+        print(exc.field_message(), file=sys.stderr)
+        return 1
+    result = run_preview(manifest, policy)
+    if args.output == "text":
+        sys.stdout.write(render_text(result))
+    else:
+        sys.stdout.write(dump(result, args.output))
+    return 0
+
+
+class _Usage(Exception):
+    pass
+
+
+def _read(path: str) -> tuple[str, str]:
+    try:
+        return (sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")), path
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc.strerror or exc}", file=path) from None
+
+
+def _manifest_from_files(policy_path: str, input_path: str) -> str:
+    loaded = load_file(policy_path)
+    if loaded.errors:
+        raise PolicyErrors(loaded.errors)
+    if len(loaded.policies) != 1:
+        raise PolicyError(f"expected one ActivityPolicy in {policy_path}, found "
+                          f"{len(loaded.policies)}", file=policy_path)
+    spec = dict(loaded.policies[0].raw.get("spec") or {})
+    text, _ = _read(input_path)
+    inputs = [{"type": t, t: r} for t, r in _records(text, input_path)]
+    manifest = {"apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": loaded.policies[0].name or "preview"},
+                "spec": {"policy": spec, "inputs": inputs}}
+    return orjson.dumps(manifest).decode()
+
+
+def _records(text: str, path: str) -> list[tuple[str, Any]]:
+    try:
+        data = yaml.safe_load(text)
+        docs = data if isinstance(data, list) else [data]
+    except yaml.YAMLError:
+        try:
+            docs = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+        except orjson.JSONDecodeError as exc:
+            raise PolicyError(f"cannot parse {path} as JSON, YAML or JSON lines: {exc}",
+                              file=path) from None
+    out: list[tuple[str, Any]] = []
+    for doc in docs:
+        kind = classify_record(doc)
+        if kind == "audit_list":
+            out.extend(("audit", item) for item in doc.get("items") or [])
+        elif kind in ("audit", "event"):
+            out.append(("audit" if kind == "audit" else "event", doc))
+        else:
+            raise PolicyError(f"{path}: a record is neither an audit event, an audit EventList "
+                              "nor a Kubernetes Event", file=path)
+    if not out:
+        raise PolicyError(f"{path}: no records found", file=path)
+    return out
+
+
+def render_text(result: dict[str, Any]) -> str:
+    """One line per input: which rule matched and the summary, or the error."""
+    status = result["status"]
+    activities = iter(status["activities"])
+    lines = []
+    for r in status["results"]:
+        head = f"input {r['inputIndex']}: "
+        if r.get("matched"):
+            activity = next(activities)
+            rule = f"{r['matchedRuleType']} rule {r['matchedRuleIndex']} ({r['matchedRuleName']})"
+            lines.append(f"{head}matched {rule}: {activity['spec']['summary']}")
+            for link in activity["spec"].get("links") or []:
+                res = link["resource"]
+                lines.append(f"    link {link['marker']!r} -> {res.get('kind', '')} "
+                             f"{res.get('namespace', '') + '/' if res.get('namespace') else ''}"
+                             f"{res.get('name', '')}")
+        elif r.get("error"):
+            lines.append(f"{head}error: {r['error']}")
+        else:
+            lines.append(f"{head}no rule matched")
+    return "\n".join(lines) + "\n"

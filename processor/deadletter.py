@@ -1,0 +1,196 @@
+"""Dead-letter records (``pipeline.md`` §8.5 with decision 7).
+
+A record that cannot be turned into an Activity is published to the DLQ with its original payload,
+the reason and enough context to retry it. Field order is upstream's: ``type, originalPayload,
+[originalPayloadEncoding,] error, errorType, policyName, policyVersion, ruleIndex, timestamp,
+[tenant,] [resource,] retryCount, [lastRetryAt,] [nextRetryAfter]``.
+
+``originalPayload`` is the input embedded as JSON when it is valid JSON (byte for byte, not
+re-encoded). Upstream cannot dead-letter anything else (its marshal fails and the message is
+redelivered for ever); here a payload that is not JSON is kept as a JSON string (UTF-8 text) or as
+base64 (other bytes), and the extra key ``originalPayloadEncoding`` (``text``/``base64``) says so,
+so the record is never lost. :func:`original_payload_bytes` gives the bytes back for a retry.
+
+Error types are accurate (decision 7): a failing match is ``cel_match``, not ``cel_summary``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+
+from processor.records import timefmt
+
+__all__ = [
+    "CEL_MATCH",
+    "CEL_SUMMARY",
+    "ERROR_TYPES",
+    "EVENT_TYPES",
+    "KIND_RESOLVE",
+    "PUBLISH",
+    "UNMARSHAL",
+    "audit_dlq_resource",
+    "dead_letter_record",
+    "decode_dead_letter",
+    "encode_dead_letter",
+    "event_dlq_resource",
+    "original_payload_bytes",
+]
+
+UNMARSHAL: Final = "unmarshal"
+CEL_MATCH: Final = "cel_match"
+CEL_SUMMARY: Final = "cel_summary"
+KIND_RESOLVE: Final = "kind_resolve"
+PUBLISH: Final = "publish"
+ERROR_TYPES: Final = frozenset({UNMARSHAL, CEL_MATCH, CEL_SUMMARY, KIND_RESOLVE, PUBLISH})
+EVENT_TYPES: Final = frozenset({"audit", "k8s-event"})
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _is_json(payload: bytes) -> bool:
+    try:
+        orjson.loads(payload)
+        return True
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses a few valid documents (e.g. numbers beyond float range); ask the stdlib.
+    try:
+        json.loads(payload, parse_constant=_reject_constant)
+        return True
+    except (ValueError, RecursionError):
+        return False
+
+
+def _payload_fields(payload: bytes | str | dict[str, Any] | list[Any]) -> dict[str, Any]:
+    if isinstance(payload, dict | list):
+        return {"originalPayload": orjson.Fragment(orjson.dumps(payload))}
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8", "surrogatepass")
+    payload = bytes(payload)
+    if payload.strip() and _is_json(payload):
+        return {"originalPayload": orjson.Fragment(payload)}
+    try:
+        return {"originalPayload": payload.decode("utf-8"), "originalPayloadEncoding": "text"}
+    except UnicodeDecodeError:
+        return {
+            "originalPayload": base64.b64encode(payload).decode("ascii"),
+            "originalPayloadEncoding": "base64",
+        }
+
+
+def _omit_empty(d: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    d = d or {}
+    return {k: d[k] for k in keys if d.get(k)}
+
+
+def dead_letter_record(
+    event_type: str,
+    original_payload: bytes | str | dict[str, Any] | list[Any],
+    error: str,
+    error_type: str,
+    policy_name: str = "",
+    policy_version: int = 0,
+    rule_index: int = -1,
+    tenant: dict[str, str] | None = None,
+    resource: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A DLQ record in §8.5 field order.
+
+    Args:
+        event_type: ``audit`` or ``k8s-event``.
+        original_payload: the input message body (bytes as received).
+        error: the error text.
+        error_type: one of :data:`ERROR_TYPES`.
+        policy_name, policy_version, rule_index: the failing policy and rule (-1: before rules).
+        tenant: ``{type, name}`` (empty fields omitted); None omits the key.
+        resource: ``{apiGroup, kind, name, namespace}`` (empty fields omitted); None omits it.
+        now: time of failure (default: now); serialised as RFC3339 seconds, UTC.
+
+    Raises:
+        ValueError: unknown event type or error type.
+    """
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown DLQ event type {event_type!r}")
+    if error_type not in ERROR_TYPES:
+        raise ValueError(f"unknown DLQ error type {error_type!r}")
+    record: dict[str, Any] = {"type": event_type}
+    record.update(_payload_fields(original_payload))
+    record["error"] = error
+    record["errorType"] = error_type
+    record["policyName"] = policy_name
+    record["policyVersion"] = policy_version
+    record["ruleIndex"] = rule_index
+    record["timestamp"] = timefmt.format_seconds(now) if now else timefmt.now_seconds()
+    if tenant is not None:
+        record["tenant"] = _omit_empty(tenant, ("type", "name"))
+    if resource is not None:
+        record["resource"] = _omit_empty(resource, ("apiGroup", "kind", "name", "namespace"))
+    record["retryCount"] = 0
+    return record
+
+
+def encode_dead_letter(record: dict[str, Any]) -> bytes:
+    """The record's JSON (the original payload embedded verbatim when it is JSON)."""
+    return orjson.dumps(record)
+
+
+def decode_dead_letter(data: bytes | str) -> dict[str, Any]:
+    """Parse a DLQ message body (the retry side); ``originalPayload`` comes back parsed.
+
+    Raises:
+        ValueError: not a JSON object (``orjson.JSONDecodeError`` is a ValueError).
+    """
+    record = orjson.loads(data)
+    if type(record) is not dict:
+        raise ValueError("dead-letter record is not a JSON object")
+    return record
+
+
+def original_payload_bytes(record: dict[str, Any]) -> bytes:
+    """The input bytes to republish from a decoded DLQ record (:func:`decode_dead_letter`).
+
+    JSON payloads come back compact (as upstream's Go re-compacting does).
+    """
+    payload = record.get("originalPayload")
+    encoding = record.get("originalPayloadEncoding")
+    if encoding == "text" and isinstance(payload, str):
+        return payload.encode("utf-8", "surrogatepass")
+    if encoding == "base64" and isinstance(payload, str):
+        return base64.b64decode(payload)
+    if isinstance(payload, orjson.Fragment):
+        contents = payload.contents
+        return contents if isinstance(contents, bytes) else contents.encode()
+    return orjson.dumps(payload)
+
+
+def audit_dlq_resource(audit: dict[str, Any], kind: str) -> dict[str, str]:
+    """DLQ ``resource`` of an audit policy failure: objectRef group/name/namespace + policy Kind."""
+    ref = audit.get("objectRef")
+    if type(ref) is not dict:
+        ref = {}
+    return {
+        "apiGroup": ref.get("apiGroup", ""),
+        "kind": kind,
+        "name": ref.get("name", ""),
+        "namespace": ref.get("namespace", ""),
+    }
+
+
+def event_dlq_resource(api_group: str, kind: str, involved: dict[str, Any]) -> dict[str, str]:
+    """DLQ ``resource`` of an event failure: derived group and Kind, involved name/namespace."""
+    name = involved.get("name")
+    namespace = involved.get("namespace")
+    return {
+        "apiGroup": api_group,
+        "kind": kind,
+        "name": name if type(name) is str else "",
+        "namespace": namespace if type(namespace) is str else "",
+    }

@@ -1,0 +1,214 @@
+"""PolicyPreview: run one policy over sample inputs, as upstream's preview API does (§1.3, §4.5).
+
+The manifest is validated like upstream's (the policy spec per §1.1, then the inputs); every rule
+of the policy is evaluated in order for each input, and any match, summary or build error is
+reported in that input's result instead of stopping the preview. Activities are built by the one
+Activity builder (decision 6) with a local kind resolver (decision 10), so preview shows what the
+running processor would publish.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from processor.activity import build_audit_activity, build_event_activity
+from processor.engine import CompiledPolicy, RuleFailure, compile_policy, match_rule, render_rule
+from processor.errors import KindResolveError, PolicyError, PolicyErrors, RecordError
+from processor.kinds import KindResolver
+from processor.policy.loader import read_documents
+from processor.policy.model import Policy, spec_to_policy
+from processor.policy.validate import validate_policy
+from processor.records import (
+    audit_vars,
+    decode_audit,
+    decode_event,
+    event_vars,
+    involved_object,
+    normalize_event,
+)
+
+API_VERSION = "activity.miloapis.com/v1alpha1"
+KIND = "PolicyPreview"
+_INPUT_TYPES = ("audit", "event")
+
+
+def plain(value: Any) -> Any:
+    """YAML values as JSON would carry them: timestamps YAML parsed become RFC 3339 strings."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else (
+            text if value.tzinfo else text + "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def load_manifest(text: str, file: str = "") -> tuple[dict[str, Any], Policy]:
+    """Parse and validate a PolicyPreview manifest.
+
+    Returns:
+        ``(manifest, policy)``.
+
+    Raises:
+        PolicyErrors: every problem, each with its field path (``spec.policy.auditRules[0].match``).
+    """
+    documents, errors = read_documents(text, file)
+    if errors:
+        raise PolicyErrors(errors)
+    if len(documents) != 1:
+        raise PolicyErrors([PolicyError(
+            f"expected exactly one PolicyPreview document, found {len(documents)}", file=file)])
+    doc = documents[0]
+    manifest = plain(doc.data)
+    positions = doc.positions
+
+    def err(path: str, message: str) -> PolicyError:
+        line, column = positions.get(path) or positions.get(path.rpartition(".")[0]) or (
+            None, None)
+        return PolicyError(message, path=path, file=file, line=line, column=column)
+
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise PolicyErrors([err("kind", f"Invalid value: expected apiVersion: {API_VERSION} "
+                                        f"and kind: {KIND}")])
+    spec = manifest.get("spec")
+    if not isinstance(spec, dict):
+        raise PolicyErrors([err("spec", "Required value: spec must be a mapping with 'policy' "
+                                        "and 'inputs'")])
+    name = (manifest.get("metadata") or {}).get("name") or ""
+    policy, problems, _warnings = spec_to_policy(
+        spec.get("policy"), name=name, file=file, positions=positions, spec_path="spec.policy"
+    )
+    problems = list(problems)
+    if policy is not None:
+        problems.extend(validate_policy(policy))
+    problems.extend(_validate_inputs(spec, err))
+    if problems or policy is None:
+        raise PolicyErrors(problems or [err("spec.policy", "Required value: provide the policy")])
+    return manifest, policy
+
+
+def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:
+    inputs = spec.get("inputs")
+    if spec.get("autoFetch") is not None:
+        if inputs:
+            return [err("spec", "Invalid value: cannot specify both 'inputs' and 'autoFetch' - "
+                                "use one or the other")]
+        return [err("spec.autoFetch", "Unsupported value: autoFetch needs the Activity API "
+                                      "server; provide the records to test under 'inputs'")]
+    if not inputs:
+        return [err("spec", "Required value: provide either 'inputs' or 'autoFetch'")]
+    if not isinstance(inputs, list):
+        return [err("spec.inputs", "Invalid value: inputs must be a list")]
+    problems = []
+    for i, item in enumerate(inputs):
+        path = f"spec.inputs[{i}]"
+        kind = item.get("type") if isinstance(item, dict) else None
+        if not kind:
+            problems.append(err(f"{path}.type", "Required value: specify whether this input is "
+                                                "an 'audit' log or 'event'"))
+        elif kind not in _INPUT_TYPES:
+            problems.append(err(f"{path}.type", f'Unsupported value: "{kind}": supported '
+                                                'values: "audit", "event"'))
+        elif item.get(kind) is None:
+            what = "audit log" if kind == "audit" else "event"
+            problems.append(err(f"{path}.{kind}", f"Required value: provide the {what} data "
+                                                  "to test"))
+    return problems
+
+
+def run_preview(manifest: dict[str, Any], policy: Policy,
+                resolver: KindResolver | None = None) -> dict[str, Any]:
+    """Evaluate the policy on every input; return the manifest with ``status`` filled."""
+    resolver = resolver or KindResolver()
+    resolver.add_policy_kind(policy.api_group, policy.kind)
+    compiled = compile_policy(policy, resolver)
+    results: list[dict[str, Any]] = []
+    activities: list[dict[str, Any]] = []
+    for index, item in enumerate(manifest["spec"]["inputs"]):
+        result: dict[str, Any] = {"inputIndex": index, "matched": False, "matchedRuleIndex": -1}
+        try:
+            if item["type"] == "audit":
+                hit = _preview_audit(compiled, item["audit"], resolver)
+            else:
+                hit = _preview_event(compiled, item["event"], resolver)
+        except _PreviewError as exc:
+            result["error"] = str(exc)
+            hit = None
+        if hit is not None:
+            rule_index, activity = hit
+            rules = compiled.audit_rules if item["type"] == "audit" else compiled.event_rules
+            result.update(matched=True, matchedRuleIndex=rule_index,
+                          matchedRuleType=item["type"],
+                          matchedRuleName=rules[rule_index].rule.name)
+            activities.append(activity)
+        results.append(result)
+    out = {k: v for k, v in manifest.items() if k != "status"}
+    out["status"] = {"activities": activities, "results": results}
+    return out
+
+
+class _PreviewError(Exception):
+    pass
+
+
+def _failure(exc: RuleFailure) -> _PreviewError:
+    stage = {"cel_match": "match", "cel_summary": "summary"}.get(exc.error_type)
+    if stage is None:
+        return _PreviewError(f"failed to build activity for rule {exc.rule_index}: {exc.message}")
+    return _PreviewError(f"failed to evaluate rule {exc.rule_index} {stage}: {exc.message}")
+
+
+def _preview_audit(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tuple[int, dict] | None:
+    try:
+        audit = decode_audit(raw)
+    except RecordError as exc:
+        raise _PreviewError(f"invalid audit input: {exc}") from None
+    resolver.observe_audit(audit)
+    variables = audit_vars(audit)
+    for crule in cp.audit_rules:
+        try:
+            if not match_rule(crule, variables):
+                continue
+            summary, links = render_rule(crule, variables)
+        except RuleFailure as exc:
+            raise _failure(exc) from None
+        try:
+            activity = build_audit_activity(audit, cp.api_group, cp.kind, summary, links, resolver)
+        except KindResolveError as exc:
+            raise _failure(RuleFailure("kind_resolve", crule.rule.index, str(exc))) from None
+        return crule.rule.index, activity
+    return None
+
+
+def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tuple[int, dict] | None:
+    try:
+        event = decode_event(raw)
+    except RecordError as exc:
+        raise _PreviewError(f"invalid event input: {exc}") from None
+    if event is None:
+        raise _PreviewError("invalid event input: the event is null")
+    found = involved_object(event)
+    involved: dict[str, Any] = {}
+    if found is not None:
+        involved = found[2]
+        event = normalize_event(event, involved)
+    variables = event_vars(event)
+    for crule in cp.event_rules:
+        try:
+            if not match_rule(crule, variables):
+                continue
+            summary, links = render_rule(crule, variables)
+        except RuleFailure as exc:
+            raise _failure(exc) from None
+        try:
+            activity = build_event_activity(event, involved, cp.api_group, cp.kind, summary,
+                                            links, resolver)
+        except KindResolveError as exc:
+            raise _failure(RuleFailure("kind_resolve", crule.rule.index, str(exc))) from None
+        return crule.rule.index, activity
+    return None

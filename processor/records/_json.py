@@ -1,0 +1,84 @@
+"""Shared JSON helpers for the record decoders: parse, JSON type names, numbers to float."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from processor.errors import RecordError
+
+__all__ = ["floatify", "json_type", "load_object"]
+
+_DUMP_OPTS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def load_object(raw: bytes | bytearray | memoryview | str | dict[str, Any], what: str) -> Any:
+    """Parse ``raw`` with orjson; a dict is deep-copied through JSON (YAML datetimes -> strings).
+
+    Returns whatever the JSON holds (the caller checks it is an object).
+
+    Raises:
+        RecordError: the payload is not valid JSON.
+    """
+    if isinstance(raw, dict):
+        try:
+            raw = orjson.dumps(raw, option=_DUMP_OPTS)
+        except TypeError as exc:
+            raise RecordError(f"{what}: cannot encode input as JSON: {exc}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"{what}: invalid JSON: {exc}") from None
+
+
+def json_type(value: Any) -> str:
+    """The JSON type name Go's decoder uses in its messages."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def floatify(value: Any) -> Any:
+    """Turn every integer into a float, in place for containers (Go decodes numbers as float64).
+
+    Returns the (possibly replaced) value.
+    """
+    t = type(value)
+    if t is int:
+        return float(value)
+    if t is dict:
+        _floatify_dict(value)
+    elif t is list:
+        _floatify_list(value)
+    return value
+
+
+def _floatify_dict(d: dict[str, Any]) -> None:
+    for k, v in d.items():
+        t = type(v)
+        if t is int:
+            d[k] = float(v)
+        elif t is dict:
+            _floatify_dict(v)
+        elif t is list:
+            _floatify_list(v)
+
+
+def _floatify_list(items: list[Any]) -> None:
+    for i, v in enumerate(items):
+        t = type(v)
+        if t is int:
+            items[i] = float(v)
+        elif t is dict:
+            _floatify_dict(v)
+        elif t is list:
+            _floatify_list(v)

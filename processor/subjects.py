@@ -1,0 +1,119 @@
+"""NATS subjects: activity output (§8.3 + decision 5), dead-letter (§8.5), input partitions (13).
+
+Activity subject:
+``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>.<namespace>.<name>``
+with upstream's defaults for empty tokens (``platform``, ``_``, ``core``, ``_``). Every token is
+sanitised (decision 5): ``.``, ``*``, ``>``, whitespace and control characters become ``_``, so
+``networking.datumapis.com`` is the single token ``networking_datumapis_com`` (as the upstream
+docs and Watch API filters have it).
+
+Dead-letter subject: ``<prefix>.<eventType>.<apiGroup>.<kind>``, ``unknown``/``core`` defaults.
+The API group keeps its dots as upstream publishes them
+(``activity.dlq.k8s-event.networking.k8s.io.Foo``) as long as that yields valid tokens; ``*``,
+``>`` and whitespace are replaced, and a group that would give an empty token (``a..b``, ``.x``)
+has its dots replaced as well.
+
+Partitions: ``crc32(apiGroup/resource/namespace/name) % count`` (zlib's CRC-32, the same on every
+process, platform and Python version; unlike ``hash()`` it is not salted).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+__all__ = [
+    "activity_subject",
+    "dlq_subject",
+    "partition_of",
+    "sanitize_token",
+]
+
+_BAD = {c: "_" for c in range(0x21)}
+_BAD.update({0x7F: "_", ord("."): "_", ord("*"): "_", ord(">"): "_"})
+_BAD.update({c: "_" for c in (0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000)})
+_BAD.update({c: "_" for c in range(0x2000, 0x200B)})
+_KEEP_DOTS = dict(_BAD)
+del _KEEP_DOTS[ord(".")]
+
+_CACHE: dict[tuple[str, str], str] = {}
+_CACHE_MAX = 8192
+
+
+def sanitize_token(value: str, default: str) -> str:
+    """One subject token: ``default`` when empty, else ``.``/``*``/``>``/whitespace -> ``_``."""
+    if not value:
+        return default
+    key = (value, default)
+    token = _CACHE.get(key)
+    if token is None:
+        token = value.translate(_BAD)
+        if len(_CACHE) < _CACHE_MAX:
+            _CACHE[key] = token
+    return token
+
+
+def activity_subject(activity: dict[str, Any], prefix: str = "activities") -> str:
+    """The subject an Activity is published on (§8.3, tokens sanitised per decision 5)."""
+    spec = activity["spec"]
+    tenant = spec.get("tenant") or {}
+    resource = spec.get("resource") or {}
+    origin = spec.get("origin") or {}
+    return ".".join(
+        (
+            prefix,
+            sanitize_token(tenant.get("type", ""), "platform"),
+            sanitize_token(tenant.get("name", ""), "_"),
+            sanitize_token(resource.get("apiGroup", ""), "core"),
+            sanitize_token(origin.get("type", ""), "_"),
+            sanitize_token(resource.get("kind", ""), "_"),
+            sanitize_token(resource.get("namespace", ""), "_"),
+            sanitize_token(activity["metadata"]["name"], "_"),
+        )
+    )
+
+
+def _dlq_group(api_group: str | None) -> str:
+    if api_group is None:
+        return "unknown"
+    if not api_group:
+        return "core"
+    group = api_group.translate(_KEEP_DOTS)
+    if "" in group.split("."):
+        group = group.replace(".", "_")
+    return group
+
+
+def dlq_subject(
+    event_type: str, api_group: str | None, kind: str, prefix: str = "activity.dlq"
+) -> str:
+    """The dead-letter subject (§8.5): ``<prefix>.<eventType>.<apiGroup>.<kind>``.
+
+    Args:
+        event_type: ``audit`` or ``k8s-event``.
+        api_group: the resource's group; ``""`` is ``core``, None (no resource) is ``unknown``.
+        kind: the Kind; ``""`` is ``unknown``.
+        prefix: the DLQ subject prefix.
+    """
+    return ".".join(
+        (
+            prefix,
+            sanitize_token(event_type, "unknown"),
+            _dlq_group(api_group),
+            sanitize_token(kind, "unknown"),
+        )
+    )
+
+
+def partition_of(api_group: str, resource: str, namespace: str, name: str, count: int) -> int:
+    """The input partition of an object (decision 13): CRC-32 of ``g/r/ns/name`` modulo ``count``.
+
+    Raises:
+        ValueError: ``count`` is less than 1.
+    """
+    if count < 1:
+        raise ValueError(f"partition count must be >= 1, got {count}")
+    if count == 1:
+        return 0
+    key = f"{api_group}/{resource}/{namespace}/{name}".encode("utf-8", "surrogatepass")
+    return zlib.crc32(key) % count

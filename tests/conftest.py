@@ -1,0 +1,34 @@
+"""Shared pytest fixtures.
+
+The real-policy corpus and the conformance cases live outside the repository, in ``../shared``
+next to the repo root; tests read them from there at run time and never copy them in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: ``../shared`` relative to the repository root.
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ``../shared`` folder (real policies, conformance cases); skips when it is absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(
+            f"shared test data not found at {SHARED_DIR}: check out the shared corpus "
+            "(real-policies/, conformance/) next to the repository to run this test"
+        )
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def real_policies_dir(shared_dir: Path) -> Path:
+    """``../shared/real-policies``; skips when it is absent."""
+    path = shared_dir / "real-policies"
+    if not path.is_dir():
+        pytest.skip(f"real-policy corpus not found at {path}")
+    return path

@@ -50,6 +50,8 @@ _TENANT_TYPES = {
     "user": "User",
 }
 
+_EMPTY: dict[str, Any] = {}
+
 #: A resolver: a :class:`~processor.kinds.KindResolver` or any ``(apiGroup, resource) -> Kind``.
 Resolver = Callable[[str, str], str]
 
@@ -153,17 +155,10 @@ def _str(m: dict[str, Any], key: str) -> str:
     return v if type(v) is str else ""
 
 
-def _meta_str(m: dict[str, Any], key: str) -> str:
-    """Top-level non-empty string ``key``, else ``metadata.<key>``, else ``""``."""
-    v = m.get(key)
-    if type(v) is str and v:
-        return v
-    meta = m.get("metadata")
-    if type(meta) is dict:
-        v = meta.get(key)
-        if type(v) is str:
-            return v
-    return ""
+def _meta_field(meta: dict[str, Any], key: str) -> str:
+    """``metadata.<key>`` when it is a string, else ``""`` (the link fallback of §3.6 step 4)."""
+    v = meta.get(key)
+    return v if type(v) is str else ""
 
 
 def _resource(
@@ -206,10 +201,15 @@ def convert_links(
             marker, res = item
         if type(res) is not dict:
             continue
-        kind = _str(res, "kind")
-        api_group = _str(res, "apiGroup")
+        get = res.get
+        kind = get("kind")
+        if type(kind) is not str:
+            kind = ""
+        api_group = get("apiGroup")
+        if type(api_group) is not str:
+            api_group = ""
         if not kind and resolve is not None:
-            plural = res.get("resource")
+            plural = get("resource")
             if type(plural) is str and plural:
                 try:
                     kind = resolve(api_group, plural)
@@ -220,37 +220,34 @@ def convert_links(
                         f'resource "{plural}" in apiGroup "{api_group}": {reason}'
                     ) from exc
         if not kind:
-            kind = _str(res, "type")
-        api_version = _str(res, "apiVersion")
-        if not api_group and "/" in api_version:
+            kind = get("type")
+            if type(kind) is not str:
+                kind = ""
+        api_version = get("apiVersion")
+        if type(api_version) is not str:
+            api_version = ""
+        elif not api_group and "/" in api_version:
             api_group, _, api_version = api_version.partition("/")
+        meta = get("metadata")
+        if type(meta) is not dict:
+            meta = _EMPTY
+        name, namespace, uid = get("name"), get("namespace"), get("uid")
+        if type(name) is not str or not name:
+            name = _meta_field(meta, "name")
+        if type(namespace) is not str or not namespace:
+            namespace = _meta_field(meta, "namespace")
+        if type(uid) is not str or not uid:
+            uid = _meta_field(meta, "uid")
         out.append(
             {
                 "marker": marker if type(marker) is str else str(marker),
-                "resource": _resource(
-                    api_group,
-                    api_version,
-                    kind,
-                    _meta_str(res, "name"),
-                    _meta_str(res, "namespace"),
-                    _meta_str(res, "uid"),
-                ),
+                "resource": _resource(api_group, api_version, kind, name, namespace, uid),
             }
         )
     return out
 
 
 # --- builders ------------------------------------------------------------------------------------
-
-
-def _labels(api_group: str, change: str, origin: str, kind: str) -> dict[str, str]:
-    # Sorted key order: api-group, change-source, origin-type, resource-kind.
-    return {
-        LABEL_API_GROUP: api_group,
-        LABEL_CHANGE_SOURCE: change,
-        LABEL_ORIGIN_TYPE: origin,
-        LABEL_RESOURCE_KIND: kind,
-    }
 
 
 def _audit_timestamp(value: Any) -> str:
@@ -284,42 +281,46 @@ def build_audit_activity(
     Raises:
         KindResolveError: a link's kind could not be resolved.
     """
-    ref = audit.get("objectRef")
-    if type(ref) is not dict:
-        ref = {}
-    user = audit.get("user")
-    if type(user) is not dict:
-        user = {}
-    username = _str(user, "username")
-    audit_id = _str(audit, "auditID")
-    namespace = _str(ref, "namespace")
-    change = change_source(username)
-    converted = convert_links(links, resolver)
+    # decode_audit guarantees the types of auditID, user.* and objectRef.* (strings or absent).
+    ref = audit.get("objectRef") or _EMPTY
+    user = audit.get("user") or _EMPTY
+    username = user.get("username", "")
+    audit_id = audit.get("auditID", "")
+    namespace = ref.get("namespace", "")
+    change = "system" if username.startswith("system:") else "human"
 
     uid = ""
     obj = audit.get("responseObject")
     if type(obj) is dict:
         meta = obj.get("metadata")
         if type(meta) is dict:
-            uid = _str(meta, "uid")
+            uid = meta.get("uid", "")
+            if type(uid) is not str:
+                uid = ""
 
     metadata: dict[str, Any] = {"name": activity_name("audit", audit_id, api_group, kind)}
     if namespace:
         metadata["namespace"] = namespace
     metadata["creationTimestamp"] = _audit_timestamp(audit.get("requestReceivedTimestamp"))
-    metadata["labels"] = _labels(api_group, change, "audit", kind)
-
+    metadata["labels"] = {  # sorted keys
+        LABEL_API_GROUP: api_group,
+        LABEL_CHANGE_SOURCE: change,
+        LABEL_ORIGIN_TYPE: "audit",
+        LABEL_RESOURCE_KIND: kind,
+    }
     spec: dict[str, Any] = {
         "summary": summary,
         "changeSource": change,
-        "actor": resolve_actor(username, _str(user, "uid")),
+        "actor": resolve_actor(username, user.get("uid", "")),
         "resource": _resource(
-            api_group, _str(ref, "apiVersion"), kind, _str(ref, "name"), namespace, uid
+            api_group, ref.get("apiVersion", ""), kind, ref.get("name", ""), namespace, uid
         ),
     }
-    if converted:
-        spec["links"] = converted
-    spec["tenant"] = audit_tenant(user)
+    if links:
+        converted = convert_links(links, resolver)
+        if converted:
+            spec["links"] = converted
+    spec["tenant"] = audit_tenant(user) if "extra" in user else {"type": "platform", "name": ""}
     spec["origin"] = {"type": "audit", "id": audit_id}
     return {
         "kind": "Activity",
@@ -378,7 +379,6 @@ def build_event_activity(
     uid = _str(meta, "uid") if type(meta) is dict else ""
     namespace = _str(involved, "namespace")
     reason = _str(event, "reason")
-    converted = convert_links(links, resolver)
 
     metadata: dict[str, Any] = {"name": activity_name("event", uid, api_group, kind)}
     if namespace:
@@ -405,8 +405,10 @@ def build_event_activity(
             _str(involved, "uid"),
         ),
     }
-    if converted:
-        spec["links"] = converted
+    if links:
+        converted = convert_links(links, resolver)
+        if converted:
+            spec["links"] = converted
     spec["tenant"] = event_tenant(event)
     spec["origin"] = {"type": "event", "id": uid}
     return {

@@ -19,7 +19,9 @@ import processor
 
 #: Subcommand registrars, in help order.
 SUBCOMMANDS: list[str] = [
+    "processor.commands.preview:register",
     "processor.cli:register_lint",
+    "processor.commands.translate:register",
     "processor.cli:register_version",
 ]
 

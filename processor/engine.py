@@ -128,8 +128,9 @@ def match_rule(crule: CompiledRule, variables: dict) -> bool:
     try:
         result = crule.match.evaluate(variables)
     except CelEvalError as exc:
-        raise RuleFailure("cel_match", crule.rule.index,
-                          f"failed to evaluate match: {exc}") from None
+        raise RuleFailure(
+            "cel_match", crule.rule.index, f"failed to evaluate match: {exc}"
+        ) from None
     if result is True:
         return True
     if result is False:

@@ -41,8 +41,9 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, datetime):
         text = value.isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else (
-            text if value.tzinfo else text + "Z")
+        return (
+            text[:-6] + "Z" if text.endswith("+00:00") else (text if value.tzinfo else text + "Z")
+        )
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -61,24 +62,31 @@ def load_manifest(text: str, file: str = "") -> tuple[dict[str, Any], Policy]:
     if errors:
         raise PolicyErrors(errors)
     if len(documents) != 1:
-        raise PolicyErrors([PolicyError(
-            f"expected exactly one PolicyPreview document, found {len(documents)}", file=file)])
+        raise PolicyErrors(
+            [
+                PolicyError(
+                    f"expected exactly one PolicyPreview document, found {len(documents)}",
+                    file=file,
+                )
+            ]
+        )
     doc = documents[0]
     manifest = plain(doc.data)
     positions = doc.positions
 
     def err(path: str, message: str) -> PolicyError:
-        line, column = positions.get(path) or positions.get(path.rpartition(".")[0]) or (
-            None, None)
+        line, column = positions.get(path) or positions.get(path.rpartition(".")[0]) or (None, None)
         return PolicyError(message, path=path, file=file, line=line, column=column)
 
     if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise PolicyErrors([err("kind", f"Invalid value: expected apiVersion: {API_VERSION} "
-                                        f"and kind: {KIND}")])
+        raise PolicyErrors(
+            [err("kind", f"Invalid value: expected apiVersion: {API_VERSION} and kind: {KIND}")]
+        )
     spec = manifest.get("spec")
     if not isinstance(spec, dict):
-        raise PolicyErrors([err("spec", "Required value: spec must be a mapping with 'policy' "
-                                        "and 'inputs'")])
+        raise PolicyErrors(
+            [err("spec", "Required value: spec must be a mapping with 'policy' and 'inputs'")]
+        )
     name = (manifest.get("metadata") or {}).get("name") or ""
     policy, problems, _warnings = spec_to_policy(
         spec.get("policy"), name=name, file=file, positions=positions, spec_path="spec.policy"
@@ -96,10 +104,20 @@ def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:
     inputs = spec.get("inputs")
     if spec.get("autoFetch") is not None:
         if inputs:
-            return [err("spec", "Invalid value: cannot specify both 'inputs' and 'autoFetch' - "
-                                "use one or the other")]
-        return [err("spec.autoFetch", "Unsupported value: autoFetch needs the Activity API "
-                                      "server; provide the records to test under 'inputs'")]
+            return [
+                err(
+                    "spec",
+                    "Invalid value: cannot specify both 'inputs' and 'autoFetch' - "
+                    "use one or the other",
+                )
+            ]
+        return [
+            err(
+                "spec.autoFetch",
+                "Unsupported value: autoFetch needs the Activity API "
+                "server; provide the records to test under 'inputs'",
+            )
+        ]
     if not inputs:
         return [err("spec", "Required value: provide either 'inputs' or 'autoFetch'")]
     if not isinstance(inputs, list):
@@ -109,20 +127,30 @@ def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:
         path = f"spec.inputs[{i}]"
         kind = item.get("type") if isinstance(item, dict) else None
         if not kind:
-            problems.append(err(f"{path}.type", "Required value: specify whether this input is "
-                                                "an 'audit' log or 'event'"))
+            problems.append(
+                err(
+                    f"{path}.type",
+                    "Required value: specify whether this input is an 'audit' log or 'event'",
+                )
+            )
         elif kind not in _INPUT_TYPES:
-            problems.append(err(f"{path}.type", f'Unsupported value: "{kind}": supported '
-                                                'values: "audit", "event"'))
+            problems.append(
+                err(
+                    f"{path}.type",
+                    f'Unsupported value: "{kind}": supported values: "audit", "event"',
+                )
+            )
         elif item.get(kind) is None:
             what = "audit log" if kind == "audit" else "event"
-            problems.append(err(f"{path}.{kind}", f"Required value: provide the {what} data "
-                                                  "to test"))
+            problems.append(
+                err(f"{path}.{kind}", f"Required value: provide the {what} data to test")
+            )
     return problems
 
 
-def run_preview(manifest: dict[str, Any], policy: Policy,
-                resolver: KindResolver | None = None) -> dict[str, Any]:
+def run_preview(
+    manifest: dict[str, Any], policy: Policy, resolver: KindResolver | None = None
+) -> dict[str, Any]:
     """Evaluate the policy on every input; return the manifest with ``status`` filled."""
     resolver = resolver or KindResolver()
     resolver.add_policy_kind(policy.api_group, policy.kind)
@@ -142,9 +170,12 @@ def run_preview(manifest: dict[str, Any], policy: Policy,
         if hit is not None:
             rule_index, activity = hit
             rules = compiled.audit_rules if item["type"] == "audit" else compiled.event_rules
-            result.update(matched=True, matchedRuleIndex=rule_index,
-                          matchedRuleType=item["type"],
-                          matchedRuleName=rules[rule_index].rule.name)
+            result.update(
+                matched=True,
+                matchedRuleIndex=rule_index,
+                matchedRuleType=item["type"],
+                matchedRuleName=rules[rule_index].rule.name,
+            )
             activities.append(activity)
         results.append(result)
     out = {k: v for k, v in manifest.items() if k != "status"}
@@ -206,8 +237,9 @@ def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tupl
         except RuleFailure as exc:
             raise _failure(exc) from None
         try:
-            activity = build_event_activity(event, involved, cp.api_group, cp.kind, summary,
-                                            links, resolver)
+            activity = build_event_activity(
+                event, involved, cp.api_group, cp.kind, summary, links, resolver
+            )
         except KindResolveError as exc:
             raise _failure(RuleFailure("kind_resolve", crule.rule.index, str(exc))) from None
         return crule.rule.index, activity

@@ -6,6 +6,7 @@ next to the repo root; tests read them from there at run time and never copy the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 def shared_dir() -> Path:
     """The ``../shared`` folder (real policies, conformance cases); skips when it is absent."""
     if not SHARED_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared test data not found at {SHARED_DIR}; CI must provide it")
         pytest.skip(
             f"shared test data not found at {SHARED_DIR}: check out the shared corpus "
             "(real-policies/, conformance/) next to the repository to run this test"

@@ -13,7 +13,6 @@ from typing import Any
 
 import lark
 from celpy.celparser import CELParseError, CELParser
-from celpy.evaluation import celbytes, celstr
 
 from processor.cel.types import BOOL, BYTES, DOUBLE, INT, NULL, STRING, UINT, CelType
 from processor.cel.values import UInt
@@ -177,6 +176,83 @@ def parse(source: str) -> Node:
     return _Builder(source).build(tree)
 
 
+_SIMPLE_ESCAPES = {
+    "a": 7,
+    "b": 8,
+    "f": 12,
+    "n": 10,
+    "r": 13,
+    "t": 9,
+    "v": 11,
+    "\\": 92,
+    "?": 63,
+    '"': 34,
+    "'": 39,
+    "`": 96,
+}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def unquote(text: str) -> str | bytes:
+    """Decode a CEL string or bytes literal token as cel-go's parser does.
+
+    celpy's own decoder drops newlines in triple-quoted literals and keeps unknown escapes such as
+    ``\\d`` as text; cel-go rejects those. Octal and ``\\x`` escapes are code points in strings and
+    bytes in bytes literals; ``\\u``/``\\U`` are not allowed in bytes.
+
+    Raises:
+        ValueError: an invalid escape sequence.
+    """
+    i = 0
+    is_bytes = raw = False
+    while text[i] in "rRbB":
+        if text[i] in "bB":
+            is_bytes = True
+        else:
+            raw = True
+        i += 1
+    body = text[i:]
+    quote = 3 if body[:3] in ('"""', "'''") else 1
+    body = body[quote:-quote]
+    if raw or "\\" not in body:
+        return body.encode("utf-8") if is_bytes else body
+    out = bytearray()  # UTF-8 for strings too, decoded at the end
+    pos, n = 0, len(body)
+    while pos < n:
+        ch = body[pos]
+        if ch != "\\":
+            out += ch.encode("utf-8")
+            pos += 1
+            continue
+        esc = body[pos + 1 : pos + 2]
+        if esc in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[esc])
+            pos += 2
+            continue
+        if esc in ("x", "X", "u", "U"):
+            width = {"x": 2, "X": 2, "u": 4, "U": 8}[esc]
+            digits = body[pos + 2 : pos + 2 + width]
+            if len(digits) != width or not set(digits) <= _HEX or (is_bytes and width > 2):
+                raise ValueError(f"invalid escape sequence \\{esc}{digits}")
+            value = int(digits, 16)
+            pos += 2 + width
+        elif esc in ("0", "1", "2", "3"):
+            digits = body[pos + 1 : pos + 4]
+            if len(digits) != 3 or not set(digits) <= set("01234567"):
+                raise ValueError(f"invalid escape sequence \\{digits}")
+            value = int(digits, 8)
+            pos += 4
+        else:
+            raise ValueError(f"invalid escape sequence \\{esc}")
+        if is_bytes:
+            out.append(value)
+        elif 0xD800 <= value <= 0xDFFF or value > 0x10FFFF:
+            raise ValueError(f"invalid code point {value:#x}")
+        else:
+            out += chr(value).encode("utf-8")
+    return bytes(out) if is_bytes else out.decode("utf-8")
+
+
 class _Builder:
     def __init__(self, source: str) -> None:
         self.source = source
@@ -266,7 +342,7 @@ class _Builder:
         exprlist = rest[0] if rest else None
         args = self._exprlist(exprlist) if exprlist is not None else []
         function = str(name)
-        if function in _MACROS and len(args) in (2, 3):
+        if function in _MACROS and (len(args) == 2 or (len(args) == 3 and function == "map")):
             return self._comprehension(t, function, self.build(operand), args, exprlist)
         return Call(function, self.build(operand), args, **self.pos(name))
 
@@ -282,7 +358,8 @@ class _Builder:
         return Ident(str(t.children[0]), **self.pos(t))
 
     def _ident_arg(self, t: lark.Tree) -> Node:
-        name, exprlist = t.children
+        name, *rest = t.children  # no exprlist child for a call without arguments (``f()``)
+        exprlist = rest[0] if rest else None
         args = self._exprlist(exprlist) if exprlist is not None else []
         function = str(name)
         if function == "has" and len(args) == 1:
@@ -293,14 +370,12 @@ class _Builder:
         return Call(function, None, args, **self.pos(t))
 
     def _comprehension(
-        self, t: lark.Tree, macro: str, rng: Node, args: list[Node], exprlist: lark.Tree
+        self, t: lark.Tree, macro: str, rng: Node, args: list[Node], exprlist: Any
     ) -> Node:
         var = args[0]
         if not isinstance(var, Ident):
-            raise self.fail(exprlist, f"argument is not an identifier in {macro}() macro")
+            raise self.fail(exprlist, "argument must be a simple name")
         if len(args) == 3:
-            if macro != "map":
-                raise self.fail(t, f"{macro}() macro takes two arguments")
             return Comprehension(macro, rng, var.name, args[1], args[2], **self.pos(t))
         if macro == "map":
             return Comprehension(macro, rng, var.name, None, args[1], **self.pos(t))
@@ -322,6 +397,7 @@ class _Builder:
 
     def _literal(self, t: lark.Tree) -> Node:
         token = t.children[0]
+        assert isinstance(token, lark.Token)
         kind, text = token.type, token.value
         pos = self.pos(t)
         try:
@@ -338,9 +414,9 @@ class _Builder:
             if kind == "FLOAT_LIT":
                 return Literal(float(text), DOUBLE, **pos)
             if kind in ("STRING_LIT", "MLSTRING_LIT"):
-                return Literal(str(celstr(token)), STRING, **pos)
+                return Literal(unquote(text), STRING, **pos)
             if kind == "BYTES_LIT":
-                return Literal(bytes(celbytes(token)), BYTES, **pos)
+                return Literal(unquote(text), BYTES, **pos)
             if kind == "BOOL_LIT":
                 return Literal(text == "true", BOOL, **pos)
             if kind == "NULL_LIT":

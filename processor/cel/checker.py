@@ -14,9 +14,20 @@ from processor.cel.functions import FUNCTIONS, Overload
 from processor.errors import CelCompileError
 
 _ORDERABLE = {"int", "uint", "double", "string", "bytes", "bool", t.TIMESTAMP.name, t.DURATION.name}
-_OPERATOR_NAMES = {"<": "_<_", "<=": "_<=_", ">": "_>_", ">=": "_>=_", "==": "_==_",
-                   "!=": "_!=_", "in": "@in", "+": "_+_", "-": "_-_", "*": "_*_", "/": "_/_",
-                   "%": "_%_"}
+_OPERATOR_NAMES = {
+    "<": "_<_",
+    "<=": "_<=_",
+    ">": "_>_",
+    ">=": "_>=_",
+    "==": "_==_",
+    "!=": "_!=_",
+    "in": "@in",
+    "+": "_+_",
+    "-": "_-_",
+    "*": "_*_",
+    "/": "_/_",
+    "%": "_%_",
+}
 
 
 def check(node: ast.Node, env: Environment, source: str) -> t.CelType:
@@ -36,6 +47,15 @@ def _matches(param: t.CelType, arg: t.CelType) -> bool:
     return all(_matches(p, a) for p, a in zip(param.params, arg.params, strict=True))
 
 
+def _unifies(a: t.CelType, b: t.CelType) -> bool:
+    """Whether two arguments can bind the same type parameter (``_==_(A, A)``, ``_?_:_``)."""
+    if t.NULL in (a, b):
+        # cel-go: null only unifies with dyn, null and the legacy-nullable types
+        other = b if a == t.NULL else a
+        return other.is_dyn or other in (t.NULL, t.TIMESTAMP, t.DURATION)
+    return t.is_assignable(a, b)
+
+
 class _Checker:
     def __init__(self, env: Environment, source: str) -> None:
         self.env = env
@@ -44,8 +64,9 @@ class _Checker:
     def fail(self, node: ast.Node, message: str) -> CelCompileError:
         return CelCompileError(ast.format_error(self.source, node.line, node.column, message))
 
-    def no_overload(self, node: ast.Node, name: str, args: list[t.CelType],
-                    receiver: t.CelType | None = None) -> CelCompileError:
+    def no_overload(
+        self, node: ast.Node, name: str, args: list[t.CelType], receiver: t.CelType | None = None
+    ) -> CelCompileError:
         shown = f"({', '.join(str(a) for a in args)})"
         if receiver is not None:
             shown = f"{receiver}.{shown}"
@@ -79,14 +100,14 @@ class _Checker:
         operand = self.check(node.operand, scope)
         if operand.is_dyn or operand.name == "map":
             return t.BOOL
-        raise self.fail(node, f"invalid type argument to has() macro: '{operand}'")
+        raise self.fail(node, f"type '{operand}' does not support field selection")
 
     def _Index(self, node: ast.Index, scope: dict[str, t.CelType]) -> t.CelType:
         operand = self.check(node.operand, scope)
         index = self.check(node.index, scope)
         if operand.is_dyn:
             return t.DYN
-        if operand.name == "list" and (index.is_dyn or index.name in ("int", "uint", "double")):
+        if operand.name == "list" and (index.is_dyn or index == t.INT):  # cel-go: index_list(int)
             return operand.params[0]
         if operand.name == "map" and _matches(operand.params[0], index):
             return operand.params[1]
@@ -130,7 +151,7 @@ class _Checker:
 
     def _Neg(self, node: ast.Neg, scope: dict[str, t.CelType]) -> t.CelType:
         operand = self.check(node.operand, scope)
-        if operand.is_dyn or operand in (t.INT, t.DOUBLE, t.DURATION):
+        if operand.is_dyn or operand in (t.INT, t.DOUBLE):  # cel-go: negate_int64/_double only
             return operand
         raise self.no_overload(node, "-_", [operand])
 
@@ -138,7 +159,8 @@ class _Checker:
         cond = self.check(node.cond, scope)
         then = self.check(node.then, scope)
         otherwise = self.check(node.otherwise, scope)
-        if not (cond.is_dyn or cond == t.BOOL):
+        # cel-go: _?_:_(bool, A, A) -> A; mixed branches need dyn() (`c ? 1 : 'a'` is an error)
+        if not (cond.is_dyn or cond == t.BOOL) or not _unifies(then, otherwise):
             raise self.no_overload(node, "_?_:_", [cond, then, otherwise])
         return t.join(then, otherwise)
 
@@ -156,8 +178,7 @@ class _Checker:
         dyn = left.is_dyn or right.is_dyn
         numeric = left in t.NUMERIC and right in t.NUMERIC
         if op in ("==", "!="):
-            ok = t.is_assignable(left, right) or t.NULL in (left, right)
-            return t.BOOL if ok else None
+            return t.BOOL if _unifies(left, right) else None
         if op in ("<", "<=", ">", ">="):
             ok = dyn or numeric or (left == right and left.name in _ORDERABLE)
             return t.BOOL if ok else None
@@ -183,8 +204,8 @@ class _Checker:
         if op == "+":
             if left == right and left.name in ("int", "uint", "double", "string", "bytes"):
                 return left
-            if left.name == "list" and right.name == "list":
-                return t.join(left, right)
+            if left.name == "list" and right.name == "list":  # add_list(list(A), list(A))
+                return t.join(left, right) if t.is_assignable(left, right) else None
             if {left, right} == {t.TIMESTAMP, t.DURATION}:
                 return t.TIMESTAMP
             return t.DURATION if left == right == t.DURATION else None
@@ -192,8 +213,11 @@ class _Checker:
             if left == right and left.name in ("int", "uint", "double"):
                 return left
             if left == t.TIMESTAMP:
-                return t.DURATION if right == t.TIMESTAMP else (
-                    t.TIMESTAMP if right == t.DURATION else None)
+                return (
+                    t.DURATION
+                    if right == t.TIMESTAMP
+                    else (t.TIMESTAMP if right == t.DURATION else None)
+                )
             return t.DURATION if left == right == t.DURATION else None
         if op in ("*", "/"):
             return left if left == right and left in t.NUMERIC else None
@@ -202,10 +226,11 @@ class _Checker:
         return None
 
     def _Call(self, node: ast.Call, scope: dict[str, t.CelType]) -> t.CelType:
+        # cel-go checks the receiver first: ``base64.encode(x)`` reports 'base64'
+        receiver = self.check(node.target, scope) if node.target is not None else None
         fn = FUNCTIONS.get(node.function)
         if fn is None:
             raise self.fail(node, f"undeclared reference to '{node.function}' (in container '')")
-        receiver = self.check(node.target, scope) if node.target is not None else None
         args = [self.check(a, scope) for a in node.args]
         full = [receiver, *args] if receiver is not None else args
         results = {
@@ -229,19 +254,21 @@ class _Checker:
         rng = self.check(node.range, scope)
         if rng.is_dyn:
             elem = t.DYN
-        elif rng.name == "list":
-            elem = rng.params[0]
-        elif rng.name == "map":
+        elif rng.name == "list" or rng.name == "map":
             elem = rng.params[0]
         else:
-            raise self.fail(node.range, f"expression of type '{rng}' cannot be range of a "
-                            "comprehension (must be list, map, or dynamic)")
+            raise self.fail(
+                node.range,
+                f"expression of type '{rng}' cannot be range of a "
+                "comprehension (must be list, map, or dynamic)",
+            )
         inner = {**scope, node.var: elem}
         if node.predicate is not None:
             pred = self.check(node.predicate, inner)
             if not (pred.is_dyn or pred == t.BOOL):
-                raise self.no_overload(node.predicate, "_&&_" if node.macro == "all" else
-                                       "_||_", [t.BOOL, pred])
+                raise self.no_overload(
+                    node.predicate, "_&&_" if node.macro == "all" else "_||_", [t.BOOL, pred]
+                )
         if node.macro == "map":
             assert node.transform is not None
             return t.list_of(self.check(node.transform, inner))

@@ -101,10 +101,10 @@ def go_format(value: Any) -> str:
     if value is None:
         return "NULL_VALUE"
     if t is list:
-        return "[" + " ".join(go_format(v) for v in value) + "]"
+        return "[" + " ".join(_go_element(v) for v in value) + "]"
     if t is dict:
         items = sorted(value.items(), key=lambda kv: _sort_key(kv[0]))
-        return "map[" + " ".join(f"{go_format(k)}:{go_format(v)}" for k, v in items) + "]"
+        return "map[" + " ".join(f"{_go_element(k)}:{_go_element(v)}" for k, v in items) + "]"
     if t is bytes:
         return "[" + " ".join(str(b) for b in value) + "]"
     if t is datetime:
@@ -114,6 +114,12 @@ def go_format(value: Any) -> str:
     if t is TypeValue:
         return value.name
     return str(value)
+
+
+def _go_element(value: Any) -> str:
+    # Inside a list or map from the input, a JSON null is a Go nil: ``[a <nil>]``. Only a
+    # top-level CEL null is the protobuf enum (``NULL_VALUE``).
+    return "<nil>" if value is None else go_format(value)
 
 
 def _sort_key(key: Any) -> tuple[int, Any]:
@@ -127,8 +133,17 @@ def _sort_key(key: Any) -> tuple[int, Any]:
     return (2, repr(key))
 
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+_GO_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
 
 
 def go_quote(text: str) -> str:

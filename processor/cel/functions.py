@@ -57,8 +57,9 @@ def _size(x: Any) -> int:
 
 
 def _str_pair(name: str) -> Callable[[Any, Any], Any]:
-    method = {"contains": str.__contains__, "startsWith": str.startswith,
-              "endsWith": str.endswith}[name]
+    method = {"contains": str.__contains__, "startsWith": str.startswith, "endsWith": str.endswith}[
+        name
+    ]
 
     def impl(s: Any, arg: Any) -> bool:
         if type(s) is str and type(arg) is str:
@@ -82,6 +83,10 @@ def _matches(s: Any, pattern: Any) -> bool:
     raise no_overload("matches", s, pattern)
 
 
+_INT_SYNTAX = re.compile(r"[+-]?[0-9]+")
+_UINT_SYNTAX = re.compile(r"[0-9]+")
+
+
 def _to_int(x: Any) -> int:
     tx = type(x)
     if tx is int:
@@ -91,19 +96,21 @@ def _to_int(x: Any) -> int:
             raise CelEvalError("integer overflow")
         return int(x)
     if tx is float:
-        if math.isnan(x) or math.isinf(x) or not INT_MIN <= x < 2.0**63:
+        # cel-go's doubleToInt64Checked: both bounds exclusive (-2**63 itself overflows)
+        if math.isnan(x) or math.isinf(x) or not INT_MIN < x < 2.0**63:
             raise CelEvalError("integer overflow")
         return int(x)
     if tx is str:
-        try:
-            v = int(x, 10)
-        except ValueError:
-            raise CelEvalError(f'strconv.ParseInt: parsing "{x}": invalid syntax') from None
+        if _INT_SYNTAX.fullmatch(x) is None:  # Go's ParseInt: no spaces, "_" or non-ASCII digits
+            raise CelEvalError(f'strconv.ParseInt: parsing "{x}": invalid syntax')
+        v = int(x, 10)
         if not INT_MIN <= v <= INT_MAX:
             raise CelEvalError(f'strconv.ParseInt: parsing "{x}": value out of range')
         return v
     if tx is datetime:
         return int(x.timestamp() // 1)
+    if tx is timedelta:  # nanoseconds (cel-go duration_to_int)
+        return ((x.days * 86400 + x.seconds) * 1_000_000 + x.microseconds) * 1000
     raise no_overload("int", x)
 
 
@@ -120,10 +127,9 @@ def _to_uint(x: Any) -> UInt:
             raise CelEvalError("unsigned integer overflow")
         return UInt(int(x))
     if tx is str:
-        try:
-            v = int(x, 10)
-        except ValueError:
-            raise CelEvalError(f'strconv.ParseUint: parsing "{x}": invalid syntax') from None
+        if _UINT_SYNTAX.fullmatch(x) is None:  # Go's ParseUint: ASCII digits only, no sign
+            raise CelEvalError(f'strconv.ParseUint: parsing "{x}": invalid syntax')
+        v = int(x, 10)
         if not 0 <= v <= UINT_MAX:
             raise CelEvalError(f'strconv.ParseUint: parsing "{x}": value out of range')
         return UInt(v)
@@ -138,6 +144,8 @@ def _to_double(x: Any) -> float:
         return float(x)
     if tx is str:
         try:
+            if not x.isascii() or "_" in x or x != x.strip():  # Go's ParseFloat rejects these
+                raise ValueError(x)
             return float(x)
         except ValueError:
             raise CelEvalError(f'strconv.ParseFloat: parsing "{x}": invalid syntax') from None
@@ -175,9 +183,20 @@ def _to_bytes(x: Any) -> bytes:
     raise no_overload("bytes", x)
 
 
-_BOOL_STRINGS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-                 "0": False, "f": False, "F": False, "FALSE": False, "false": False,
-                 "False": False}
+_BOOL_STRINGS = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
+}
 
 
 def _to_bool(x: Any) -> bool:
@@ -236,6 +255,8 @@ _UNIT_US = {"ns": 0.001, "us": 1, "µs": 1, "μs": 1, "ms": 1000, "s": 1e6, "m":
 def _to_duration(x: Any) -> timedelta:
     if type(x) is timedelta:
         return x
+    if type(x) is int:  # nanoseconds (cel-go int_to_duration)
+        return timedelta(microseconds=x // 1000)
     if type(x) is not str:
         raise no_overload("duration", x)
     text = x
@@ -278,7 +299,9 @@ def _ts_accessor(name: str, part: Callable[[datetime], int]) -> Callable[..., in
     return impl
 
 
-def _time_accessor(name: str, ts_part: Callable[[datetime], int], dur_us: int) -> Callable[..., int]:
+def _time_accessor(
+    name: str, ts_part: Callable[[datetime], int], dur_us: int
+) -> Callable[..., int]:
     def impl(x: Any, zone: Any = None) -> int:
         if type(x) is timedelta and zone is None:
             total_us = (x.days * 86400 + x.seconds) * 1_000_000 + x.microseconds
@@ -300,44 +323,84 @@ def _timestamp_overloads(result: t.CelType = t.INT) -> tuple[Overload, ...]:
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in (
-        Function("size", (
-            _g(t.STRING, t.INT), _g(t.BYTES, t.INT), _g(t.list_of(A), t.INT),
-            _g(t.map_of(A, B), t.INT), _r(t.STRING, t.INT), _r(t.BYTES, t.INT),
-            _r(t.list_of(A), t.INT), _r(t.map_of(A, B), t.INT),
-        ), _size),
+        Function(
+            "size",
+            (
+                _g(t.STRING, t.INT),
+                _g(t.BYTES, t.INT),
+                _g(t.list_of(A), t.INT),
+                _g(t.map_of(A, B), t.INT),
+                _r(t.STRING, t.INT),
+                _r(t.BYTES, t.INT),
+                _r(t.list_of(A), t.INT),
+                _r(t.map_of(A, B), t.INT),
+            ),
+            _size,
+        ),
         Function("contains", (_r(_S, _S, t.BOOL),), _str_pair("contains")),
         Function("startsWith", (_r(_S, _S, t.BOOL),), _str_pair("startsWith")),
         Function("endsWith", (_r(_S, _S, t.BOOL),), _str_pair("endsWith")),
         Function("matches", (_r(_S, _S, t.BOOL), _g(_S, _S, t.BOOL)), _matches),
-        Function("int", tuple(_g(x, t.INT) for x in (t.INT, t.UINT, t.DOUBLE, _S, _TS)), _to_int),
+        Function(
+            "int", tuple(_g(x, t.INT) for x in (t.INT, t.UINT, t.DOUBLE, _S, _TS, _DUR)), _to_int
+        ),
         Function("uint", tuple(_g(x, t.UINT) for x in (t.INT, t.UINT, t.DOUBLE, _S)), _to_uint),
-        Function("double", tuple(_g(x, t.DOUBLE) for x in (t.INT, t.UINT, t.DOUBLE, _S)),
-                 _to_double),
-        Function("string", tuple(_g(x, _S) for x in (
-            _S, t.INT, t.UINT, t.DOUBLE, t.BOOL, t.BYTES, _TS, _DUR)), _to_string),
+        Function(
+            "double", tuple(_g(x, t.DOUBLE) for x in (t.INT, t.UINT, t.DOUBLE, _S)), _to_double
+        ),
+        Function(
+            "string",
+            tuple(_g(x, _S) for x in (_S, t.INT, t.UINT, t.DOUBLE, t.BOOL, t.BYTES, _TS, _DUR)),
+            _to_string,
+        ),
         Function("bytes", (_g(_S, t.BYTES), _g(t.BYTES, t.BYTES)), _to_bytes),
         Function("bool", (_g(t.BOOL, t.BOOL), _g(_S, t.BOOL)), _to_bool),
         Function("dyn", (_g(A, t.DYN),), lambda x: x),
         Function("type", (_g(A, t.TYPE),), _type),
         Function("timestamp", (_g(_S, _TS), _g(_TS, _TS), _g(t.INT, _TS)), _to_timestamp),
-        Function("duration", (_g(_S, _DUR), _g(_DUR, _DUR)), _to_duration),
-        Function("getFullYear", _timestamp_overloads(), _ts_accessor("getFullYear", lambda d: d.year)),
-        Function("getMonth", _timestamp_overloads(), _ts_accessor("getMonth", lambda d: d.month - 1)),
-        Function("getDayOfYear", _timestamp_overloads(),
-                 _ts_accessor("getDayOfYear", lambda d: d.timetuple().tm_yday - 1)),
-        Function("getDayOfMonth", _timestamp_overloads(),
-                 _ts_accessor("getDayOfMonth", lambda d: d.day - 1)),
+        Function("duration", (_g(_S, _DUR), _g(_DUR, _DUR), _g(t.INT, _DUR)), _to_duration),
+        Function(
+            "getFullYear", _timestamp_overloads(), _ts_accessor("getFullYear", lambda d: d.year)
+        ),
+        Function(
+            "getMonth", _timestamp_overloads(), _ts_accessor("getMonth", lambda d: d.month - 1)
+        ),
+        Function(
+            "getDayOfYear",
+            _timestamp_overloads(),
+            _ts_accessor("getDayOfYear", lambda d: d.timetuple().tm_yday - 1),
+        ),
+        Function(
+            "getDayOfMonth",
+            _timestamp_overloads(),
+            _ts_accessor("getDayOfMonth", lambda d: d.day - 1),
+        ),
         Function("getDate", _timestamp_overloads(), _ts_accessor("getDate", lambda d: d.day)),
-        Function("getDayOfWeek", _timestamp_overloads(),
-                 _ts_accessor("getDayOfWeek", lambda d: (d.weekday() + 1) % 7)),
-        Function("getHours", (*_timestamp_overloads(), _r(_DUR, t.INT)),
-                 _time_accessor("getHours", lambda d: d.hour, 3_600_000_000)),
-        Function("getMinutes", (*_timestamp_overloads(), _r(_DUR, t.INT)),
-                 _time_accessor("getMinutes", lambda d: d.minute, 60_000_000)),
-        Function("getSeconds", (*_timestamp_overloads(), _r(_DUR, t.INT)),
-                 _time_accessor("getSeconds", lambda d: d.second, 1_000_000)),
-        Function("getMilliseconds", (*_timestamp_overloads(), _r(_DUR, t.INT)),
-                 _time_accessor("getMilliseconds", lambda d: d.microsecond // 1000, 1000)),
+        Function(
+            "getDayOfWeek",
+            _timestamp_overloads(),
+            _ts_accessor("getDayOfWeek", lambda d: (d.weekday() + 1) % 7),
+        ),
+        Function(
+            "getHours",
+            (*_timestamp_overloads(), _r(_DUR, t.INT)),
+            _time_accessor("getHours", lambda d: d.hour, 3_600_000_000),
+        ),
+        Function(
+            "getMinutes",
+            (*_timestamp_overloads(), _r(_DUR, t.INT)),
+            _time_accessor("getMinutes", lambda d: d.minute, 60_000_000),
+        ),
+        Function(
+            "getSeconds",
+            (*_timestamp_overloads(), _r(_DUR, t.INT)),
+            _time_accessor("getSeconds", lambda d: d.second, 1_000_000),
+        ),
+        Function(
+            "getMilliseconds",
+            (*_timestamp_overloads(), _r(_DUR, t.INT)),
+            _time_accessor("getMilliseconds", lambda d: d.microsecond // 1000, 1000),
+        ),
         Function("link", (_g(_S, t.DYN, _S),), None),
     )
 }

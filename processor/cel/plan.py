@@ -15,11 +15,14 @@ This is the pure-Python twin of the native matcher: it is the specification of t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from processor.cel import ast
+from processor.cel.format import go_float, go_format
 from processor.cel.functions import FUNCTIONS, compile_regex
+from processor.cel.types import TYPE_IDENTS
 from processor.cel.values import (
     TypeValue,
     add,
@@ -35,7 +38,6 @@ from processor.cel.values import (
     no_overload,
     sub,
 )
-from processor.cel.types import TYPE_IDENTS
 from processor.errors import CelEvalError
 
 Plan = Callable[[dict], Any]
@@ -58,7 +60,7 @@ def _ident(node: ast.Ident) -> Plan:
         type_value = TypeValue(TYPE_IDENTS[name].name)
 
         def ident_or_type(a: dict) -> Any:
-            return a[name] if name in a else type_value
+            return a.get(name, type_value)
 
         return ident_or_type
 
@@ -77,7 +79,10 @@ def _field(value: Any, field: str) -> Any:
             return value[field]
         except KeyError:
             raise CelEvalError(f"no such key: {field}") from None
-    raise CelEvalError(f"type '{_type_label(value)}' does not support field selection")
+    # cel-go's refQualify: a list rejects a string index, any other value has no such key
+    if type(value) is list:
+        raise CelEvalError("unsupported index type 'string' in list")
+    raise CelEvalError(f"no such key: {field}")
 
 
 def _type_label(value: Any) -> str:
@@ -136,7 +141,11 @@ def _has(node: ast.Has) -> Plan:
         v = operand(a)
         if type(v) is dict:
             return field in v
-        raise no_overload("has", v)
+        # cel-go's presence test (refQualify): a list rejects the string index, a scalar or null
+        # parent simply has no such field
+        if type(v) is list:
+            raise CelEvalError("unsupported index type 'string' in list")
+        return False
 
     return has
 
@@ -153,16 +162,17 @@ def _index(node: ast.Index) -> Plan:
             return map_get(v, i)
         if tv is list:
             ti = type(i)
+            # cel-go qualifies indexes as attributes (refQualify, IndexOrError), with these messages
             if ti is float:
-                if i != int(i):
-                    raise CelEvalError(f"unsupported index value {i}")
+                if not i.is_integer():
+                    raise CelEvalError(f"unsupported index value {go_float(i)} in list")
                 i = int(i)
             elif ti is bool or not isinstance(i, int):
-                raise no_overload("_[_]", v, i)
+                raise CelEvalError(f"unsupported index type '{_type_label(i)}' in list")
             if 0 <= i < len(v):
                 return v[i]
             raise CelEvalError(f"index out of bounds: {i}")
-        raise no_overload("_[_]", v, i)
+        raise CelEvalError(f"no such key: {go_format(i)}")  # cel-go's refQualify on a non-container
 
     return index_
 
@@ -273,8 +283,12 @@ def _neg(node: ast.Neg) -> Plan:
 
 
 def _ordering(op: str) -> Callable[[Any, Any], bool]:
-    compare = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y,
-               ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}[op]
+    compare = {
+        "<": lambda x, y: x < y,
+        "<=": lambda x, y: x <= y,
+        ">": lambda x, y: x > y,
+        ">=": lambda x, y: x >= y,
+    }[op]
 
     def ordered(x: Any, y: Any) -> bool:
         check_ordered(x, y, f"_{op}_")
@@ -300,8 +314,10 @@ def _binary(node: ast.Binary) -> Plan:
             return lambda a: cel_eq(left(a), right(a))
         return lambda a: not cel_eq(left(a), right(a))
     if op == "in":
-        if isinstance(node.right, ast.ListLit) and node.right.items and all(
-            isinstance(i, ast.Literal) and type(i.value) is str for i in node.right.items
+        if (
+            isinstance(node.right, ast.ListLit)
+            and node.right.items
+            and all(isinstance(i, ast.Literal) and type(i.value) is str for i in node.right.items)
         ):
             choices = frozenset(i.value for i in node.right.items)  # type: ignore[attr-defined]
             return lambda a: (v := left(a)).__class__ is str and v in choices
@@ -317,7 +333,10 @@ def _call(node: ast.Call) -> Plan:
     assert impl is not None
     args = [compile_plan(x) for x in ([node.target] if node.target else []) + node.args]
     if node.function == "matches" and isinstance(node.args[-1], ast.Literal):
-        compile_regex(node.args[-1].value)  # an invalid literal pattern fails at load time
+        # Warm the regex cache. An invalid literal pattern is a runtime error, as in cel-go
+        # (its Compile does not validate regex literals): the expression still compiles.
+        with contextlib.suppress(CelEvalError):
+            compile_regex(node.args[-1].value)
     if len(args) == 1:
         (x,) = args
         return lambda a: impl(x(a))

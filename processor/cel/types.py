@@ -68,7 +68,7 @@ TYPE_IDENTS: dict[str, CelType] = {
 
 
 def is_assignable(want: CelType, got: CelType) -> bool:
-    """Whether a value of type ``got`` may be passed where ``want`` is declared (dyn on either side)."""
+    """Whether a ``got`` value may be passed where ``want`` is declared (dyn matches anything)."""
     if want.is_dyn or got.is_dyn or want == got:
         return True
     if want.name != got.name:

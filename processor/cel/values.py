@@ -237,6 +237,8 @@ def mod(a: Any, b: Any) -> Any:
     if ta is type(b) and (ta is int or ta is UInt):
         if b == 0:
             raise CelEvalError("modulus by zero")
+        if ta is int and a == INT_MIN and b == -1:  # cel-go's moduloInt64Checked
+            raise CelEvalError("integer overflow")
         r = abs(a) % abs(b)
         r = -r if a < 0 else r
         return r if ta is int else UInt(r)

@@ -78,14 +78,19 @@ def _manifest_from_files(policy_path: str, input_path: str) -> str:
     if loaded.errors:
         raise PolicyErrors(loaded.errors)
     if len(loaded.policies) != 1:
-        raise PolicyError(f"expected one ActivityPolicy in {policy_path}, found "
-                          f"{len(loaded.policies)}", file=policy_path)
+        raise PolicyError(
+            f"expected one ActivityPolicy in {policy_path}, found {len(loaded.policies)}",
+            file=policy_path,
+        )
     spec = dict(loaded.policies[0].raw.get("spec") or {})
     text, _ = _read(input_path)
     inputs = [{"type": t, t: r} for t, r in _records(text, input_path)]
-    manifest = {"apiVersion": API_VERSION, "kind": KIND,
-                "metadata": {"name": loaded.policies[0].name or "preview"},
-                "spec": {"policy": spec, "inputs": inputs}}
+    manifest = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": loaded.policies[0].name or "preview"},
+        "spec": {"policy": spec, "inputs": inputs},
+    }
     return orjson.dumps(manifest).decode()
 
 
@@ -97,8 +102,9 @@ def _records(text: str, path: str) -> list[tuple[str, Any]]:
         try:
             docs = [orjson.loads(line) for line in text.splitlines() if line.strip()]
         except orjson.JSONDecodeError as exc:
-            raise PolicyError(f"cannot parse {path} as JSON, YAML or JSON lines: {exc}",
-                              file=path) from None
+            raise PolicyError(
+                f"cannot parse {path} as JSON, YAML or JSON lines: {exc}", file=path
+            ) from None
     out: list[tuple[str, Any]] = []
     for doc in docs:
         kind = classify_record(doc)
@@ -107,8 +113,11 @@ def _records(text: str, path: str) -> list[tuple[str, Any]]:
         elif kind in ("audit", "event"):
             out.append(("audit" if kind == "audit" else "event", doc))
         else:
-            raise PolicyError(f"{path}: a record is neither an audit event, an audit EventList "
-                              "nor a Kubernetes Event", file=path)
+            raise PolicyError(
+                f"{path}: a record is neither an audit event, an audit EventList "
+                "nor a Kubernetes Event",
+                file=path,
+            )
     if not out:
         raise PolicyError(f"{path}: no records found", file=path)
     return out
@@ -127,9 +136,11 @@ def render_text(result: dict[str, Any]) -> str:
             lines.append(f"{head}matched {rule}: {activity['spec']['summary']}")
             for link in activity["spec"].get("links") or []:
                 res = link["resource"]
-                lines.append(f"    link {link['marker']!r} -> {res.get('kind', '')} "
-                             f"{res.get('namespace', '') + '/' if res.get('namespace') else ''}"
-                             f"{res.get('name', '')}")
+                lines.append(
+                    f"    link {link['marker']!r} -> {res.get('kind', '')} "
+                    f"{res.get('namespace', '') + '/' if res.get('namespace') else ''}"
+                    f"{res.get('name', '')}"
+                )
         elif r.get("error"):
             lines.append(f"{head}error: {r['error']}")
         else:

@@ -27,11 +27,12 @@ def describe_compile_error(context: str, error: CelCompileError, env: Environmen
     """
     first = str(error).split("\n", 1)[0]
     if "undeclared reference" in first:
-        return (f"invalid {context} expression: {first}. {env.hint}. "
-                f"Also available: {FUNCTION_HINT}")
+        return f"invalid {context} expression: {first}. {env.hint}. Also available: {FUNCTION_HINT}"
     if "found no matching overload" in first:
-        return (f"invalid {context} expression: function call error - {first}. "
-                f"Available function: {FUNCTION_HINT}")
+        return (
+            f"invalid {context} expression: function call error - {first}. "
+            f"Available function: {FUNCTION_HINT}"
+        )
     return f"invalid {context} expression: {first}"
 
 
@@ -63,6 +64,8 @@ def validate_summary(text: str, rule_type: str) -> str | None:
             return describe_compile_error("summary", exc, env)
         result = str(program.result_type)
         if result not in ("string", "dyn"):
-            return (f"expression '{{{{ {block.expression} }}}}' in summary must return a "
-                    f"string, got {result}")
+            return (
+                f"expression '{{{{ {block.expression} }}}}' in summary must return a "
+                f"string, got {result}"
+            )
     return None

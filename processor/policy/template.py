@@ -89,11 +89,11 @@ class SummaryTemplate:
         out: list[str] = []
         failures: list[str] = []
         for part in self._parts:
-            if type(part) is str:
+            if isinstance(part, str):
                 out.append(part)
                 continue
-            expression, program = part  # type: ignore[misc]
-            if type(program) is str:
+            expression, program = part
+            if isinstance(program, str):
                 failures.append(program)
                 out.append(f"[ERROR: {program}]")
                 continue

@@ -13,15 +13,20 @@ __all__ = ["floatify", "json_type", "load_object"]
 _DUMP_OPTS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
-def load_object(raw: bytes | bytearray | memoryview | str | dict[str, Any], what: str) -> Any:
+def load_object(
+    raw: bytes | bytearray | memoryview | str | dict[str, Any], what: str, copy: bool = True
+) -> Any:
     """Parse ``raw`` with orjson; a dict is deep-copied through JSON (YAML datetimes -> strings).
 
-    Returns whatever the JSON holds (the caller checks it is an object).
+    Returns whatever the JSON holds (the caller checks it is an object). With ``copy=False`` a
+    dict is returned as is: the caller owns it (e.g. freshly parsed) and lets it be changed.
 
     Raises:
         RecordError: the payload is not valid JSON.
     """
     if isinstance(raw, dict):
+        if not copy:
+            return raw
         try:
             raw = orjson.dumps(raw, option=_DUMP_OPTS)
         except TypeError as exc:

@@ -13,6 +13,7 @@ The output map is built once per record and shared read-only by every rule evalu
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from processor.errors import RecordError
@@ -120,7 +121,13 @@ _STATUS_SET = frozenset(_STATUS_FIELDS)
 def _match_keys(
     obj: dict[str, Any], exact: frozenset[str], folded: dict[str, str], value_fields: frozenset[str]
 ) -> dict[str, Any]:
-    """Map input keys to struct field names (exact first, then folded); null keeps value fields."""
+    """Map input keys to struct field names (exact first, then folded); null keeps value fields.
+
+    Readers treat a None value like an absent key, so an object whose keys are all exact field
+    names (the normal case) is returned as is.
+    """
+    if obj.keys() <= exact:
+        return obj
     out: dict[str, Any] = {}
     for key, val in obj.items():
         field = key if key in exact else folded.get(_fold(key))
@@ -149,17 +156,31 @@ def _string(value: Any, path: str) -> str:
     raise _type_error(value, path, "string")
 
 
+def _copy_strings(
+    src: dict[str, Any], fields: tuple[str, ...], out: dict[str, Any], path: str
+) -> None:
+    """Copy each non-empty string field of ``src`` to ``out`` (Go ``string`` + ``omitempty``)."""
+    for field in fields:
+        v = src.get(field)
+        if type(v) is str:
+            if v:
+                out[field] = v
+        elif v is not None:
+            raise _type_error(v, f"{path}.{field}", "string")
+
+
 def _string_list(value: Any, path: str) -> list[str]:
     if value is None:
         return []
     if type(value) is not list:
         raise _type_error(value, path, "[]string")
+    nulls = False
     for item in value:
         if type(item) is not str:
-            if item is None:
-                return [x if x is not None else "" for x in value]
-            raise _type_error(item, path, "string")
-    return value
+            if item is not None:
+                raise _type_error(item, path, "string")
+            nulls = True
+    return [x if x is not None else "" for x in value] if nulls else value
 
 
 def _int(value: Any, path: str, go_type: str, lo: int, hi: int) -> float:
@@ -186,7 +207,10 @@ def _timestamp(value: Any, path: str) -> str | None:
     if value is None:
         return None
     if type(value) is not str:
-        raise _type_error(value, path, "v1.MicroTime")
+        if isinstance(value, datetime):  # a YAML timestamp in an uncopied dict
+            value = value.isoformat() if value.tzinfo else value.isoformat() + "Z"
+        else:
+            raise _type_error(value, path, "v1.MicroTime")
     try:
         return timefmt.micro(value)
     except ValueError as exc:
@@ -199,15 +223,21 @@ def _timestamp(value: Any, path: str) -> str | None:
 def _user(value: Any, path: str) -> dict[str, Any]:
     src = _match_keys(_object(value, path, "v1.UserInfo"), _USER_SET, _USER_FOLD, _NONE)
     out: dict[str, Any] = {}
-    username = _string(src.get("username"), path + ".username")
+    username = src.get("username")
+    if type(username) is not str:
+        username = _string(username, path + ".username")
     if username:
         out["username"] = username
-    uid = _string(src.get("uid"), path + ".uid")
+    uid = src.get("uid")
+    if type(uid) is not str:
+        uid = _string(uid, path + ".uid")
     if uid:
         out["uid"] = uid
-    groups = _string_list(src.get("groups"), path + ".groups")
-    if groups:
-        out["groups"] = groups
+    groups = src.get("groups")
+    if groups is not None:
+        groups = _string_list(groups, path + ".groups")
+        if groups:
+            out["groups"] = groups
     extra = src.get("extra")
     if extra is not None:
         extra = _object(extra, path + ".extra", "map[string]v1.ExtraValue")
@@ -225,25 +255,23 @@ def _object_ref(value: Any) -> dict[str, Any]:
         _object(value, path, "v1.ObjectReference"), _OBJECT_REF_SET, _OBJECT_REF_FOLD, _NONE
     )
     out: dict[str, Any] = {}
-    for field in _OBJECT_REF_FIELDS:
-        if field in src:
-            s = _string(src[field], f"{path}.{field}")
-            if s:
-                out[field] = s
+    for field, v in src.items():
+        if type(v) is str:
+            if v:
+                out[field] = v
+        elif v is not None:
+            raise _type_error(v, f"{path}.{field}", "string")
     return out
 
 
 def _list_meta(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
+    if value is None or (type(value) is dict and not value):
         return {}
     src = _match_keys(
         _object(value, path, "v1.ListMeta"), frozenset(_LIST_META_FIELDS), _LIST_META_FOLD, _NONE
     )
     out: dict[str, Any] = {}
-    for field in ("selfLink", "resourceVersion", "continue"):
-        s = _string(src.get(field), f"{path}.{field}")
-        if s:
-            out[field] = s
+    _copy_strings(src, ("selfLink", "resourceVersion", "continue"), out, path)
     count = src.get("remainingItemCount")
     if count is not None:
         out["remainingItemCount"] = _int(
@@ -257,10 +285,7 @@ def _details(value: Any, path: str) -> dict[str, Any]:
         _object(value, path, "v1.StatusDetails"), frozenset(_DETAILS_FIELDS), _DETAILS_FOLD, _NONE
     )
     out: dict[str, Any] = {}
-    for field in ("name", "group", "kind", "uid"):
-        s = _string(src.get(field), f"{path}.{field}")
-        if s:
-            out[field] = s
+    _copy_strings(src, ("name", "group", "kind", "uid"), out, path)
     causes = src.get("causes")
     if causes is not None:
         if type(causes) is not list:
@@ -282,10 +307,7 @@ def _cause(value: Any, path: str) -> dict[str, Any]:
         _object(value, path, "v1.StatusCause"), frozenset(_CAUSE_FIELDS), _CAUSE_FOLD, _NONE
     )
     out: dict[str, Any] = {}
-    for field in _CAUSE_FIELDS:
-        s = _string(src.get(field), f"{path}.{field}")
-        if s:
-            out[field] = s
+    _copy_strings(src, _CAUSE_FIELDS, out, path)
     return out
 
 
@@ -293,21 +315,18 @@ def _status(value: Any) -> dict[str, Any]:
     path = "Event.responseStatus"
     src = _match_keys(_object(value, path, "v1.Status"), _STATUS_SET, _STATUS_FOLD, _NONE)
     out: dict[str, Any] = {}
-    for field in ("kind", "apiVersion"):
-        s = _string(src.get(field), f"{path}.{field}")
-        if s:
-            out[field] = s
+    _copy_strings(src, ("kind", "apiVersion"), out, path)
     out["metadata"] = _list_meta(src.get("metadata"), path + ".metadata")
-    for field in ("status", "message", "reason"):
-        s = _string(src.get(field), f"{path}.{field}")
-        if s:
-            out[field] = s
+    _copy_strings(src, ("status", "message", "reason"), out, path)
     details = src.get("details")
     if details is not None:
         out["details"] = _details(details, path + ".details")
     code = src.get("code")
     if code is not None:
-        c = _int(code, path + ".code", "int32", _INT32_MIN, _INT32_MAX)
+        if type(code) is int and _INT32_MIN <= code <= _INT32_MAX:
+            c = float(code)
+        else:
+            c = _int(code, path + ".code", "int32", _INT32_MIN, _INT32_MAX)
         if c:
             out["code"] = c
     return out
@@ -328,11 +347,17 @@ def _annotations(value: Any) -> dict[str, str]:
 # --- public API ----------------------------------------------------------------------------------
 
 
-def decode_audit(raw: bytes | bytearray | memoryview | str | dict[str, Any]) -> dict[str, Any]:
+def decode_audit(
+    raw: bytes | bytearray | memoryview | str | dict[str, Any], *, copy: bool = True
+) -> dict[str, Any]:
     """Decode one audit.k8s.io/v1 Event and normalise it like upstream's Go round trip.
 
     Args:
-        raw: the JSON payload, or an already-parsed object (copied, never mutated).
+        raw: the JSON payload, or an already-parsed object.
+        copy: for an already-parsed object: True copies it through JSON first (it is never
+            changed; YAML datetimes are accepted); False uses it directly, which is cheaper
+            but lets nested values change in place (integers become floats) -- pass False
+            only for objects the caller owns, e.g. the items of a freshly parsed EventList.
 
     Returns:
         The normalised audit map (plain dicts, lists, str, float, bool, None).
@@ -340,20 +365,17 @@ def decode_audit(raw: bytes | bytearray | memoryview | str | dict[str, Any]) -> 
     Raises:
         RecordError: invalid JSON, a non-object payload, or a field of the wrong type.
     """
-    obj = load_object(raw, "audit event")
+    obj = load_object(raw, "audit event", copy)
     if type(obj) is not dict:
         raise RecordError(
             f"json: cannot unmarshal {json_type(obj)} into Go value of type audit.Event"
         )
     src = _match_keys(obj, _EVENT_SET, _EVENT_FOLD, _VALUE_FIELDS)
     out: dict[str, Any] = {}
-    for field in ("kind", "apiVersion"):
-        if field in src:
-            s = _string(src[field], "Event." + field)
-            if s:
-                out[field] = s
+    _copy_strings(src, ("kind", "apiVersion"), out, "Event")
     for field in ("level", "auditID", "stage", "requestURI", "verb"):
-        out[field] = _string(src.get(field), "Event." + field)
+        v = src.get(field)
+        out[field] = v if type(v) is str else _string(v, "Event." + field)
     user = src.get("user")
     out["user"] = _user(user, "Event.user") if user is not None else {}
     v = src.get("impersonatedUser")

@@ -39,12 +39,14 @@ _EMPTY_SOURCE = {"planeType": "", "cluster": "", "region": "", "city": ""}
 
 
 def decode_event(
-    raw: bytes | bytearray | memoryview | str | dict[str, Any],
+    raw: bytes | bytearray | memoryview | str | dict[str, Any], *, copy: bool = True
 ) -> dict[str, Any] | None:
     """Decode one Kubernetes Event; every JSON number becomes a float.
 
     Args:
-        raw: the JSON payload, or an already-parsed object (copied, never mutated).
+        raw: the JSON payload, or an already-parsed object.
+        copy: for an already-parsed object: True copies it through JSON first (never changed);
+            False converts its numbers in place (only for objects the caller owns).
 
     Returns:
         The event map, or None for a JSON ``null`` payload (skipped, like upstream).
@@ -52,7 +54,7 @@ def decode_event(
     Raises:
         RecordError: invalid JSON or a payload that is not an object (e.g. an array).
     """
-    obj = load_object(raw, "event")
+    obj = load_object(raw, "event", copy)
     if obj is None:
         return None
     if type(obj) is not dict:

@@ -26,10 +26,12 @@ __all__ = [
     "seconds",
 ]
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+_RFC3339 = re.compile(  # re.ASCII: \d is [0-9] only
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
-_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z", re.ASCII)
+_SECONDS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
 _ZERO = datetime(1, 1, 1, tzinfo=UTC)
 
 
@@ -69,21 +71,12 @@ def micro(value: str) -> str | None:
         ValueError: not an RFC3339 date-time.
     """
     if len(value) == 27 and _CANONICAL.fullmatch(value):
-        # Validate the calendar fields only; the string is already in its output layout.
+        # Already in the output layout: only the calendar fields need validating.
         try:
-            dt = datetime(
-                int(value[0:4]),
-                int(value[5:7]),
-                int(value[8:10]),
-                int(value[11:13]),
-                int(value[14:16]),
-                int(value[17:19]),
-            )
+            datetime.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f'parsing time "{value}": {exc}') from None
-        if dt.year == 1 and value == "0001-01-01T00:00:00.000000Z":
-            return None
-        return value
+        return None if value == "0001-01-01T00:00:00.000000Z" else value
     dt = parse(value)
     if dt == _ZERO:
         return None
@@ -128,10 +121,14 @@ def millis(value: str) -> str:
     Raises:
         ValueError: not an RFC3339 date-time.
     """
-    if len(value) == 27 and _CANONICAL.fullmatch(value):
-        normal = micro(value)
-        if normal is not None:
-            return normal[:23] + "Z"
+    n = len(value)
+    if (n == 27 and _CANONICAL.fullmatch(value)) or (n == 20 and _SECONDS.fullmatch(value)):
+        # UTC already: validate the calendar fields, then cut or pad the fraction.
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f'parsing time "{value}": {exc}') from None
+        return value[:23] + "Z" if n == 27 else value[:19] + ".000Z"
     return format_millis(parse(value))
 
 

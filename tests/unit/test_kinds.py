@@ -104,7 +104,7 @@ class TestResolve:
         assert r2.resolve("networking.datumapis.com", "httpproxies") == "HTTPProxy"
 
     def test_bad_crd_manifest(self):
-        with pytest.raises(ValueError, match="spec.group"):
+        with pytest.raises(ValueError, match=r"spec\.group"):
             KindResolver().add_crd_manifest({"metadata": {"name": "x"}, "spec": {"group": "g"}})
 
     def test_bad_mapping(self):

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from processor.errors import RecordError
-from processor.records import audit_key, audit_vars, decode_audit
+from processor.records import audit_key, audit_vars, decode_audit, timefmt
 from processor.records.audit import audit_actor_ref
 
 BASE = {
@@ -98,6 +98,18 @@ class TestDecodeShape:
         assert decode_audit(d)["requestReceivedTimestamp"] == "2026-11-20T10:00:00.000005Z"
         d = dict(BASE, requestReceivedTimestamp=datetime(2026, 11, 20, 10, 0, 0))  # naive = UTC
         assert decode_audit(d)["requestReceivedTimestamp"] == "2026-11-20T10:00:00.000000Z"
+
+    def test_copy_false_uses_owned_dict(self):
+        from datetime import UTC, datetime
+
+        src = orjson.loads(orjson.dumps(BASE))
+        src["stageTimestamp"] = datetime(2026, 11, 20, 10, 0, 0, 5, tzinfo=UTC)
+        a = decode_audit(src, copy=False)
+        assert a == decode_audit(BASE) | {"stageTimestamp": "2026-11-20T10:00:00.000005Z"}
+        assert a["responseObject"] is src["responseObject"]  # shared, converted in place
+        assert type(src["responseObject"]["metadata"]["generation"]) is float
+        src = {"stageTimestamp": datetime(2026, 11, 20, 10, 0, 0)}  # naive = UTC
+        assert decode_audit(src, copy=False)["stageTimestamp"] == "2026-11-20T10:00:00.000000Z"
 
     def test_unknown_keys_dropped(self):
         a = dec(
@@ -315,7 +327,7 @@ class TestWrongTypes:
 
     @pytest.mark.parametrize("raw", [b"[]", b"1", b'"x"', b"null", b"true"])
     def test_top_level_not_object(self, raw):
-        with pytest.raises(RecordError, match="audit.Event"):
+        with pytest.raises(RecordError, match=r"audit\.Event"):
             decode_audit(raw)
 
     def test_invalid_json(self):
@@ -377,3 +389,39 @@ class TestAuditKey:
 
     def test_no_object_ref(self):
         assert audit_key(dec(objectRef=...)) is None
+
+
+class TestTimefmt:
+    tf = timefmt
+
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [
+            ("2026-11-20T10:00:00.123456Z", "2026-11-20T10:00:00.123Z"),
+            ("2026-11-20T10:00:00.999999Z", "2026-11-20T10:00:00.999Z"),
+            ("2026-11-20T10:00:05Z", "2026-11-20T10:00:05.000Z"),
+            ("2026-11-20T10:00:05.2Z", "2026-11-20T10:00:05.200Z"),
+            ("2026-11-20T10:00:05.123456789Z", "2026-11-20T10:00:05.123Z"),
+            ("2026-11-20T11:00:05.5+01:00", "2026-11-20T10:00:05.500Z"),
+            ("2026-11-20t10:00:05z", "2026-11-20T10:00:05.000Z"),
+        ],
+    )
+    def test_millis(self, given, expected):
+        assert self.tf.millis(given) == expected
+
+    @pytest.mark.parametrize(
+        "bad",
+        ["2026-02-30T10:00:05Z", "2026-02-30T10:00:05.000000Z", "2026-11-20T10:00", "x", "١٢"],
+    )
+    def test_millis_rejects(self, bad):
+        with pytest.raises(ValueError):
+            self.tf.millis(bad)
+
+    def test_unicode_digits_rejected(self):
+        with pytest.raises(ValueError):
+            self.tf.micro("٢٠٢٦-11-20T10:00:00.000000Z")
+
+    def test_seconds_and_now(self):
+        assert self.tf.seconds("2026-11-20T10:00:05.9+00:30") == "2026-11-20T09:30:05Z"
+        assert len(self.tf.now_millis()) == 24
+        assert len(self.tf.now_seconds()) == 20

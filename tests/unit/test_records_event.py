@@ -74,6 +74,12 @@ class TestDecode:
         assert out is not src
         assert type(src["count"]) is int
 
+    def test_copy_false_converts_in_place(self):
+        src = orjson.loads(orjson.dumps(CORE_EVENT))
+        out = decode_event(src, copy=False)
+        assert out is src
+        assert type(src["count"]) is float
+
 
 class TestInvolvedObject:
     def test_regarding(self):

@@ -1,0 +1,147 @@
+"""``activity preview``: manifests, quick mode, output formats and error reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from processor.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "preview-deployment.yaml"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_example_manifest_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "preview", "-f", str(EXAMPLE), "-o", "json")
+    assert code == 0, err
+    status = orjson.loads(out)["status"]
+    assert [r["matchedRuleName"] for r in status["results"]] == ["create", "scale", "scaled"]
+    summaries = [a["spec"]["summary"] for a in status["activities"]]
+    assert summaries == [
+        "alice@example.com created deployment web",
+        "bob scaled web to 5 replicas",
+        "web: Scaled up replica set web-7d9 to 5",
+    ]
+    links = status["activities"][0]["spec"]["links"]
+    assert [link["resource"]["kind"] for link in links] == ["user", "Deployment"]
+
+
+def test_yaml_is_default_and_keeps_the_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE))
+    assert code == 0
+    doc = yaml.safe_load(out)
+    assert doc["kind"] == "PolicyPreview" and doc["metadata"]["name"] == "deployments-preview"
+    assert len(doc["spec"]["inputs"]) == 3 and len(doc["status"]["results"]) == 3
+
+
+def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE), "-o", "text")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "input 0: matched audit rule 0 (create): alice@example.com created deployment web"
+    )
+
+
+def test_invalid_policy_exits_1_with_field_paths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["policy"]["auditRules"][2]["match"] = "audit.verb"
+    doc["spec"]["policy"]["eventRules"][0]["name"] = "Scaled"
+    del doc["spec"]["inputs"][1]["audit"]
+    target = tmp_path / "bad.yaml"
+    target.write_text(yaml.safe_dump(doc))
+    code, out, err = _run(capsys, "preview", "-f", str(target))
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[0].startswith("spec.policy.auditRules[2].match: Invalid value")
+    assert "must return a boolean, got dyn" in lines[0]
+    assert lines[1].startswith("spec.policy.eventRules[0].name: Invalid value")
+    assert lines[2] == "spec.inputs[1].audit: Required value: provide the audit log data to test"
+
+
+def test_per_input_errors_do_not_fail_the_preview(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["inputs"][1]["audit"].pop("requestObject")
+    doc["spec"]["inputs"][0]["audit"]["verb"] = 7  # wrong type: the input cannot be decoded
+    target = tmp_path / "errors.yaml"
+    target.write_text(yaml.safe_dump(doc))
+    code, out, _ = _run(capsys, "preview", "-f", str(target), "-o", "json")
+    assert code == 0
+    results = orjson.loads(out)["status"]["results"]
+    assert "invalid audit input" in results[0]["error"]
+    assert results[1]["error"].startswith("failed to evaluate rule 1 summary: ")
+    assert "no such key: requestObject" not in results[1]["error"]  # defaults to {} (§2.3)
+    assert "no such key: spec" in results[1]["error"]
+    assert results[1]["matched"] is False and results[1]["matchedRuleIndex"] == -1
+
+
+def test_autofetch_and_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["inputs"] = []
+    target = tmp_path / "none.yaml"
+    target.write_text(yaml.safe_dump(doc))
+    assert _run(capsys, "preview", "-f", str(target))[2].strip() == (
+        "spec: Required value: provide either 'inputs' or 'autoFetch'"
+    )
+    doc["spec"]["autoFetch"] = {"limit": 10}
+    target.write_text(yaml.safe_dump(doc))
+    code, _, err = _run(capsys, "preview", "-f", str(target))
+    assert code == 1 and err.startswith("spec.autoFetch: Unsupported value")
+
+
+def test_quick_mode_policy_and_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    policy = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "ActivityPolicy",
+        "metadata": {"name": "deployments"},
+        "spec": doc["spec"]["policy"],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(policy))
+    records = [i["audit"] if i["type"] == "audit" else i["event"] for i in doc["spec"]["inputs"]]
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records))
+    code, out, err = _run(
+        capsys,
+        "preview",
+        "--policy",
+        str(tmp_path / "p.yaml"),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "-o",
+        "json",
+    )
+    assert code == 0, err
+    status = orjson.loads(out)["status"]
+    assert [r["matchedRuleType"] for r in status["results"]] == ["audit", "audit", "event"]
+    # an EventList is split into its items
+    event_list = {"apiVersion": "audit.k8s.io/v1", "kind": "EventList", "items": records[:2]}
+    (tmp_path / "list.json").write_bytes(orjson.dumps(event_list))
+    code, out, _ = _run(
+        capsys,
+        "preview",
+        "--policy",
+        str(tmp_path / "p.yaml"),
+        "--input",
+        str(tmp_path / "list.json"),
+        "-o",
+        "json",
+    )
+    assert code == 0 and len(orjson.loads(out)["status"]["results"]) == 2
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, "preview")[0] == 2
+    assert _run(capsys, "preview", "-f", str(EXAMPLE), "--policy", "x")[0] == 2
+    code, _, err = _run(capsys, "preview", "-f", "/nonexistent/file.yaml")
+    assert code == 1 and "cannot read" in err

@@ -178,6 +178,17 @@ class Engine:
                 self.event_index.setdefault(f"{cp.api_group}/{cp.kind}", []).append(cp)
 
     # -- audit -------------------------------------------------------------------------------
+    def skip_audit_route(self, stage: str, key: str | None) -> bool:
+        """Whether a record with these routing fields is skipped (no objectRef, stage, no policy).
+
+        The same decision :meth:`translate_audit` takes, from fields read before decoding.
+        """
+        return (
+            key is None
+            or (self.stages is not None and stage not in self.stages)
+            or key not in self.audit_index
+        )
+
     def translate_audit(self, audit: dict[str, Any]) -> Translation:
         """Translate a decoded audit event (:func:`processor.records.decode_audit`)."""
         ref = audit.get("objectRef")

@@ -18,6 +18,7 @@ from processor.deadletter import audit_dlq_resource, dead_letter_record, event_d
 from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.records import classify_record, decode_audit, decode_event, involved_object
+from processor.records.audit import peek_route
 
 Hint = Literal["audit", "event"] | None
 DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024  # AUDIT_EVENTS maxMsgSize upstream
@@ -104,6 +105,10 @@ class Translator:
 
     def _audit(self, obj: Any, out: Output, payload: bytes | None) -> None:
         out.records += 1
+        route = peek_route(obj)
+        if route is not None and self.engine.skip_audit_route(*route):
+            out.skipped += 1
+            return
         try:
             audit = decode_audit(obj, copy=False)
         except RecordError as exc:

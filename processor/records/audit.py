@@ -466,3 +466,34 @@ def audit_key(audit: dict[str, Any]) -> str | None:
     if type(ref) is not dict:
         return None
     return f"{ref.get('apiGroup', '')}/{ref.get('resource', '')}"
+
+
+def peek_route(obj: Any) -> tuple[str, str | None] | None:
+    """Read the routing fields of a parsed, not yet normalised audit event, if that is exact.
+
+    Returns ``(stage, key)`` where ``key`` is :func:`audit_key` of the normalised record (None: no
+    objectRef), or None when only a full :func:`decode_audit` can tell (keys in another case,
+    unknown keys, values of the wrong type). Records no policy wants are skipped from this alone,
+    without decoding the rest: the skip path is the hot path.
+    """
+    if type(obj) is not dict or not obj.keys() <= _EVENT_SET:
+        return None
+    stage = obj.get("stage")
+    if stage is None:
+        stage = ""
+    elif type(stage) is not str:
+        return None
+    ref = obj.get("objectRef")
+    if ref is None:
+        return stage, None
+    if type(ref) is not dict or not ref.keys() <= _OBJECT_REF_SET:
+        return None
+    group = ref.get("apiGroup")
+    resource = ref.get("resource")
+    if group is None:
+        group = ""
+    if resource is None:
+        resource = ""
+    if type(group) is not str or type(resource) is not str:
+        return None
+    return stage, f"{group}/{resource}"

@@ -156,7 +156,7 @@ def test_event_list_and_bad_input_go_on(translator: Translator) -> None:
     event_list = {
         "apiVersion": "audit.k8s.io/v1",
         "kind": "EventList",
-        "items": [audit("create"), {"verb": 5}, audit("update")],
+        "items": [audit("create"), {**audit("create"), "verb": 5}, audit("update")],
     }
     out = run(translator, b"{not json", event_list, b"[1, 2]", b"x" * 5000, audit("create"))
     assert len(out.activities) == 3
@@ -212,3 +212,16 @@ def test_translate_rejects_invalid_policies(
     (tmp_path / "p.yaml").write_text(yaml.safe_dump_all(docs))
     assert main(["translate", "--policies", str(tmp_path / "p.yaml"), "--input", "-"]) == 1
     assert "match expression must return a boolean" in capsys.readouterr().err
+
+
+def test_unwanted_records_are_skipped_from_routing_fields_alone(translator: Translator) -> None:
+    """A record no policy wants is skipped before it is decoded, even if its body is bad."""
+    unwanted = {**audit("create", objectRef={"resource": "pods", "name": "p"}), "verb": 5}
+    wrong_stage = audit("create", stage="RequestReceived", requestReceivedTimestamp="bad")
+    out = run(translator, unwanted, wrong_stage)
+    assert out.skipped == 2 and out.dead_letters == []
+    # keys in another case cannot be routed without decoding: the full decoder decides
+    odd = {**audit("create"), "verb": 5}
+    odd["ObjectRef"] = odd.pop("objectRef")
+    out = run(translator, odd)
+    assert [d["errorType"] for d in out.dead_letters] == ["unmarshal"]

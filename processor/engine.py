@@ -12,7 +12,7 @@ the rule and a summary error dead-letters the record and stops. The first matchi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +148,25 @@ def render_rule(crule: CompiledRule, variables: dict) -> tuple[str, list]:
         raise RuleFailure("cel_summary", crule.rule.index, str(exc)) from None
 
 
+def first_match(
+    rules: Iterable[CompiledRule], variables: dict, build: Callable[[str, list], dict]
+) -> tuple[int, dict] | None:
+    """The first valid rule that matches, rendered and built: ``(rule index, activity)``.
+
+    Any failure (match, summary, build) raises :class:`RuleFailure`: the policy fails at that
+    rule (the audit path of §4.3 and the preview path of §4.5).
+    """
+    for crule in rules:
+        if not crule.valid or not match_rule(crule, variables):
+            continue
+        summary, links = render_rule(crule, variables)
+        try:
+            return crule.rule.index, build(summary, links)
+        except KindResolveError as exc:
+            raise RuleFailure("kind_resolve", crule.rule.index, str(exc)) from None
+    return None
+
+
 class Engine:
     """Compiled policies indexed for matching, plus the kind resolver used to build activities.
 
@@ -216,18 +235,10 @@ class Engine:
     def _first_audit_match(
         self, cp: CompiledPolicy, audit: dict, variables: dict
     ) -> tuple[int, dict] | None:
-        for crule in cp.audit_rules:
-            if not crule.valid or not match_rule(crule, variables):
-                continue
-            summary, links = render_rule(crule, variables)
-            try:
-                activity = build_audit_activity(
-                    audit, cp.api_group, cp.kind, summary, links, self.resolver
-                )
-            except KindResolveError as exc:
-                raise RuleFailure("kind_resolve", crule.rule.index, str(exc)) from None
-            return crule.rule.index, activity
-        return None
+        def build(summary: str, links: list) -> dict:
+            return build_audit_activity(audit, cp.api_group, cp.kind, summary, links, self.resolver)
+
+        return first_match(cp.audit_rules, variables, build)
 
     # -- events ------------------------------------------------------------------------------
     def translate_event(self, event: dict[str, Any] | None) -> Translation:

@@ -13,8 +13,8 @@ from datetime import date, datetime
 from typing import Any
 
 from processor.activity import build_audit_activity, build_event_activity
-from processor.engine import CompiledPolicy, RuleFailure, compile_policy, match_rule, render_rule
-from processor.errors import KindResolveError, PolicyError, PolicyErrors, RecordError
+from processor.engine import CompiledPolicy, RuleFailure, compile_policy, first_match
+from processor.errors import PolicyError, PolicyErrors, RecordError
 from processor.kinds import KindResolver
 from processor.policy.loader import read_documents
 from processor.policy.model import Policy, spec_to_policy
@@ -200,20 +200,14 @@ def _preview_audit(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tupl
     except RecordError as exc:
         raise _PreviewError(f"invalid audit input: {exc}") from None
     resolver.observe_audit(audit)
-    variables = audit_vars(audit)
-    for crule in cp.audit_rules:
-        try:
-            if not match_rule(crule, variables):
-                continue
-            summary, links = render_rule(crule, variables)
-        except RuleFailure as exc:
-            raise _failure(exc) from None
-        try:
-            activity = build_audit_activity(audit, cp.api_group, cp.kind, summary, links, resolver)
-        except KindResolveError as exc:
-            raise _failure(RuleFailure("kind_resolve", crule.rule.index, str(exc))) from None
-        return crule.rule.index, activity
-    return None
+
+    def build(summary: str, links: list) -> dict:
+        return build_audit_activity(audit, cp.api_group, cp.kind, summary, links, resolver)
+
+    try:
+        return first_match(cp.audit_rules, audit_vars(audit), build)
+    except RuleFailure as exc:
+        raise _failure(exc) from None
 
 
 def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tuple[int, dict] | None:
@@ -228,19 +222,13 @@ def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tupl
     if found is not None:
         involved = found[2]
         event = normalize_event(event, involved)
-    variables = event_vars(event)
-    for crule in cp.event_rules:
-        try:
-            if not match_rule(crule, variables):
-                continue
-            summary, links = render_rule(crule, variables)
-        except RuleFailure as exc:
-            raise _failure(exc) from None
-        try:
-            activity = build_event_activity(
-                event, involved, cp.api_group, cp.kind, summary, links, resolver
-            )
-        except KindResolveError as exc:
-            raise _failure(RuleFailure("kind_resolve", crule.rule.index, str(exc))) from None
-        return crule.rule.index, activity
-    return None
+
+    def build(summary: str, links: list) -> dict:
+        return build_event_activity(
+            event, involved, cp.api_group, cp.kind, summary, links, resolver
+        )
+
+    try:
+        return first_match(cp.event_rules, event_vars(event), build)
+    except RuleFailure as exc:
+        raise _failure(exc) from None

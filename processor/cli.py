@@ -22,6 +22,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.preview:register",
     "processor.cli:register_lint",
     "processor.commands.translate:register",
+    "processor.commands.bench:register",
     "processor.cli:register_version",
 ]
 

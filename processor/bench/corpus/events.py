@@ -28,7 +28,15 @@ class EventGen(GenBase):
             )
             action = "Reconcile"
             event_type = f"inventory.{kind.kind.lower()}.{'ready' if ready else 'not_ready'}"
-            extra = {"inventory.miloapis.com/event-type": event_type}
+            prefix = "inventory.miloapis.com/"
+            extra = {  # what the inventory controllers annotate (inventory.md §6)
+                prefix + "event-type": event_type,
+                prefix + "observed-generation": "1",
+                prefix + "resource-kind": kind.kind,
+                prefix + "resource-name": ident.name,
+                prefix + "display-name": ident.name,
+                prefix + "condition-reason": "Ready" if ready else "HealthProbeFailed",
+            }
             ev_type = "Normal" if ready else "Warning"
             field_path = ""
         else:
@@ -72,7 +80,8 @@ class EventGen(GenBase):
             )
         if annotations:
             meta["annotations"] = annotations
-        if rng.random() < 0.5:
+        # the inventory controllers record events.k8s.io/v1 Events (inventory.md §6)
+        if rng.random() < 0.5 or kind.group == INVENTORY_GROUP:
             return {
                 "kind": "Event",
                 "apiVersion": "events.k8s.io/v1",

@@ -23,7 +23,13 @@ from processor.kinds import KindResolver
 from processor.policy.expressions import environment
 from processor.policy.model import Policy, Rule
 from processor.policy.template import SummaryTemplate
-from processor.records import audit_vars, event_vars, involved_object, normalize_event
+from processor.records import (
+    audit_key,
+    audit_vars,
+    event_vars,
+    involved_object,
+    normalize_event,
+)
 
 DEFAULT_STAGES = ("ResponseComplete",)
 
@@ -197,27 +203,27 @@ class Engine:
                 self.event_index.setdefault(f"{cp.api_group}/{cp.kind}", []).append(cp)
 
     # -- audit -------------------------------------------------------------------------------
-    def skip_audit_route(self, stage: str, key: str | None) -> bool:
-        """Whether a record with these routing fields is skipped (no objectRef, stage, no policy).
+    def audit_skip_reason(self, stage: str, key: str | None) -> str:
+        """Why a record with these routing fields is skipped ("" when policies want it).
 
-        The same decision :meth:`translate_audit` takes, from fields read before decoding.
+        ``key`` is :func:`processor.records.audit_key` (None: no objectRef). The one routing
+        decision, taken on decoded records and on routing fields peeked before decoding.
         """
-        return (
-            key is None
-            or (self.stages is not None and stage not in self.stages)
-            or key not in self.audit_index
-        )
+        if key is None:
+            return "no_object_ref"
+        if self.stages is not None and stage not in self.stages:
+            return "stage"
+        if key not in self.audit_index:
+            return "no_matching_policy"
+        return ""
 
     def translate_audit(self, audit: dict[str, Any]) -> Translation:
         """Translate a decoded audit event (:func:`processor.records.decode_audit`)."""
-        ref = audit.get("objectRef")
-        if type(ref) is not dict:
-            return Translation(skipped="no_object_ref")
-        if self.stages is not None and audit.get("stage") not in self.stages:
-            return Translation(skipped="stage")
-        policies = self.audit_index.get(f"{ref.get('apiGroup', '')}/{ref.get('resource', '')}")
-        if not policies:
-            return Translation(skipped="no_matching_policy")
+        key = audit_key(audit)
+        skipped = self.audit_skip_reason(audit.get("stage", ""), key)
+        if skipped or key is None:
+            return Translation(skipped=skipped)
+        policies = self.audit_index[key]
         variables = audit_vars(audit)
         out = Translation()
         for cp in policies:

@@ -106,7 +106,7 @@ class Translator:
     def _audit(self, obj: Any, out: Output, payload: bytes | None) -> None:
         out.records += 1
         route = peek_route(obj)
-        if route is not None and self.engine.skip_audit_route(*route):
+        if route is not None and self.engine.audit_skip_reason(*route):
             out.skipped += 1
             return
         try:

@@ -37,6 +37,7 @@ from processor.cel.values import (
     neg,
     no_overload,
     sub,
+    type_name,
 )
 from processor.errors import CelEvalError
 
@@ -86,8 +87,6 @@ def _field(value: Any, field: str) -> Any:
 
 
 def _type_label(value: Any) -> str:
-    from processor.cel.values import type_name
-
     try:
         return type_name(value)
     except CelEvalError:

@@ -6,8 +6,10 @@ On top of loading (:mod:`processor.policy.loader`) and API-server validation
 * a rule after an unconditional rule (``match: "true"``) in the same list: the first matching rule
   wins, so it can never match;
 * a rule whose match expression (whitespace-normalised) repeats an earlier one in the same list;
-* a policy with audit rules of which none is unconditional (no fallback rule): audit records that
-  match no rule produce no activity;
+* a policy whose last audit rule is not a fallback: audit records that match no rule produce no
+  activity. A fallback is ``match: "true"`` or a guarded catch-all: a conjunction (``&&``) whose
+  only verb condition, if any, is ``audit.verb in [...]`` listing at least create, update, patch
+  and delete; guards on the actor, the response status, dry runs or subresources are allowed;
 * a policy without rules, or without ``metadata.name``.
 
 Report lines are ``FILE:LINE:COL: POLICY: field.path: message`` for errors and
@@ -19,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from processor.cel import ast as cel_ast
 from processor.errors import PolicyError
 from processor.policy.loader import LoadResult, load_file, policy_files
 from processor.policy.model import Policy, Rule
@@ -63,6 +67,53 @@ def normalise_expression(source: str) -> str:
 def is_unconditional(rule: Rule) -> bool:
     """True when the rule's match is the literal ``true`` (it matches every record)."""
     return rule.match.strip() == "true"
+
+
+_WRITE_VERBS = frozenset(("create", "update", "patch", "delete"))
+
+
+def _conjuncts(node: cel_ast.Node) -> list[cel_ast.Node]:
+    if isinstance(node, cel_ast.And):
+        return _conjuncts(node.left) + _conjuncts(node.right)
+    return [node]
+
+
+def _is_verb(node: cel_ast.Node) -> bool:
+    return (
+        isinstance(node, cel_ast.Select)
+        and node.field == "verb"
+        and isinstance(node.operand, cel_ast.Ident)
+        and node.operand.name == "audit"
+    )
+
+
+def _mentions_verb(node: Any) -> bool:
+    if isinstance(node, cel_ast.Node):
+        return _is_verb(node) or any(_mentions_verb(v) for v in vars(node).values())
+    if isinstance(node, list | tuple):
+        return any(_mentions_verb(v) for v in node)
+    return False
+
+
+def _all_writes(node: cel_ast.Node) -> bool:
+    """``audit.verb in [...]`` with a literal list that covers every write verb."""
+    if not (isinstance(node, cel_ast.Binary) and node.op == "in" and _is_verb(node.left)):
+        return False
+    if not isinstance(node.right, cel_ast.ListLit):
+        return False
+    verbs = {i.value for i in node.right.items if isinstance(i, cel_ast.Literal)}
+    return verbs >= _WRITE_VERBS
+
+
+def is_fallback(rule: Rule) -> bool:
+    """True for ``match: "true"`` and for a guarded catch-all of every write verb (see module)."""
+    if is_unconditional(rule):
+        return True
+    try:
+        tree = cel_ast.parse(rule.match)
+    except Exception:
+        return False
+    return all(_all_writes(c) or not _mentions_verb(c) for c in _conjuncts(tree))
 
 
 def _rule_list_warnings(policy: Policy, rules: tuple[Rule, ...]) -> list[PolicyError]:
@@ -111,12 +162,13 @@ def lint_warnings(policy: Policy) -> list[PolicyError]:
         )
     warnings.extend(_rule_list_warnings(policy, policy.audit_rules))
     warnings.extend(_rule_list_warnings(policy, policy.event_rules))
-    if policy.audit_rules and not any(is_unconditional(r) for r in policy.audit_rules):
+    if policy.audit_rules and not is_fallback(policy.audit_rules[-1]):
         warnings.append(
             policy.error(
                 f"{policy.spec_path}.auditRules",
                 "no fallback rule: audit records that match none of these rules produce no "
-                'activity; add a last rule with match: "true" if every change should be recorded',
+                'activity; end with a rule that records any other change (match: "true", or '
+                "guards with at most audit.verb in ['create', 'update', 'patch', 'delete', ...])",
             )
         )
     return warnings

@@ -149,6 +149,40 @@ def test_no_fallback_rule_warning(tmp_path):
     assert warning.message.startswith("no fallback rule: ")
 
 
+@pytest.mark.parametrize(
+    ("last_match", "warned"),
+    [
+        ("true", False),
+        ("actorRef.type == 'user' && !audit.requestURI.contains('dryRun=')", False),
+        (
+            "audit.verb in ['create', 'update', 'patch', 'delete', 'deletecollection'] "
+            "&& has(audit.responseStatus.code) && audit.responseStatus.code < 300",
+            False,
+        ),
+        ("audit.verb in ['create', 'update'] && actorRef.type == 'user'", True),
+        ("audit.verb != 'get' && actorRef.type == 'user'", True),
+        ("actorRef.type == 'user' || audit.verb == 'delete'", True),
+    ],
+)
+def test_guarded_catch_all_counts_as_fallback(tmp_path, last_match, warned):
+    write_policy(
+        tmp_path / "p.yaml",
+        f"""
+        auditRules:
+        - name: a
+          match: "audit.verb == 'create'"
+          summary: s
+        - name: last
+          match: "{last_match}"
+          summary: s
+        """,
+    )
+    warnings = lint_paths([tmp_path]).warnings
+    assert [w.message.startswith("no fallback rule: ") for w in warnings] == (
+        [True] if warned else []
+    )
+
+
 def test_missing_policy_name_is_a_warning(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("apiVersion: activity.miloapis.com/v1alpha1\nkind: ActivityPolicy\n")

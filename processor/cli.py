@@ -19,6 +19,12 @@ import processor
 
 #: Subcommand registrars, in help order.
 SUBCOMMANDS: list[str] = [
+    "processor.commands.demo:register",
+    "processor.commands.run:register",
+    "processor.commands.reconcile:register",
+    "processor.commands.migrate:register",
+    "processor.commands.policy:register",
+    "processor.commands.dlq:register",
     "processor.commands.preview:register",
     "processor.cli:register_lint",
     "processor.commands.translate:register",

@@ -1,0 +1,336 @@
+"""``activity bench --e2e``: end-to-end throughput and latency of one worker process.
+
+Everything runs on this machine: the bundled nats-server, one ``activity run`` worker process with
+chDB, and this process as producer and observer. Phases, each on a fresh nats-server:
+
+1. baseline: the stock nats-py loop (``pull_subscribe`` + ``fetch(100)`` + ``ack()``) and the
+   project's raw pull consumer (no processing) over the single-record messages;
+2. worker throughput with EventList messages of ``--list-size`` records, then with single-record
+   messages: the corpus is published first, the rate is measured from the worker's first record to
+   the last committed one (read off its ``/metrics``);
+3. latency: single records published at half the measured single-record rate, timed from publish to
+   the activity arriving on ``activities.>`` (matched by ``spec.origin.id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from processor.bench.corpus import generate
+from processor.stream.consumer import PullConsumer, ack_many
+from processor.stream.server import NatsServer
+from processor.subjects import partition_of
+
+PARTITIONS = 4
+
+
+@dataclass
+class Corpus:
+    """The benchmark input as messages."""
+
+    records: list[dict[str, Any]]
+
+    def subject(self, record: dict[str, Any]) -> str:
+        ref = record.get("objectRef")
+        if ref is None:
+            obj = record.get("regarding") or record.get("involvedObject") or {}
+            part = partition_of(
+                obj.get("apiVersion", ""),
+                obj.get("kind", ""),
+                obj.get("namespace", ""),
+                obj.get("name", ""),
+                PARTITIONS,
+            )
+            return f"events.p{part}"
+        part = partition_of(
+            ref.get("apiGroup", ""),
+            ref.get("resource", ""),
+            ref.get("namespace", ""),
+            ref.get("name", ""),
+            PARTITIONS,
+        )
+        return f"audit.k8s.p{part}"
+
+    def singles(self) -> list[tuple[str, bytes]]:
+        return [(self.subject(r), orjson.dumps(r)) for r in self.records]
+
+    def lists(self, size: int) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        pending: dict[str, list[dict[str, Any]]] = {}
+        for record in self.records:
+            subject = self.subject(record)
+            if subject.startswith("events."):
+                out.append((subject, orjson.dumps(record)))
+                continue
+            items = pending.setdefault(subject, [])
+            items.append(record)
+            if len(items) == size:
+                out.append((subject, _event_list(items)))
+                pending[subject] = []
+        out.extend((s, _event_list(items)) for s, items in pending.items() if items)
+        return out
+
+
+def _event_list(items: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _publish(url: str, messages: list[tuple[str, bytes]], window: int = 2000) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    for i in range(0, len(messages), window):
+        futures = [await js.publish_async(s, p) for s, p in messages[i : i + window]]
+        await asyncio.gather(*futures)
+    await nc.drain()
+
+
+# -- baselines ---------------------------------------------------------------------------------
+async def stock_fetch_rate(url: str, messages: list[tuple[str, bytes]]) -> float:
+    """Messages/s of nats-py's own fetch(100)+ack loop over ``messages``."""
+    import nats
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="BENCH_STOCK", subjects=["bench.stock.>"])
+    await _publish(url, [("bench.stock.x", p) for _, p in messages])
+    sub = await js.pull_subscribe("bench.stock.>", durable="stock", stream="BENCH_STOCK")
+    got, started = 0, time.perf_counter()
+    while got < len(messages):
+        for msg in await sub.fetch(100, timeout=5):
+            await msg.ack()
+            got += 1
+    elapsed = time.perf_counter() - started
+    await nc.drain()
+    return got / elapsed
+
+
+async def raw_consumer_rate(url: str, messages: list[tuple[str, bytes]]) -> float:
+    """Messages/s of the project's pull consumer with batched acks, no processing."""
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="BENCH_RAW", subjects=["bench.raw.>"])
+    await _publish(url, [("bench.raw.x", p) for _, p in messages])
+    await js.add_consumer(
+        "BENCH_RAW",
+        ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=100_000),
+    )
+    done = asyncio.Event()
+    count = 0
+
+    async def on_batch(deliveries: list[Any]) -> None:
+        nonlocal count
+        await ack_many(nc, deliveries)
+        count += len(deliveries)
+        if count >= len(messages):
+            done.set()
+
+    consumer = PullConsumer(nc, "BENCH_RAW", "raw", on_batch, batch=256)
+    started = time.perf_counter()
+    await consumer.start()
+    await asyncio.wait_for(done.wait(), 300)
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    await nc.drain()
+    return count / elapsed
+
+
+@contextlib.contextmanager
+def fresh_server(prefix: str) -> Iterator[tuple[str, Path]]:
+    """A nats-server in a new temporary directory: yields (url, directory)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = NatsServer(Path(tmp) / "nats")
+        url = server.start()
+        try:
+            yield url, Path(tmp)
+        finally:
+            server.stop()
+
+
+# -- the worker --------------------------------------------------------------------------------
+@contextlib.contextmanager
+def worker_process(url: str, data: Path, policies: list[str], port: int) -> Iterator[Any]:
+    """An ``activity run`` process; yields it once /readyz answers."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "processor",
+        "run",
+        "--nats-url",
+        url,
+        "--clickhouse-url",
+        f"chdb://{data / 'chdb'}",
+        "--health-addr",
+        f"127.0.0.1:{port}",
+        "--partition-count",
+        str(PARTITIONS),
+        "--policy-bucket",
+        "",
+        "--log-level",
+        "WARNING",
+        "--policies",
+        *policies,
+    ]
+    log = open(data / "worker.log", "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while _get(port, "/readyz") != 200:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start; see {data / 'worker.log'}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        log.close()
+
+
+def _get(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return int(resp.status)
+    except Exception:
+        return 0
+
+
+def worker_rate(messages: list[tuple[str, bytes]], records: int, policies: list[str]) -> float:
+    """Records/s of one worker draining ``messages``, published before it starts."""
+    with fresh_server("bench-e2e-") as (url, tmp):
+        asyncio.run(_provision_and_publish(url, messages))
+        port = _free_port()
+        with worker_process(url, tmp, policies, port):
+            first, started = committed_records(port), time.perf_counter()
+            while (count := committed_records(port)) < records:
+                time.sleep(0.05)
+            return (count - first) / (time.perf_counter() - started)
+
+
+async def _provision_and_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    import nats
+
+    from processor.stream.topology import ensure_streams
+
+    nc = await nats.connect(url)
+    await ensure_streams(nc.jetstream())
+    await nc.drain()
+    await _publish(url, messages)
+
+
+def committed_records(port: int) -> float:
+    """Records the worker has committed and acked, from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith("activity_processor_records_committed_total "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+# -- latency -----------------------------------------------------------------------------------
+def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) -> dict[str, float]:
+    """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s."""
+    with fresh_server("bench-lat-") as (url, tmp), worker_process(url, tmp, policies, _free_port()):
+        return asyncio.run(_latency(url, corpus, rate, seconds))
+
+
+async def _latency(url: str, corpus: Corpus, rate: float, seconds: float) -> dict[str, float]:
+    import nats
+
+    nc = await nats.connect(url)
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+
+    async def on_activity(msg: Any) -> None:
+        origin = orjson.loads(msg.data)["spec"]["origin"]["id"]
+        seen[origin] = time.perf_counter()
+
+    await nc.subscribe("activities.>", cb=on_activity)
+    records = corpus.records[: int(rate * seconds)]
+    tick, per_tick = 0.01, max(1, int(rate * 0.01))
+    started = time.perf_counter()
+    for i in range(0, len(records), per_tick):
+        for record in records[i : i + per_tick]:
+            origin = record.get("auditID") or (record.get("metadata") or {}).get("uid", "")
+            sent[origin] = time.perf_counter()
+            await nc.publish(corpus.subject(record), orjson.dumps(record))
+        delay = started + (i // per_tick + 1) * tick - time.perf_counter()
+        await asyncio.sleep(max(delay, 0))
+    await asyncio.sleep(3)
+    await nc.drain()
+    lat = sorted((seen[k] - sent[k]) * 1000 for k in seen if k in sent)
+    if not lat:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "samples": 0}
+    return {
+        "p50_ms": lat[len(lat) // 2],
+        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+        "samples": float(len(lat)),
+    }
+
+
+# -- the run -----------------------------------------------------------------------------------
+def run(count: int, seed: int, list_size: int, policies: list[str]) -> dict[str, Any]:
+    """All phases; returns the figures (records/s, ratios, latency)."""
+    corpus = Corpus(list(generate(count, seed)))
+    singles = corpus.singles()
+    with fresh_server("bench-base-") as (url, _tmp):
+        stock = asyncio.run(stock_fetch_rate(url, singles))
+        raw = asyncio.run(raw_consumer_rate(url, singles))
+    batched = worker_rate(corpus.lists(list_size), count, policies)
+    single = worker_rate(singles, count, policies)
+    lat = latency(corpus, single / 2, policies, seconds=10)
+    return {
+        "records": count,
+        "stock_fetch_ack_msgs_per_s": stock,
+        "raw_pull_consumer_msgs_per_s": raw,
+        "worker_eventlist_records_per_s": batched,
+        "worker_single_records_per_s": single,
+        "single_vs_stock": single / stock,
+        "latency_rate_records_per_s": single / 2,
+        **lat,
+    }
+
+
+def format_table(figures: dict[str, Any], list_size: int) -> str:
+    """The figures as the table printed by ``activity bench --e2e``."""
+    stock = figures["stock_fetch_ack_msgs_per_s"]
+    rows = [
+        ("nats-py fetch(100)+ack, no processing (baseline)", stock),
+        (
+            "project pull consumer + batched acks, no processing",
+            figures["raw_pull_consumer_msgs_per_s"],
+        ),
+        (f"worker, EventList messages of {list_size}", figures["worker_eventlist_records_per_s"]),
+        ("worker, single-record messages", figures["worker_single_records_per_s"]),
+    ]
+    lines = [f"{'path':<56} {'records/s':>12} {'vs baseline':>12}"]
+    lines += [f"{name:<56} {rate:>12,.0f} {rate / stock:>11.2f}x" for name, rate in rows]
+    lines.append(
+        f"latency publish -> ACTIVITIES at {figures['latency_rate_records_per_s']:,.0f} records/s: "
+        f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms "
+        f"({figures['samples']:.0f} activities)"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Worker settings: one frozen, validated object from flags, ``ACTIVITY_*`` variables and a file.
+
+Precedence, highest first: command-line flag, environment variable (``ACTIVITY_<NAME>``, e.g.
+``ACTIVITY_NATS_URL``), the optional YAML config file (``--config`` / ``ACTIVITY_CONFIG``; keys
+are the field names below, ``snake_case`` or ``kebab-case``), then the defaults. Every field is
+declared once in :data:`FIELDS`, which drives the flags, the environment lookup and the file keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to run; see :data:`FIELDS` for the meaning of each field."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    clickhouse_url: str = ""
+    migrate: bool = False
+    policies: tuple[str, ...] = ()
+    policy_bucket: str = "activity-policies"
+    watch_interval: float = 2.0
+    partition_count: int = 8
+    partitions: str = "all"
+    shared_consumer: bool = True
+    consumer_name: str = "activity-processor"
+    event_consumer_name: str = "activity-event-processor"
+    provision: bool = True
+    pull_batch: int = 256
+    ack_wait: float = 30.0
+    max_deliver: int = 5
+    max_ack_pending: int = 50_000
+    batch_max_records: int = 10_000
+    batch_max_bytes: int = 10 * 1024 * 1024
+    batch_max_age: float = 1.0
+    max_pending_records: int = 100_000
+    stages: tuple[str, ...] = ("ResponseComplete",)
+    max_record_bytes: int = 10 * 1024 * 1024
+    store_raw: bool = False
+    dlq_enabled: bool = True
+    output_subject_prefix: str = "activities"
+    health_addr: str = "127.0.0.1:8081"
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.partition_count < 1:
+            problems.append("partition_count must be at least 1")
+        for name in ("pull_batch", "batch_max_records", "batch_max_bytes", "max_pending_records"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        for name in ("ack_wait", "batch_max_age", "watch_interval"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.max_pending_records < self.batch_max_records:
+            problems.append("max_pending_records must be at least batch_max_records")
+        if problems:
+            raise ValueError("invalid settings: " + "; ".join(problems))
+
+    def resolved_clickhouse_url(self) -> str:
+        """The ClickHouse URL, defaulting to chDB in the data directory."""
+        from processor.sink.factory import default_data_dir
+
+        return self.clickhouse_url or f"chdb://{default_data_dir() / 'chdb'}"
+
+
+#: field name -> help text (the flag is ``--field-name``, the variable ``ACTIVITY_FIELD_NAME``).
+FIELDS: dict[str, str] = {
+    "nats_url": "NATS server URL(s), comma separated",
+    "clickhouse_url": "chdb:///DIR (embedded), clickhouse://user:pw@host:9000/audit or memory://; "
+    "default chdb in the data directory",
+    "migrate": "apply pending ClickHouse migrations at start (always done for chdb://)",
+    "policies": "policy files or directories (default: the bundled policies)",
+    "policy_bucket": "NATS KV bucket of policies applied with `activity policy apply` ('' = off)",
+    "watch_interval": "seconds between checks of the policy files for changes",
+    "partition_count": "number of partitions of the input subjects (decision 13)",
+    "partitions": "partitions this worker owns: all, 0-3, 0,2,5-7",
+    "shared_consumer": "also read the upstream subjects (audit.k8s.activity, events.<ns>)",
+    "consumer_name": "durable audit consumer name (partition consumers add -p<N>)",
+    "event_consumer_name": "durable event consumer name (partition consumers add -p<N>)",
+    "provision": "create missing streams and consumers (otherwise they must exist)",
+    "pull_batch": "messages per pull request",
+    "ack_wait": "seconds before an unacked message is redelivered (new consumers)",
+    "max_deliver": "deliveries of an audit message before NATS gives up (new consumers)",
+    "max_ack_pending": "unacked messages per consumer (new consumers)",
+    "batch_max_records": "flush a ClickHouse batch at this many rows",
+    "batch_max_bytes": "flush a ClickHouse batch at this many bytes",
+    "batch_max_age": "flush a ClickHouse batch after this many seconds",
+    "max_pending_records": "stop fetching while this many records wait for a flush",
+    "stages": "audit stages to translate, comma separated",
+    "max_record_bytes": "larger records are dead-lettered unread",
+    "store_raw": "also store raw audit logs and Events (audit_logs, k8s_events)",
+    "dlq_enabled": "publish failed records to ACTIVITY_DEAD_LETTER",
+    "output_subject_prefix": "subject prefix of published activities",
+    "health_addr": "HOST:PORT of /healthz, /readyz and /metrics ('' = off)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _field_types() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    default = _field_types()[name]
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            sep = os.pathsep if name == "policies" else ","
+            return tuple(part.strip() for part in value.split(sep) if part.strip())
+        return tuple(str(v) for v in value)
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """Add ``--config`` and one flag per settings field (all default to None = not given)."""
+    parser.add_argument("--config", default=None, help="YAML config file (env ACTIVITY_CONFIG)")
+    defaults = _field_types()
+    for name, text in FIELDS.items():
+        if only is not None and name not in only:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = defaults[name]
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        help_text = f"{text} (env ACTIVITY_{name.upper()}; default {shown!r})"
+        if name == "policies":
+            parser.add_argument(flag, nargs="+", default=None, metavar="PATH", help=help_text)
+        else:
+            parser.add_argument(flag, default=None, metavar="VALUE", help=help_text)
+
+
+def _file_values(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: a config file must be a mapping of settings")
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise ValueError(f"{path}: unknown setting {key!r} (known: {', '.join(FIELDS)})")
+        values[name] = value
+    return values
+
+
+def build_settings(
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build :class:`Settings` from flags, the environment, the config file and ``overrides``.
+
+    Raises:
+        ValueError: a value has the wrong type or the result is invalid.
+    """
+    env = os.environ if environ is None else environ
+    config_path = getattr(args, "config", None) or env.get("ACTIVITY_CONFIG")
+    values: dict[str, Any] = _file_values(config_path)
+    for name in FIELDS:
+        raw = env.get(f"ACTIVITY_{name.upper()}")
+        if raw is not None:
+            values[name] = raw
+        given = getattr(args, name, None) if args is not None else None
+        if given is not None:
+            values[name] = given
+    values.update(overrides)
+    return Settings(**{name: _convert(name, value) for name, value in values.items()})

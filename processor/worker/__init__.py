@@ -1,0 +1,1 @@
+"""The stream worker: pipeline (translate, publish, batch, ack), policy reload, health, runner."""

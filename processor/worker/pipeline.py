@@ -1,0 +1,371 @@
+"""The delivery pipeline: translate pulled messages, publish activities, batch inserts, then ack.
+
+Data flow for one group of deliveries handed over by a pull consumer (one :class:`Unit`):
+
+1. every payload is translated at once (CPU, on the event loop) into activities and dead letters;
+2. a task publishes the unit's activities to ACTIVITIES (``Nats-Msg-Id`` = activity name) and
+   its dead letters to ACTIVITY_DEAD_LETTER right away, so live watchers see them within ms;
+3. the unit's rows join the open ClickHouse batch, which is flushed by size, bytes or age;
+   flushes are sequential (one insert in flight, the next batch fills meanwhile);
+4. only when the batch's insert committed *and* every unit's publishes were acknowledged are the
+   input messages acked.
+
+Nothing is dropped: a failing insert or publish is retried with backoff while the pending inputs get
+``+WPI`` (in progress) so NATS does not redeliver them, and fetching pauses once
+``max_pending_records`` wait. A crash before the ack redelivers the inputs; duplicates are absorbed
+by ``Nats-Msg-Id`` on ACTIVITIES and by the storage dedup (insert tokens + ReplacingMergeTree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.activity import encode_activity
+from processor.config import Settings
+from processor.deadletter import dead_letter_record, encode_dead_letter
+from processor.metrics import Metrics
+from processor.sink.base import Sink, SinkError
+from processor.stream.consumer import Delivery, ack_many, in_progress_many
+from processor.stream.publisher import JsPublisher
+from processor.subjects import activity_subject, dlq_subject
+from processor.translate import Output, Translator
+from processor.worker.raw import raw_rows
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, bytes, str | None]
+MAX_BACKOFF = 30.0
+
+
+@dataclass(slots=True)
+class Unit:
+    """One group of deliveries and what it produced, waiting for its batch to commit."""
+
+    deliveries: list[Delivery]
+    rows: dict[str, list[bytes]]
+    records: int
+    created: float
+    publish: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Batch:
+    """The open ClickHouse batch: units in arrival order plus running sizes."""
+
+    units: list[Unit] = field(default_factory=list)
+    rows: int = 0
+    bytes: int = 0
+    records: int = 0
+    opened: float = 0.0
+
+
+class Pipeline:
+    """Turns deliveries into committed, published activities and acknowledged inputs.
+
+    Args:
+        translator: the policy translator; replaced on reload through :meth:`set_translator`.
+        sink: the storage (called from one dedicated thread).
+        nc: the NATS client (acks, in-progress signals).
+        publisher: publishes activities and dead letters and waits for their PubAcks.
+        settings: batch sizes, limits and flags.
+        metrics: the worker's metrics.
+        on_pressure: called with True when fetching must pause and False when it may resume.
+    """
+
+    def __init__(
+        self,
+        translator: Translator,
+        sink: Sink,
+        nc: Any,
+        publisher: JsPublisher,
+        settings: Settings,
+        metrics: Metrics,
+        on_pressure: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.translator = translator
+        self.sink = sink
+        self.nc = nc
+        self.publisher = publisher
+        self.settings = settings
+        self.metrics = metrics
+        self.on_pressure = on_pressure
+        self._batch = Batch()
+        self._pending_records = 0
+        self._paused = False
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sink")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._committing: list[Unit] = []
+        self.committed_messages = 0
+        self.committed_records = 0
+        self.committed_activities = 0
+
+    # -- intake ---------------------------------------------------------------------------------
+    def set_translator(self, translator: Translator) -> None:
+        """Use ``translator`` for every delivery from now on (policy reload)."""
+        self.translator = translator
+
+    def handle(self, deliveries: Sequence[Delivery], source: str, partition: str) -> None:
+        """Translate ``deliveries`` (from ``source`` = ``audit``/``event``) and queue them."""
+        out = Output()
+        translate = self.translator.translate
+        for d in deliveries:
+            translate(d.data, out, source)  # type: ignore[arg-type]
+        unit = self._unit(list(deliveries), out, source)
+        self._count(out, source, partition, len(deliveries))
+        if self.settings.store_raw:
+            table, rows = raw_rows(deliveries, source, self.settings.stages)
+            unit.rows.setdefault(table, []).extend(rows)
+        self._add(unit)
+
+    def _unit(self, deliveries: list[Delivery], out: Output, source: str) -> Unit:
+        prefix = self.settings.output_subject_prefix
+        activity_rows = []
+        items: list[Item] = []
+        for activity in out.activities:
+            data = encode_activity(activity)
+            activity_rows.append(data)
+            items.append((activity_subject(activity, prefix), data, activity["metadata"]["name"]))
+        if self.settings.dlq_enabled:
+            for record in out.dead_letters:
+                items.append(_dlq_item(record))
+                self._count_dead_letter(record)
+        elif out.dead_letters:
+            log.warning(
+                "dead-letter queue disabled: %d failed records acked", len(out.dead_letters)
+            )
+        unit = Unit(deliveries, {"activities": activity_rows}, out.records, time.monotonic())
+        if items:
+            unit.publish = asyncio.ensure_future(self._publish(items, len(activity_rows)))
+        return unit
+
+    def _add(self, unit: Unit) -> None:
+        batch = self._batch
+        if not batch.units:
+            batch.opened = unit.created
+        batch.units.append(unit)
+        batch.records += unit.records
+        for rows in unit.rows.values():
+            batch.rows += len(rows)
+            batch.bytes += sum(map(len, rows))
+        self._pending_records += unit.records
+        self.metrics.pending_records.set(self._pending_records)
+        s = self.settings
+        if batch.rows >= s.batch_max_records or batch.bytes >= s.batch_max_bytes:
+            self._wake.set()
+        if self._pending_records >= s.max_pending_records and not self._paused:
+            self._set_paused(True)
+
+    def _set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self.metrics.paused.set(1 if paused else 0)
+        if self.on_pressure is not None:
+            self.on_pressure(paused)
+
+    # -- publish --------------------------------------------------------------------------------
+    async def _publish(self, items: list[Item], activities: int) -> None:
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.publisher.publish_all(items)
+            except Exception as exc:
+                log.warning(
+                    "publish of %d messages failed, retrying in %.1fs: %s", len(items), delay, exc
+                )
+                self.metrics.events_errored.labels("audit_log", "publish").inc(len(items))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            self.metrics.publish_latency.observe(time.perf_counter() - started)
+            self.metrics.messages_published.inc(activities)
+            return
+
+    # -- flush ----------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Flush batches until :meth:`stop`; start this as a task."""
+        self._tasks.append(asyncio.ensure_future(self._keepalive()))
+        while not self._stopping:
+            timeout = self._until_due()
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            if self._batch.units and (self._stopping or self._until_due() <= 0 or self._full()):
+                await self._commit(self._take())
+
+    def _until_due(self) -> float:
+        if not self._batch.units:
+            return self.settings.batch_max_age
+        return self._batch.opened + self.settings.batch_max_age - time.monotonic()
+
+    def _full(self) -> bool:
+        b, s = self._batch, self.settings
+        return b.rows >= s.batch_max_records or b.bytes >= s.batch_max_bytes
+
+    def _take(self) -> Batch:
+        batch, self._batch = self._batch, Batch()
+        return batch
+
+    async def _commit(self, batch: Batch) -> None:
+        self._committing = batch.units
+        tables: dict[str, list[bytes]] = {}
+        for unit in batch.units:
+            for table, rows in unit.rows.items():
+                tables.setdefault(table, []).extend(rows)
+        for table, rows in tables.items():
+            if rows:
+                await self._insert(table, rows)
+        for unit in batch.units:
+            if unit.publish is not None:
+                await unit.publish
+        deliveries = [d for unit in batch.units for d in unit.deliveries]
+        await ack_many(self.nc, deliveries)
+        self._committing = []
+        self._committed(batch, len(deliveries), tables)
+
+    def _committed(self, batch: Batch, messages: int, tables: dict[str, list[bytes]]) -> None:
+        self.committed_messages += messages
+        self.committed_records += batch.records
+        self.committed_activities += len(tables.get("activities", ()))
+        self._pending_records -= batch.records
+        self.metrics.pending_records.set(self._pending_records)
+        self.metrics.last_flush.set(time.time())
+        self.metrics.records_committed.inc(batch.records)
+        if self._paused and self._pending_records < self.settings.max_pending_records // 2:
+            self._set_paused(False)
+        log.debug("committed %d messages, %d records", messages, batch.records)
+
+    async def _insert(self, table: str, rows: list[bytes]) -> None:
+        """Insert one block, retrying transient failures until it commits.
+
+        The server refusing the data itself (a non-retriable :class:`SinkError`, e.g. code 349)
+        would block the partition forever if retried: the block is split in halves until the
+        refused rows are isolated, and those are dead-lettered (``publish``) instead.
+        """
+        token = _token(table, rows)
+        loop = asyncio.get_running_loop()
+        delay = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                await loop.run_in_executor(self._executor, self.sink.insert, table, rows, token)
+            except Exception as exc:
+                self.metrics.sink_errors.labels(table).inc()
+                if isinstance(exc, SinkError) and not exc.retriable:
+                    await self._refused(table, rows, exc)
+                    return
+                log.warning(
+                    "insert of %d rows into %s failed, retrying in %.1fs: %s",
+                    len(rows), table, delay, exc,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            self.metrics.flush_latency.labels(table).observe(time.perf_counter() - started)
+            self.metrics.batch_rows.labels(table).observe(len(rows))
+            return
+
+    async def _refused(self, table: str, rows: list[bytes], exc: SinkError) -> None:
+        if len(rows) > 1:
+            half = len(rows) // 2
+            await self._insert(table, rows[:half])
+            await self._insert(table, rows[half:])
+            return
+        log.error("%s refused a row, dead-lettering it: %s", table, exc)
+        kind = "k8s-event" if table == "k8s_events" else "audit"
+        record = dead_letter_record(kind, rows[0], f"insert into {table} refused: {exc}", "publish")
+        self._count_dead_letter(record)
+        await self._publish([_dlq_item(record)], 0)
+
+    async def _keepalive(self) -> None:
+        """Tell NATS that inputs waiting longer than a third of ack_wait are still in progress."""
+        interval = max(self.settings.ack_wait / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            old = time.monotonic() - interval
+            waiting = [d for u in self._waiting_units() if u.created < old for d in u.deliveries]
+            if waiting:
+                with contextlib.suppress(Exception):
+                    await in_progress_many(self.nc, waiting)
+
+    def _waiting_units(self) -> list[Unit]:
+        return self._committing + self._batch.units
+
+    # -- shutdown -------------------------------------------------------------------------------
+    async def drain(self) -> None:
+        """Commit whatever is queued (used at shutdown, after the consumers stopped)."""
+        if self._batch.units:
+            await self._commit(self._take())
+
+    async def stop(self) -> None:
+        """Stop the flush loop and the keepalive task; does not commit (see :meth:`drain`)."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._executor.shutdown(wait=True)
+
+    @property
+    def pending_records(self) -> int:
+        """Records received and not yet acked."""
+        return self._pending_records
+
+    # -- metrics --------------------------------------------------------------------------------
+    def _count(self, out: Output, source: str, partition: str, messages: int) -> None:
+        m = self.metrics
+        name = "audit_log" if source == "audit" else "k8s_event"
+        m.partition_records.labels(source, partition).inc(out.records)
+        m.partition_messages.labels(source, partition).inc(messages)
+        if out.skipped or out.no_match:
+            m.events_skipped.labels(name, "no_matching_policy").inc(out.skipped + out.no_match)
+        if out.errors:
+            m.events_errored.labels(name, "evaluate").inc(out.errors)
+        for activity in out.activities:
+            labels = activity["metadata"].get("labels") or {}
+            resource = activity["spec"].get("resource") or {}
+            m.activities_generated.labels(
+                labels.get("activity.miloapis.com/policy-name", ""),
+                resource.get("apiGroup", ""),
+                resource.get("kind", ""),
+            ).inc()
+
+    def _count_dead_letter(self, record: dict[str, Any]) -> None:
+        resource = record.get("resource") or {}
+        group = resource.get("apiGroup") if "resource" in record else None
+        self.metrics.dlq_published.labels(
+            record.get("type", ""),
+            "unknown" if group is None else group or "core",
+            resource.get("kind") or "unknown",
+            record.get("errorType", ""),
+            record.get("policyName", ""),
+        ).inc()
+
+
+def _dlq_item(record: dict[str, Any]) -> Item:
+    resource = record.get("resource")
+    group = resource.get("apiGroup", "") if resource is not None else None
+    kind = resource.get("kind", "") if resource is not None else ""
+    subject = dlq_subject(record.get("type", "audit"), group, kind)
+    return subject, encode_dead_letter(record), None
+
+
+def _token(table: str, rows: list[bytes]) -> str:
+    """A deterministic insert deduplication token for one batch of rows."""
+    digest = hashlib.blake2b(table.encode(), digest_size=16)
+    for row in rows:
+        digest.update(len(row).to_bytes(4, "little"))
+        digest.update(row)
+    return digest.hexdigest()

@@ -1,0 +1,328 @@
+"""The worker process: NATS topology, partition consumers, pipeline, reload, health, shutdown.
+
+:class:`Worker` wires the parts together. It owns the partitions of ``--partitions`` (one durable
+pull consumer per partition on ``audit.k8s.p<N>`` and one on ``events.p<N>``) and, with
+``--shared-consumer``, reads the upstream subjects through the shared durables, skipping (and
+acking) any partition subject an upstream-configured ``audit.k8s.>`` / ``events.>`` consumer also
+delivers. SIGTERM stops fetching, flushes and acks what is in flight, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import nats
+
+import processor
+from processor.config import Settings
+from processor.metrics import Metrics
+from processor.sink.base import Sink
+from processor.sink.factory import open_sink
+from processor.sink.migrate import migrate
+from processor.stream.consumer import Delivery, PullConsumer, ack_many
+from processor.stream.partitions import (
+    audit_partition_subject,
+    event_partition_subject,
+    is_partition_subject,
+    parse_partitions,
+)
+from processor.stream.publisher import JsPublisher
+from processor.stream.topology import ensure_consumer, ensure_streams, partition_consumer_name
+from processor.translate import Translator
+from processor.worker.health import HealthServer
+from processor.worker.pipeline import Pipeline
+from processor.worker.reload import PolicyReloader
+
+log = logging.getLogger(__name__)
+
+SHARED_AUDIT_SUBJECTS = ("audit.k8s.activity", "audit.k8s.retry")
+SHARED_EVENT_SUBJECTS = ("events.>",)
+LAG_INTERVAL = 5.0
+
+
+def implementation() -> str:
+    """The active per-record implementation (``native`` or ``python``)."""
+    from processor.cli import implementation as active
+
+    return active()
+
+
+class Worker:
+    """One worker process.
+
+    Args:
+        settings: validated settings.
+        policy_paths: policy files/directories (already defaulted by the caller).
+        sink: a storage sink to use instead of opening ``settings.clickhouse_url``.
+    """
+
+    def __init__(self, settings: Settings, policy_paths: Sequence[str], sink: Sink | None = None):
+        self.settings = settings
+        self.metrics = Metrics()
+        self.partitions = parse_partitions(settings.partitions, settings.partition_count)
+        self.sink = sink
+        self._own_sink = sink is None
+        self.reloader = PolicyReloader(
+            policy_paths, settings.stages, settings.max_record_bytes, self.metrics, self._swap
+        )
+        self.nc: Any = None
+        self.js: Any = None
+        self.pipeline: Pipeline | None = None
+        self.consumers: list[PullConsumer] = []
+        self.health: HealthServer | None = None
+        self.ready = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    # -- start ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect, provision, load policies and start consuming."""
+        s = self.settings
+        compiled = self.reloader.load()
+        self.metrics.build_info.info(
+            {"version": processor.__version__, "implementation": implementation()}
+        )
+        log.info(
+            "activity-processor %s (%s), partitions %s of %d",
+            processor.__version__,
+            implementation(),
+            _ranges(self.partitions),
+            s.partition_count,
+        )
+        if self.sink is None:
+            url = s.resolved_clickhouse_url()
+            self.sink = open_sink(url)
+            if s.migrate or url.startswith("chdb:"):
+                await asyncio.to_thread(migrate, self.sink)
+        await asyncio.to_thread(self.sink.open)
+        self.nc = await nats.connect(**self._connect_options())
+        self.js = self.nc.jetstream()
+        await ensure_streams(self.js, provision=s.provision)
+        self.pipeline = Pipeline(
+            compiled.translator,
+            self.sink,
+            self.nc,
+            JsPublisher(self.js),
+            s,
+            self.metrics,
+            on_pressure=self._pressure,
+        )
+        self._tasks.append(asyncio.ensure_future(self.pipeline.run()))
+        await self._start_consumers()
+        await self._start_reload()
+        await self._start_health()
+        self._tasks.append(asyncio.ensure_future(self._watch_lag()))
+        self.ready = True
+
+    def _connect_options(self) -> dict[str, Any]:
+        m = self.metrics
+
+        async def disconnected() -> None:
+            m.nats_connection_status.set(0)
+            m.nats_disconnects.inc()
+
+        async def reconnected() -> None:
+            m.nats_connection_status.set(1)
+            m.nats_reconnects.inc()
+            log.info("reconnected to NATS")
+
+        async def error(exc: Exception) -> None:
+            m.nats_errors.inc()
+            log.debug("NATS error: %s", exc)
+
+        m.nats_connection_status.set(1)
+        return {
+            "servers": [u.strip() for u in self.settings.nats_url.split(",") if u.strip()],
+            "name": "activity-processor",
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 1,
+            "allow_reconnect": True,
+            "disconnected_cb": disconnected,
+            "reconnected_cb": reconnected,
+            "error_cb": error,
+        }
+
+    async def _start_consumers(self) -> None:
+        s = self.settings
+        plans: list[tuple[str, str, str, Sequence[str], str, int]] = []
+        for n in self.partitions:
+            plans.append(
+                (
+                    "AUDIT_EVENTS",
+                    partition_consumer_name(s.consumer_name, n),
+                    "audit",
+                    (audit_partition_subject(n),),
+                    str(n),
+                    s.max_deliver,
+                )
+            )
+            plans.append(
+                (
+                    "EVENTS",
+                    partition_consumer_name(s.event_consumer_name, n),
+                    "event",
+                    (event_partition_subject(n),),
+                    str(n),
+                    -1,
+                )
+            )
+        if s.shared_consumer:
+            plans.append(
+                (
+                    "AUDIT_EVENTS",
+                    s.consumer_name,
+                    "audit",
+                    SHARED_AUDIT_SUBJECTS,
+                    "shared",
+                    s.max_deliver,
+                )
+            )
+            plans.append(
+                ("EVENTS", s.event_consumer_name, "event", SHARED_EVENT_SUBJECTS, "shared", -1)
+            )
+        for stream, durable, source, subjects, label, max_deliver in plans:
+            await ensure_consumer(
+                self.js,
+                stream,
+                durable,
+                subjects,
+                max_ack_pending=s.max_ack_pending,
+                ack_wait=s.ack_wait,
+                max_deliver=max_deliver,
+            )
+            consumer = PullConsumer(
+                self.nc, stream, durable, self._handler(source, label), batch=s.pull_batch
+            )
+            self.consumers.append(consumer)
+        for consumer in self.consumers:
+            await consumer.start()
+        self.metrics.active_workers.set(len(self.consumers))
+
+    def _handler(self, source: str, label: str) -> Any:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        if label != "shared":
+            return lambda deliveries: pipeline.handle(deliveries, source, label)
+
+        async def shared(deliveries: list[Delivery]) -> None:
+            own = [d for d in deliveries if not is_partition_subject(d.subject)]
+            if own:
+                pipeline.handle(own, source, label)
+            if len(own) != len(deliveries):
+                # an upstream-configured consumer covers the partition subjects too: those
+                # records belong to their partition consumer, this one only acknowledges them
+                await ack_many(self.nc, [d for d in deliveries if is_partition_subject(d.subject)])
+
+        return shared
+
+    async def _start_reload(self) -> None:
+        s = self.settings
+        kv = None
+        if s.policy_bucket:
+            try:
+                kv = await self.js.create_key_value(bucket=s.policy_bucket, history=5)
+            except Exception:
+                kv = await self.js.key_value(s.policy_bucket)
+        self.reloader.start(s.watch_interval, kv)
+
+    async def _start_health(self) -> None:
+        if not self.settings.health_addr:
+            return
+        self.health = HealthServer(
+            self.settings.health_addr,
+            self.metrics,
+            health={"ping": lambda: "", "nats": self._nats_check},
+            ready={
+                "started": lambda: "" if self.ready else "starting",
+                "policies": self._policy_check,
+            },
+        )
+        await self.health.start()
+
+    def _nats_check(self) -> str:
+        return "" if self.nc is not None and self.nc.is_connected else "not connected to NATS"
+
+    def _policy_check(self) -> str:
+        return "" if self.reloader.current is not None else "no policy set loaded"
+
+    # -- running --------------------------------------------------------------------------------
+    def _swap(self, translator: Translator) -> None:
+        if self.pipeline is not None:
+            self.pipeline.set_translator(translator)
+
+    def _pressure(self, paused: bool) -> None:
+        log.info(
+            "%s fetching (%d records pending)",
+            "pausing" if paused else "resuming",
+            self.pipeline.pending_records if self.pipeline else 0,
+        )
+        for consumer in self.consumers:
+            consumer.pause() if paused else consumer.resume()
+
+    async def _watch_lag(self) -> None:
+        while True:
+            await asyncio.sleep(LAG_INTERVAL)
+            for consumer in self.consumers:
+                with contextlib.suppress(Exception):
+                    info = await self.js.consumer_info(consumer.stream, consumer.durable)
+                    self.metrics.consumer_pending.labels(consumer.stream, consumer.durable).set(
+                        info.num_pending or 0
+                    )
+                    self.metrics.consumer_ack_pending.labels(consumer.stream, consumer.durable).set(
+                        info.num_ack_pending or 0
+                    )
+
+    def request_stop(self) -> None:
+        """Ask :meth:`serve` to shut down (signal handlers call this)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then shut down cleanly."""
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        await self._stop.wait()
+        await self.stop()
+
+    # -- stop -----------------------------------------------------------------------------------
+    async def stop(self, flush_timeout: float = 30.0) -> None:
+        """Stop fetching, commit and ack what was received, close everything."""
+        self.ready = False
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self.pipeline is not None:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(self.pipeline.drain(), flush_timeout)
+            except TimeoutError:
+                log.error(
+                    "flush did not finish in %.0fs; unacked input will be redelivered",
+                    time.monotonic() - started,
+                )
+            await self.pipeline.stop()
+        await self.reloader.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.health is not None:
+            await self.health.stop()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 30)
+        if self.sink is not None and self._own_sink:
+            await asyncio.to_thread(self.sink.close)
+
+
+def _ranges(parts: Sequence[int]) -> str:
+    return ",".join(map(str, parts)) if len(parts) <= 8 else f"{parts[0]}-{parts[-1]}"

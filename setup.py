@@ -1,14 +1,26 @@
 """Build knobs for the native (Cython) extensions; all metadata lives in pyproject.toml.
 
-Every ``_native/<name>.pyx`` is compiled into the private submodule ``processor._native.<name>``.
-A failed compile fails the build: a service must not ship the slow path silently.
+Every ``_native/<name>.pyx`` is compiled into the private submodule ``processor._native.<name>``
+(hand-written native code whose twin is named in its docstring). The modules of :data:`TWINS` are
+the pure-Python twins themselves compiled by Cython into ``processor._native.<name>``: the same
+source, so they cannot drift from the specification. A failed compile fails the build: a service
+must not ship the slow path silently.
 """
 
 from pathlib import Path
 
 from setuptools import setup
 
-NATIVE = Path(__file__).parent / "_native"
+ROOT = Path(__file__).parent
+NATIVE = ROOT / "_native"
+
+#: processor._native.<name> -> pure-Python source compiled as is.
+TWINS = {
+    "activity": "processor/activity.py",
+    "audit": "processor/records/audit.py",
+    "plan": "processor/cel/plan.py",
+    "template": "processor/policy/template.py",
+}
 
 
 def _extensions():
@@ -19,10 +31,21 @@ def _extensions():
     from setuptools import Extension
 
     exts = [
-        Extension(f"processor._native.{src.stem}", [str(src.relative_to(Path(__file__).parent))])
+        Extension(
+            f"processor._native.{src.stem}",
+            [str(src.relative_to(ROOT))],
+            include_dirs=[str(NATIVE.relative_to(ROOT))],
+            depends=[str(h.relative_to(ROOT)) for h in NATIVE.glob("*.h")],
+        )
         for src in sources
     ]
-    return cythonize(exts, language_level=3, compiler_directives={"binding": False})
+    exts += [Extension(f"processor._native.{name}", [path]) for name, path in TWINS.items()]
+    return cythonize(
+        exts,
+        language_level=3,
+        compiler_directives={"binding": False},
+        build_dir="build/cython",
+    )
 
 
 setup(ext_modules=_extensions())

@@ -23,6 +23,12 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.run:register",
     "processor.commands.reconcile:register",
     "processor.commands.migrate:register",
+    "processor.commands.query:register",
+    "processor.commands.query:register_audit",
+    "processor.commands.query:register_events",
+    "processor.commands.query:register_facets",
+    "processor.commands.history:register",
+    "processor.commands.watch:register",
     "processor.commands.policy:register",
     "processor.commands.dlq:register",
     "processor.commands.preview:register",
@@ -37,8 +43,14 @@ Registrar = Callable[[Any], None]
 
 
 def implementation() -> str:
-    """Which implementation of the per-record hot path is active: ``python`` for now."""
-    return "python"
+    """Which implementation of the per-record hot path is active: ``native`` or ``python``.
+
+    See :mod:`processor.native`; raises ``ExtensionMissingError`` when the extensions are
+    required (``PROCESSOR_REQUIRE_EXTENSIONS=1``) and cannot be loaded.
+    """
+    from processor.native import implementation as active
+
+    return active()
 
 
 def _version(args: argparse.Namespace) -> int:

@@ -4,24 +4,46 @@ A payload is one JSON document: an audit Event, an audit EventList (decision 12)
 Event. Nothing here raises for bad input: a malformed or oversize payload, a record that decodes
 to the wrong shape, and every failing policy become dead-letter records (upstream DLQ format,
 decision 7) and the caller goes on with the next payload.
+
+Two implementations give identical results (:mod:`processor.native` selects one):
+
+- the twin (the specification): ``orjson.loads`` of the payload, :func:`decode_audit`, every rule
+  evaluated in order;
+- the fast path (native): the Cython scanner validates the payload and locates its members
+  without building them; records no policy wants are skipped from their routing fields; wanted
+  ones get their small fields decoded and their bodies pruned to what the policies read
+  (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
+  (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole. Anything
+  unusual -- input the scanner doubts, keys in another case, a record that fails to decode, any
+  failing policy (dead letters) -- is handed to the twin, so dead letters and errors are the
+  twin's by construction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
 from processor.activity import audit_tenant
+from processor.cel.needs import BODIES
 from processor.deadletter import audit_dlq_resource, dead_letter_record, event_dlq_resource
 from processor.engine import Engine, Translation
 from processor.errors import RecordError
+from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
 from processor.records.audit import peek_route
+from processor.records.lazy import decode_audit_split
 
 Hint = Literal["audit", "event"] | None
 DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024  # AUDIT_EVENTS maxMsgSize upstream
+
+# Members the fast path leaves unparsed: the audit bodies, and an EventList's items.
+_SPLIT = frozenset((*BODIES, "items"))
+# Members classification and routing read (every other key is kept, as null, for presence tests).
+_ROUTE = frozenset(("kind", "apiVersion", "stage", "objectRef", "regarding", "involvedObject"))
 
 
 @dataclass
@@ -46,11 +68,34 @@ class Translator:
     Args:
         engine: the compiled policies.
         max_record_bytes: larger payloads are dead-lettered unread (``unmarshal``).
+        native: True for the fast path (raises :class:`ExtensionMissingError` when the
+            extensions are not built), False for the twin, None as the engine was built
+            (:attr:`Engine.native`).
     """
 
-    def __init__(self, engine: Engine, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        native: bool | None = None,
+    ) -> None:
         self.engine = engine
         self.max_record_bytes = max_record_bytes
+        if native is None:
+            native = engine.native
+        self._scan = require("jsonscan") if native else None
+        self._decode = require("audit").decode_audit if native else decode_audit
+
+    @property
+    def implementation(self) -> str:
+        """``native`` or ``python``: the path this translator takes."""
+        return "python" if self._scan is None else "native"
+
+    def translate_many(self, payloads: Iterable[bytes], out: Output, hint: Hint = None) -> None:
+        """Translate every payload of ``payloads`` into ``out`` (see :meth:`translate`)."""
+        translate = self.translate
+        for payload in payloads:
+            translate(payload, out, hint)
 
     def translate(self, payload: bytes, out: Output, hint: Hint = None) -> None:
         """Translate one payload into ``out``.
@@ -60,6 +105,16 @@ class Translator:
             out: accumulates activities, dead letters and counters.
             hint: the stream the payload came from (``audit`` or ``event``); None detects it.
         """
+        if (
+            self._scan is not None
+            and type(payload) is bytes
+            and len(payload) <= self.max_record_bytes
+            and self._fast(payload, out, hint)
+        ):
+            return
+        self._twin(payload, out, hint)
+
+    def _twin(self, payload: bytes, out: Output, hint: Hint) -> None:
         dlq_type = "k8s-event" if hint == "event" else "audit"
         if len(payload) > self.max_record_bytes:
             out.records += 1
@@ -99,6 +154,91 @@ class Translator:
                 "record is neither an audit event, an audit EventList nor a Kubernetes Event",
             )
 
+    # -- fast path ---------------------------------------------------------------------------
+    def _fast(self, payload: bytes, out: Output, hint: Hint) -> bool:
+        """The fast path for ``payload``; False (``out`` untouched) hands it to the twin."""
+        scan = self._scan
+        assert scan is not None
+        split = scan.split_document(payload, _SPLIT, _ROUTE)
+        if split is None:
+            return False
+        probe = orjson.loads(split[2])
+        kind = classify_record(probe) if hint != "event" else "event"
+        if kind == "event":
+            return self._fast_event(payload, out, probe)
+        if kind == "audit_list":
+            span = split[1].get("items")
+            items = scan.array_items(payload, *span) if span is not None else None
+            if items is None:
+                return False
+            for s, e in items:
+                item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
+                if item is None or not self._fast_audit(payload, item, out, None):
+                    self._audit(orjson.loads(payload[s:e]), out, None)
+            return True
+        if kind == "audit" or (kind is None and hint == "audit"):
+            if not self._fast_audit(payload, split, out, probe):
+                self._audit(orjson.loads(payload), out, payload)
+            return True
+        return False
+
+    def _fast_audit(self, buf: bytes, split: tuple, out: Output, probe: dict | None) -> bool:
+        """One audit event from its split text; False (``out`` untouched) for the twin.
+
+        ``probe`` is the parsed route text (routing values, other keys null) when at hand.
+        """
+        text, spans, route_text = split
+        if "items" in spans:
+            return False  # not an audit Event field: the twin drops it
+        if probe is None:
+            probe = orjson.loads(route_text)
+        route = peek_route(probe)
+        if route is None:
+            return False
+        engine = self.engine
+        if engine.audit_skip_reason(*route):
+            out.records += 1
+            out.skipped += 1
+            return True
+        assert route[1] is not None and self._scan is not None
+        try:
+            audit = decode_audit_split(
+                buf,
+                orjson.loads(text),
+                spans,
+                engine.audit_needs(route[1]),
+                self._scan,
+                self._decode,
+            )
+        except RecordError:
+            return False
+        result = engine.translate_audit(audit, dispatch=True)
+        if result.failures:
+            return False
+        out.records += 1
+        self._collect(result, out)
+        return True
+
+    def _fast_event(self, payload: bytes, out: Output, probe: dict) -> bool:
+        """A Kubernetes Event; False (``out`` untouched) for the twin.
+
+        Skipped from its involved object alone when no policy wants it; else decoded whole.
+        """
+        assert self._scan is not None
+        found = involved_object(probe)
+        if found is None or f"{found[0]}/{found[1]}" not in self.engine.event_index:
+            out.records += 1
+            out.skipped += 1
+            return True
+        event = self._scan.floatify(orjson.loads(payload))
+        result = self.engine.translate_event(event, dispatch=True)
+        if result.failures:
+            return False
+        out.records += 1
+        self._collect(result, out)
+        return True
+
+    # -- twin ----------------------------------------------------------------------------------
     def _unmarshal(self, out: Output, dlq_type: str, payload: Any, error: str) -> None:
         out.errors += 1
         out.dead_letters.append(dead_letter_record(dlq_type, payload, error, "unmarshal"))

@@ -1,4 +1,8 @@
-"""``activity bench``: the benchmark corpus generator (the throughput benchmark comes later).
+"""``activity bench``: the throughput benchmark, and the benchmark corpus generator.
+
+``activity bench`` measures, in one process on one core, the naive cel-python baseline, the
+``orjson.loads`` full-decode ceiling, the pure-Python path and the native path on the same corpus
+and policies (:mod:`processor.bench.harness`) and prints a table (``--json`` for machines).
 
 ``activity bench --generate FILE`` writes the standard, seeded corpus of
 :mod:`processor.bench.corpus` as JSON lines (``-`` for stdout); ``--batch N`` groups audit events
@@ -16,9 +20,11 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="generate the benchmark corpus (throughput benchmark: not implemented yet)",
-        description="Benchmark tools. --generate FILE writes the standard, seeded corpus of "
-        "audit events and Kubernetes Events as JSON lines.",
+        help="throughput benchmark (naive, full-decode ceiling, python, native); corpus generator",
+        description="Measure records/s of the naive cel-python baseline, the orjson.loads "
+        "ceiling, the pure-Python path and the native path on one corpus, in one process. "
+        "--generate FILE writes the standard, seeded corpus of audit events and Kubernetes "
+        "Events as JSON lines instead.",
     )
     parser.add_argument(
         "--generate",
@@ -27,7 +33,7 @@ def register(subparsers: Any) -> None:
         help="write the corpus to FILE ('-' for stdout)",
     )
     parser.add_argument(
-        "--count", type=_non_negative, default=10000, help="records (default: 10000)"
+        "--count", type=_non_negative, default=None, help="records (default: 10000; bench 20000)"
     )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default: 1)")
     parser.add_argument(
@@ -37,7 +43,56 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="group audit events into EventList lines of up to N items (default: 0, one per line)",
     )
+    parser.add_argument(
+        "--input", default=None, metavar="FILE", help="bench: corpus JSON lines (default: generate)"
+    )
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="bench: policy files/directories (default: policies/ and ../shared/real-policies)",
+    )
+    parser.add_argument(
+        "--repeat", type=_positive, default=None, help="runs per path (bench 3, --query 100)"
+    )
+    parser.add_argument(
+        "--naive-sample",
+        type=_positive,
+        default=200,
+        metavar="N",
+        help="bench: lines the naive baseline runs on (default: 200)",
+    )
+    parser.add_argument("--json", action="store_true", help="bench: print JSON")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--e2e",
+        action="store_true",
+        help="end to end: nats-server + one `activity run` worker + chDB (records/s, latency)",
+    )
+    mode.add_argument(
+        "--query", action="store_true", help="query latency over stored activities (chDB)"
+    )
+    parser.add_argument(
+        "--list-size", type=_positive, default=100, help="--e2e: records per EventList (100)"
+    )
+    parser.add_argument("--clickhouse-url", default=None, help="--query: default chdb bench dir")
+    parser.add_argument(
+        "--rows", type=_positive, default=10_000_000, help="--query: activities to store (10M)"
+    )
+    parser.add_argument(
+        "--dedup",
+        default="collapse,final,limit_by,none",
+        help="--query: duplicate collapsing modes to compare",
+    )
     parser.set_defaults(handler=_handle)
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
+    return value
 
 
 def _non_negative(text: str) -> int:
@@ -51,18 +106,22 @@ def _non_negative(text: str) -> int:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    if args.e2e:
+        return _e2e(args)
+    if args.query:
+        from processor.bench import query
+
+        args.repeat = args.repeat or 100
+        return query.main(args)
     if args.generate is None:
-        print(
-            "activity bench: the throughput benchmark is not implemented yet; "
-            "use --generate FILE to write the benchmark corpus",
-            file=sys.stderr,
-        )
-        return 2
+        args.repeat = args.repeat or 3
+        return _bench(args)
     from processor.bench.corpus import write_jsonl
 
     started = time.perf_counter()
     target = sys.stdout.buffer if args.generate == "-" else args.generate
-    stats = write_jsonl(target, args.count, seed=args.seed, batch=args.batch)
+    count = 10000 if args.count is None else args.count
+    stats = write_jsonl(target, count, seed=args.seed, batch=args.batch)
     elapsed = time.perf_counter() - started
     rate = stats.records / elapsed if elapsed > 0 else 0.0
     print(
@@ -70,4 +129,62 @@ def _handle(args: argparse.Namespace) -> int:
         f"lines={stats.lines} bytes={stats.bytes} elapsed={elapsed:.2f}s records/s={rate:.0f}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import orjson
+
+    from processor.bench.harness import (
+        default_policy_paths,
+        format_table,
+        generate_lines,
+        run_bench,
+    )
+    from processor.errors import PolicyErrors
+
+    def say(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    if args.input is not None:
+        with open(args.input, "rb") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+        if args.count:
+            lines = lines[: args.count]
+    else:
+        count = 20000 if args.count is None else args.count
+        say(f"generating {count} records (seed {args.seed})")
+        lines = generate_lines(count, args.seed)
+    if not lines:
+        print("activity bench: the corpus is empty", file=sys.stderr)
+        return 1
+    paths = args.policies if args.policies is not None else default_policy_paths()
+    try:
+        result = run_bench(
+            lines, paths, repeat=args.repeat, naive_sample=args.naive_sample, progress=say
+        )
+    except PolicyErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(format_table(result))
+    return 0 if result.identical is not False else 1
+
+
+def _e2e(args: argparse.Namespace) -> int:
+    import orjson
+
+    from processor.bench import e2e
+    from processor.policy.bundled import bundled_policy_dir
+
+    policies = args.policies if args.policies is not None else [str(bundled_policy_dir())]
+    count = 50_000 if args.count is None else args.count
+    figures = e2e.run(count, args.seed, args.list_size, policies)
+    if args.json:
+        print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(e2e.format_table(figures, args.list_size))
     return 0

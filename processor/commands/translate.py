@@ -52,14 +52,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_handle)
 
 
-def load_engine(paths: list[str], all_stages: bool = False) -> Engine:
-    """Load, validate and compile policies; raise :class:`PolicyErrors` if any is invalid."""
+def load_engine(paths: list[str], all_stages: bool = False, native: bool | None = None) -> Engine:
+    """Load, validate and compile policies; raise :class:`PolicyErrors` if any is invalid.
+
+    ``native``: see :class:`Engine` (None: the process default, :mod:`processor.native`).
+    """
     loaded = load_paths(paths)
     loaded.raise_for_errors()
     checked = check_policies(loaded.policies)
     if checked.errors:
         raise PolicyErrors(checked.errors)
-    return Engine(loaded.policies, stages=None if all_stages else ("ResponseComplete",))
+    return Engine(
+        loaded.policies, stages=None if all_stages else ("ResponseComplete",), native=native
+    )
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

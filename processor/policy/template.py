@@ -46,7 +46,7 @@ class SummaryTemplate:
 
     __slots__ = ("_parts", "errors", "static", "text")
 
-    def __init__(self, text: str, env: Environment) -> None:
+    def __init__(self, text: str, env: Environment, native: bool = False) -> None:
         self.text = text
         self.errors: list[str] = []
         # parts alternate: literal text (str) and (expression, Program | error message)
@@ -62,7 +62,7 @@ class SummaryTemplate:
                 parts.append((block.expression, f"compile {go_quote(block.expression)}: {message}"))
                 continue
             try:
-                parts.append((block.expression, compile_expr(block.expression, env)))
+                parts.append((block.expression, compile_expr(block.expression, env, native)))
             except CelCompileError as exc:
                 self.errors.append(str(exc))
                 parts.append((block.expression, f"compile {go_quote(block.expression)}: {exc}"))
@@ -74,6 +74,10 @@ class SummaryTemplate:
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    def programs(self) -> list[Program]:
+        """The compiled programs of the blocks, in order (failed blocks left out)."""
+        return [p[1] for p in self._parts if isinstance(p, tuple) and isinstance(p[1], Program)]
 
     def render(self, variables: dict, links: list | None = None) -> str:
         """Render with ``variables``; ``link()`` calls append ``(marker, ref)`` to ``links``.

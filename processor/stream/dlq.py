@@ -107,7 +107,7 @@ async def _delete(js: Any, sub: Any) -> None:
         name = (await sub.consumer_info()).name
         await sub.unsubscribe()
         await js.delete_consumer(DLQ_STREAM, name)
-    except Exception as exc:  # noqa: BLE001 - the server drops it after its inactivity threshold
+    except Exception as exc:
         log.debug("could not delete the retry consumer: %s", exc)
 
 

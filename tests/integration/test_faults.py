@@ -221,10 +221,11 @@ CH_DDL = (
 
 
 def test_clickhouse_outage_pauses_then_catches_up(
-    fresh_clickhouse_server: Any, nats_url: str, policy_dir: Path
+    fresh_clickhouse_server: Any, fresh_nats_server: NatsServer, policy_dir: Path
 ):
     """The native-protocol sink against a real server that is stopped mid-stream (18.16 table)."""
     server = fresh_clickhouse_server
+    nats_url = fresh_nats_server.url
     sink = open_sink(
         server.url, tables={"activities": "activity_json"}, connect_timeout=2.0,
         send_receive_timeout=5.0,

@@ -11,10 +11,10 @@ from typing import Any
 import nats
 import orjson
 import pytest
-from processor.sink.memory import MemorySink
 
 from processor.cli import main
 from processor.config import Settings
+from processor.sink.memory import MemorySink
 from processor.worker.runner import Worker
 from tests.integration import records
 
@@ -62,6 +62,13 @@ async def with_worker(
         await nc.drain()
         await worker.stop()
     return sink
+
+
+@pytest.fixture
+def nats_url(fresh_nats_server: Any) -> str:
+    """A server of this test only: a new consumer replays its stream from the start, so shared
+    streams would leak earlier tests' records into this one."""
+    return str(fresh_nats_server.url)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from processor.cel import AUDIT_ENV, EVENT_ENV, compile_expr
 from processor.cel.values import TypeValue, UInt
 from processor.errors import CelEvalError
+from tests.unit.parity import both_plans  # noqa: F401  (runs every test on both plans)
 
 AUDIT: dict[str, Any] = {
     "level": "RequestResponse",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import statistics
 import subprocess
 import sys
@@ -129,6 +130,19 @@ def test_cli_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "records=200" in capsys.readouterr().err
 
 
-def test_cli_without_generate(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench"]) == 2
-    assert "not implemented" in capsys.readouterr().err
+def test_cli_bench_without_generate_measures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: activity.miloapis.com/v1alpha1\nkind: ActivityPolicy\n"
+        "metadata: {name: d}\nspec:\n  resource: {apiGroup: apps, kind: Deployment}\n"
+        "  auditRules:\n    - {name: c, match: \"audit.verb == 'create'\", summary: created}\n"
+    )
+    args = ["bench", "--count", "40", "--repeat", "1", "--naive-sample", "3", "--json"]
+    assert main([*args, "--policies", str(policy)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in result["paths"]][:3] == ["naive", "ceiling", "python"]
+    assert result["records"] == 40 and result["counts"]["records"] == 40
+    assert all(p["records_per_s"] > 0 for p in result["paths"])
+    assert result["identical"] in (True, None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from processor import __version__, cli
+from processor import __version__, cli, native
 from processor.policy.lint import lint_paths, normalise_expression
 
 HEADER = """\
@@ -251,7 +251,10 @@ def test_normalise_expression(a, b, same):
 def test_version(capsys):
     code, lines, _ = run(capsys, "version")
     assert code == 0
-    assert lines == [f"activity-processor {__version__}", "implementation: python"]
+    assert lines == [
+        f"activity-processor {__version__}",
+        f"implementation: {native.implementation()}",
+    ]
 
 
 def test_no_command_prints_help_and_exits_2(capsys):

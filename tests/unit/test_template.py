@@ -9,6 +9,7 @@ import pytest
 from processor.cel import AUDIT_ENV, EVENT_ENV
 from processor.errors import TemplateError
 from processor.policy.template import SummaryTemplate, find_blocks
+from tests.unit.parity import both_plans  # noqa: F401  (runs every test on both plans)
 
 ACTOR_REF = {"type": "user", "name": "alice"}
 OBJECT_REF = {"resource": "httpproxies", "name": "api", "namespace": "default"}

@@ -13,6 +13,7 @@ from processor.cli import main
 from processor.engine import Engine
 from processor.policy import parse_policy_text
 from processor.translate import Output, Translator
+from tests.unit.parity import IMPLEMENTATIONS, native_flag
 
 POLICIES = """
 apiVersion: activity.miloapis.com/v1alpha1
@@ -91,9 +92,12 @@ def event(reason: str, **extra: Any) -> dict[str, Any]:
     return record
 
 
-@pytest.fixture(scope="module")
-def translator() -> Translator:
-    return Translator(Engine(parse_policy_text(POLICIES, "policies.yaml")), max_record_bytes=4096)
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def translator(request: pytest.FixtureRequest) -> Translator:
+    """The same tests on the twin (``python``) and on the fast path (``native``)."""
+    native = native_flag(request.param)
+    engine = Engine(parse_policy_text(POLICIES, "policies.yaml"), native=native)
+    return Translator(engine, max_record_bytes=4096, native=native)
 
 
 def run(translator: Translator, *records: Any) -> Output:

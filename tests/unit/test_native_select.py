@@ -1,0 +1,75 @@
+"""Selection of the implementation: environment switches, fatal when required, shown by version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from processor.native import use_native
+from tests.unit.parity import native_flag
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PROCESSOR_") or k in env}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=False
+    )
+
+
+VERSION = "from processor.cli import main; main(['version'])"
+
+
+def test_no_extensions_forces_the_twin() -> None:
+    result = run(
+        VERSION + "; from processor.native import describe; print(describe())",
+        PROCESSOR_NO_EXTENSIONS="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "implementation: python" in result.stdout
+    assert "python (PROCESSOR_NO_EXTENSIONS=1)" in result.stdout
+
+
+def test_default_is_native_when_built() -> None:
+    native_flag("native")
+    result = run(VERSION)
+    assert "implementation: native" in result.stdout, result.stderr
+
+
+def test_a_missing_extension_is_fatal_when_required() -> None:
+    code = (
+        "import processor.native as n; n.EXTENSIONS = ('jsonscan', 'no_such_module');"
+        "print(n.implementation())"
+    )
+    result = run(code, PROCESSOR_REQUIRE_EXTENSIONS="1")
+    assert result.returncode != 0
+    assert "ExtensionMissingError" in result.stderr
+    assert "processor._native.no_such_module" in result.stderr
+    # without the requirement, the twin is used and says why
+    result = run(code.replace("print(n.implementation())", "print(n.describe())"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("python (extension missing: processor._native.no_such_module")
+
+
+def test_engine_and_translator_follow_the_selection() -> None:
+    from processor.engine import Engine
+    from processor.translate import Translator
+
+    engine = Engine([], native=False)
+    assert Translator(engine).implementation == "python"
+    if use_native():
+        assert Translator(Engine([])).implementation == "native"
+        assert Translator(engine, native=True).implementation == "native"
+
+
+@pytest.mark.parametrize("env", [{"PROCESSOR_NO_EXTENSIONS": "1"}, {}])
+def test_start_log_line(env: dict[str, str]) -> None:
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO, format='%(message)s');"
+        "from processor.native import log_implementation; log_implementation()"
+    )
+    result = run(code, **env)
+    assert result.stderr.startswith("per-record implementation: "), result.stderr

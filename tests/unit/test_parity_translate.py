@@ -1,0 +1,292 @@
+"""Differential tests: the fast (native) path gives exactly the twin's results.
+
+Over the conformance cases, the real-policy corpus with a generated record corpus (single records
+and EventLists), and hypothesis-generated records: valid, mutated (wrong types, keys in another
+case, escaped and duplicate keys, unknown keys, odd routing values) and malformed bytes. Activities,
+dead letters (minus their wall-clock timestamp) and counters must be equal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processor.bench.corpus import generate
+from processor.commands.translate import load_engine
+from processor.engine import Engine
+from processor.policy import parse_policy_text
+from processor.translate import Output, Translator
+from tests.conftest import SHARED_DIR
+from tests.unit.parity import native_flag
+
+
+def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> dict[str, Any]:
+    out = Output()
+    for payload in payloads:
+        translator.translate(payload, out, hint)
+    letters = [{k: v for k, v in d.items() if k != "timestamp"} for d in out.dead_letters]
+    return {
+        "activities": orjson.loads(orjson.dumps(out.activities)),
+        "dead_letters": orjson.loads(orjson.dumps(letters)),
+        "counts": (out.records, out.no_match, out.skipped, out.errors),
+    }
+
+
+def pair(engine_for: Any) -> tuple[Translator, Translator]:
+    native = native_flag("native")
+    return (
+        Translator(engine_for(False), max_record_bytes=64 * 1024, native=False),
+        Translator(engine_for(native), max_record_bytes=64 * 1024, native=native),
+    )
+
+
+def assert_same(python: Translator, native: Translator, payloads: list[bytes], hint=None) -> None:
+    assert outcome(native, payloads, hint) == outcome(python, payloads, hint)
+
+
+# --- the real-policy corpus with the generated corpus ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(real_policies_dir: Path) -> tuple[Translator, Translator]:
+    paths = sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
+    return pair(lambda native: load_engine(paths, native=native))
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[dict[str, Any]]:
+    return list(generate(1500, seed=7))
+
+
+def test_real_policies_on_the_corpus(real: tuple[Translator, Translator], corpus: list) -> None:
+    python, native = real
+    lines = [orjson.dumps(r) for r in corpus]
+    result = outcome(python, lines)
+    assert result["activities"], "the corpus must produce activities"
+    assert outcome(native, lines) == result
+
+
+def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpus: list) -> None:
+    python, native = real
+    audits = [r for r in corpus if r.get("apiVersion") == "audit.k8s.io/v1"]
+    lists = [
+        orjson.dumps(
+            {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": audits[i : i + 50]}
+        )
+        for i in range(0, len(audits), 50)
+    ]
+    assert_same(python, native, lists)
+
+
+# --- conformance cases ----------------------------------------------------------------------------
+
+CASES = sorted((SHARED_DIR / "conformance" / "cases").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_conformance_case_inputs(case: Path) -> None:
+    doc = yaml.safe_load(case.read_text())
+    policy = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "ActivityPolicy",
+        "metadata": {"name": doc["metadata"]["name"]},
+        "spec": doc["spec"]["policy"],
+    }
+    policies = parse_policy_text(yaml.safe_dump(policy), case.name)
+    python, native = pair(lambda flag: Engine(policies, stages=None, native=flag))
+    for item in doc["spec"]["inputs"]:
+        kind = item["type"]
+        payload = orjson.dumps(item[kind], default=str)
+        assert_same(python, native, [payload], kind)
+        assert_same(python, native, [payload])
+
+
+# --- hypothesis: mutated and malformed records -----------------------------------------------
+
+POLICY = """
+apiVersion: activity.miloapis.com/v1alpha1
+kind: ActivityPolicy
+metadata: {name: deployments}
+spec:
+  resource: {apiGroup: apps, kind: Deployment}
+  auditRules:
+    - match: audit.verb == 'create' && audit.responseObject.metadata.name == 'web'
+      summary: "{{ actor }} created {{ link(audit.objectRef.name, audit.responseObject) }}"
+    - match: audit.verb in ['update', 'patch'] && audit.objectRef.subresource == 'scale'
+      summary: "scaled to {{ audit.requestObject.spec.replicas }}"
+    - match: >-
+        audit.verb == 'patch' && !has(audit.objectRef.subresource) && has(audit.requestObject.spec)
+      summary: "patched {{ audit.requestObject.spec }}"
+    - match: audit.verb == 'delete'
+      summary: "deleted {{ audit.responseObject.details.name }}"
+    - match: audit.responseStatus.code >= 400
+      summary: "failed {{ audit.verb }}"
+  eventRules:
+    - match: event.reason == 'Ready'
+      summary: "{{ event.regarding.name }} ready"
+"""
+
+KEYS = ["verb", "stage", "objectRef", "requestObject", "responseObject", "user", "auditID"]
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def base_record(verb: str, subresource: str | None) -> dict[str, Any]:
+    ref = {"apiGroup": "apps", "resource": "deployments", "name": "web", "namespace": "ns"}
+    if subresource:
+        ref["subresource"] = subresource
+    body = {"metadata": {"name": "web", "uid": "u-1", "generation": 3}, "spec": {"replicas": 2}}
+    return {
+        "kind": "Event",
+        "apiVersion": "audit.k8s.io/v1",
+        "auditID": "a-1",
+        "stage": "ResponseComplete",
+        "verb": verb,
+        "user": {"username": "alice@example.com", "extra": {"project": ["p"]}},
+        "objectRef": ref,
+        "responseStatus": {"metadata": {}, "code": 200},
+        "requestObject": body,
+        "responseObject": body,
+        "requestReceivedTimestamp": "2026-11-20T10:00:00.123456Z",
+        "stageTimestamp": "2026-11-20T10:00:00.123456Z",
+    }
+
+
+@st.composite
+def records(draw: st.DrawFn) -> bytes:
+    verb = draw(st.sampled_from(["create", "update", "patch", "delete", "get"]))
+    record: dict[str, Any] = base_record(verb, draw(st.sampled_from([None, "scale", "status"])))
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(KEYS))
+        action = draw(st.sampled_from(["value", "delete", "case", "unknown", "nested"]))
+        if action == "value":
+            record[key] = draw(JSON)
+        elif action == "delete":
+            record.pop(key, None)
+        elif action == "case" and key in record:
+            record[key.upper()] = record.pop(key)
+        elif action == "unknown":
+            record[draw(st.text(max_size=4))] = draw(JSON)
+        elif action == "nested" and isinstance(record.get(key), dict):
+            record[key] = {
+                **record[key],
+                draw(st.sampled_from(["metadata", "spec", "subresource", "code"])): draw(JSON),
+            }
+    # the stdlib encoder: integers beyond 64 bits, \u escapes (surrogate pairs) when ensure_ascii
+    payload = json.dumps(record, separators=(",", ":"), ensure_ascii=draw(st.booleans())).encode()
+    mangle = draw(st.sampled_from(["none", "none", "escape", "duplicate", "cut", "byte", "list"]))
+    if mangle == "escape":
+        payload = payload.replace(b'"verb"', b'"v\\u0065rb"', 1)
+    elif mangle == "duplicate":
+        payload = payload[:-1] + b',"verb":"delete"}'
+    elif mangle == "cut":
+        payload = payload[: draw(st.integers(0, len(payload)))]
+    elif mangle == "byte":
+        at = draw(st.integers(0, len(payload) - 1))
+        payload = payload[:at] + bytes([draw(st.integers(0, 255))]) + payload[at + 1 :]
+    elif mangle == "list":
+        payload = (
+            b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
+            + payload
+            + b","
+            + payload
+            + b"]}"
+        )
+    return payload
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[Translator, Translator]:
+    policies = parse_policy_text(POLICY, "policy.yaml")
+    return pair(lambda native: Engine(policies, native=native))
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=records())
+def test_hypothesis_records(small: tuple[Translator, Translator], payload: bytes) -> None:
+    python, native = small
+    assert_same(python, native, [payload])
+    assert_same(python, native, [payload], "audit")
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.binary(max_size=64) | JSON.map(lambda v: json.dumps(v).encode()))
+def test_hypothesis_arbitrary_bytes(small: tuple[Translator, Translator], payload: bytes) -> None:
+    python, native = small
+    assert_same(python, native, [payload])
+
+
+def test_the_fast_path_is_taken(
+    real: tuple[Translator, Translator], corpus: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard against a fast path that silently hands everything to the twin."""
+    _python, native = real
+    handed: list[object] = []
+    twin_audit = native._audit
+
+    def counting(obj: Any, out: Output, payload: bytes | None) -> None:
+        handed.append(obj)
+        twin_audit(obj, out, payload)
+
+    monkeypatch.setattr(native, "_audit", counting)
+    lines = [orjson.dumps(r) for r in corpus if r.get("apiVersion") == "audit.k8s.io/v1"]
+    out = Output()
+    for line in lines:
+        native.translate(line, out)
+    assert out.records == len(lines)
+    assert len(handed) < len(lines) // 20  # only records with failing policies go to the twin
+
+
+@st.composite
+def events(draw: st.DrawFn) -> bytes:
+    involved = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "ns"}
+    event: dict[str, Any] = {
+        "apiVersion": draw(st.sampled_from(["events.k8s.io/v1", "v1", "other"])),
+        "kind": "Event",
+        "metadata": {"uid": "e-1", "annotations": {"a": "b"}},
+        "reason": draw(st.sampled_from(["Ready", "Other", None, 3])),
+        "count": 2,
+        "eventTime": "2026-11-20T10:00:00.123456Z",  # no wall clock in the activity
+    }
+    where = draw(st.sampled_from(["regarding", "involvedObject", "both", "null"]))
+    if where in ("regarding", "both"):
+        event["regarding"] = {**involved, "kind": draw(st.sampled_from(["Deployment", "Pod", ""]))}
+    if where in ("involvedObject", "both"):
+        event["involvedObject"] = involved
+    if where == "null":
+        event["regarding"] = None
+        event["involvedObject"] = draw(JSON)
+    if draw(st.booleans()):
+        event[draw(st.sampled_from(["metadata", "regarding", "note"]))] = draw(JSON)
+    return json.dumps(event).encode()
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=events(), hinted=st.booleans())
+def test_hypothesis_events(
+    small: tuple[Translator, Translator], payload: bytes, hinted: bool
+) -> None:
+    python, native = small
+    assert_same(python, native, [payload], "event" if hinted else None)

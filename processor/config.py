@@ -35,6 +35,7 @@ class Settings:
     event_consumer_name: str = "activity-event-processor"
     provision: bool = True
     pull_batch: int = 256
+    pull_max_bytes: int = 4 * 1024 * 1024
     ack_wait: float = 30.0
     max_deliver: int = 5
     max_ack_pending: int = 50_000
@@ -54,7 +55,13 @@ class Settings:
         problems = []
         if self.partition_count < 1:
             problems.append("partition_count must be at least 1")
-        for name in ("pull_batch", "batch_max_records", "batch_max_bytes", "max_pending_records"):
+        for name in (
+            "pull_batch",
+            "pull_max_bytes",
+            "batch_max_records",
+            "batch_max_bytes",
+            "max_pending_records",
+        ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
         for name in ("ack_wait", "batch_max_age", "watch_interval"):
@@ -88,6 +95,7 @@ FIELDS: dict[str, str] = {
     "event_consumer_name": "durable event consumer name (partition consumers add -p<N>)",
     "provision": "create missing streams and consumers (otherwise they must exist)",
     "pull_batch": "messages per pull request",
+    "pull_max_bytes": "bytes per pull request (bounds what is in flight to the worker)",
     "ack_wait": "seconds before an unacked message is redelivered (new consumers)",
     "max_deliver": "deliveries of an audit message before NATS gives up (new consumers)",
     "max_ack_pending": "unacked messages per consumer (new consumers)",

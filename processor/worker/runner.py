@@ -71,6 +71,7 @@ class Worker:
             policy_paths, settings.stages, settings.max_record_bytes, self.metrics, self._swap
         )
         self.nc: Any = None
+        self.pub_nc: Any = None
         self.js: Any = None
         self.pipeline: Pipeline | None = None
         self.consumers: list[PullConsumer] = []
@@ -101,13 +102,18 @@ class Worker:
                 await asyncio.to_thread(migrate, self.sink)
         await asyncio.to_thread(self.sink.open)
         self.nc = await nats.connect(**self._connect_options())
+        # Publishes get their own connection: on the consuming one, PubAcks would queue behind
+        # megabytes of pulled messages and time out under load.
+        self.pub_nc = await nats.connect(
+            **{**self._connect_options(), "name": "activity-publisher"}
+        )
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, provision=s.provision)
         self.pipeline = Pipeline(
             compiled.translator,
             self.sink,
             self.nc,
-            JsPublisher(self.js),
+            JsPublisher(self.pub_nc.jetstream()),
             s,
             self.metrics,
             on_pressure=self._pressure,
@@ -196,7 +202,12 @@ class Worker:
                 max_deliver=max_deliver,
             )
             consumer = PullConsumer(
-                self.nc, stream, durable, self._handler(source, label), batch=s.pull_batch
+                self.nc,
+                stream,
+                durable,
+                self._handler(source, label),
+                batch=s.pull_batch,
+                max_bytes=s.pull_max_bytes,
             )
             self.consumers.append(consumer)
         for consumer in self.consumers:
@@ -320,6 +331,9 @@ class Worker:
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 30)
+        if self.pub_nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pub_nc.drain(), 30)
         if self.sink is not None and self._own_sink:
             await asyncio.to_thread(self.sink.close)
 

@@ -170,9 +170,12 @@ def _print_keep(out: Any, url: str, worker: Worker, data_dir: Path) -> None:
     print(
         f"\nThe demo keeps running (Ctrl-C stops it):\n"
         f"  NATS:     {url}   (publish audit events to audit.k8s.p<N> or audit.k8s.activity)\n"
-        f"  watch:    nats sub 'activities.>' --server {url}\n"
+        f"  watch:    activity watch --nats-url {url}\n"
+        f"  policies: activity policy apply -f FILE --nats-url {url}\n"
         f"  metrics:  http://127.0.0.1:{port}/metrics   health: /healthz /readyz\n"
-        f"  data dir: {data_dir}",
+        f"  stored:   {data_dir / 'chdb'} (chDB opens a store in one process at a time: after\n"
+        f"            Ctrl-C, with --data-dir, `activity query --clickhouse-url "
+        f"chdb://{data_dir / 'chdb'}`)",
         file=out,
     )
 

@@ -31,6 +31,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.watch:register",
     "processor.commands.policy:register",
     "processor.commands.dlq:register",
+    "processor.commands.loadtest:register",
     "processor.commands.preview:register",
     "processor.cli:register_lint",
     "processor.commands.translate:register",

@@ -215,9 +215,9 @@ class PullConsumer:
             return
         self._stopping = True
         if self._controller is not None:
-            self._controller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._controller
+            # no cancel(): Python 3.11's wait_for can swallow one; the loop sees _stopping
+            self._kick.set()
+            await self._controller
         if self._sub is not None:
             await self._close_sub(self._sub, timeout)
             self._sub = None
@@ -261,7 +261,8 @@ class PullConsumer:
 
     async def _close_sub(self, sub: Any, timeout: float) -> None:
         try:
-            await asyncio.wait_for(sub.drain(), timeout)
+            async with asyncio.timeout(timeout):
+                await sub.drain()
         except Exception as exc:  # closed/draining connection, timeout: drop what is left
             log.debug("draining %s failed (%r); unsubscribing", sub.subject, exc)
             with contextlib.suppress(Exception):
@@ -349,14 +350,16 @@ class PullConsumer:
     # -- watchdog -------------------------------------------------------------------------------
     async def _control(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             timeout = self.heartbeat
             if self._not_before > loop.time():
                 timeout = min(timeout, self._not_before - loop.time())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), max(timeout, 0.001))
+                async with asyncio.timeout(max(timeout, 0.001)):
+                    await self._kick.wait()
             self._kick.clear()
-            await self._check(loop.time())
+            if not self._stopping:
+                await self._check(loop.time())
 
     async def _check(self, now: float) -> None:
         nc = self.nc

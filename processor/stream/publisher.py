@@ -195,7 +195,8 @@ class JsPublisher:
         while len(self._pending) >= self.window:
             self._room.clear()
             try:
-                await asyncio.wait_for(self._room.wait(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await self._room.wait()
             except TimeoutError:
                 self._expire(call)
                 return False
@@ -205,7 +206,8 @@ class JsPublisher:
         while call.left > 0:
             before = call.left
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(call.done.wait(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    await call.done.wait()
             if call.left > 0 and call.left == before:  # no progress within timeout
                 self._expire(call)
 

@@ -82,7 +82,9 @@ class StreamSpec:
 STREAMS: dict[str, StreamSpec] = {
     spec.name: spec
     for spec in (
-        StreamSpec("AUDIT_EVENTS", ("audit.k8s.>",), 168 * HOUR, 600.0, 10 * MIB, 10),
+        # upstream caps AUDIT_EVENTS at 10 consumers; partition consumers of workers and
+        # reconcilers need one each, so streams this project creates have no cap
+        StreamSpec("AUDIT_EVENTS", ("audit.k8s.>",), 168 * HOUR, 600.0, 10 * MIB),
         StreamSpec("EVENTS", ("events.>",), 1 * HOUR, 60.0, MIB, 100_000),
         StreamSpec("ACTIVITIES", ("activities.>",), 168 * HOUR, 300.0, MIB, 1000),
         StreamSpec(

@@ -276,8 +276,13 @@ class Worker:
             consumer.pause() if paused else consumer.resume()
 
     async def _watch_lag(self) -> None:
+        stalls = 0
         while True:
             await asyncio.sleep(LAG_INTERVAL)
+            total = sum(c.stats.stalls for c in self.consumers)
+            if total > stalls:
+                self.metrics.consumer_stalls.inc(total - stalls)
+                stalls = total
             for consumer in self.consumers:
                 with contextlib.suppress(Exception):
                     info = await self.js.consumer_info(consumer.stream, consumer.durable)

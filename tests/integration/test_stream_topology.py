@@ -38,7 +38,7 @@ def test_ensure_streams_creates_upstream_settings(fresh_nats_server: NatsServer)
         assert (audit.max_msg_size, audit.max_bytes, audit.max_consumers) == (
             10 << 20,
             1 << 30,
-            10,
+            -1,  # no cap: one consumer per partition for each worker and reconciler
         )
         events = (await js.stream_info("EVENTS")).config
         assert (events.subjects, events.max_age, events.duplicate_window) == (

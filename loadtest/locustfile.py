@@ -1,0 +1,177 @@
+"""Locust load run over NATS: audit records in, activities out, measured per partition.
+
+``AuditPublisher`` users publish the standard benchmark corpus (``processor.bench.corpus``) to the
+partition subjects ``audit.k8s.p<N>`` / ``events.p<N>``: single records and audit ``EventList``
+messages of ``--list-size`` events, round-robin over ``--partitions``, paced so that all users
+together send ``--rate`` records/s. Every publish is a Locust request of type ``nats`` named
+``audit p<N>``, ``list p<N>`` or ``event p<N>`` (response time: until the PubAck; content size:
+records in the message). A listener on ``activities.>`` reports each activity of a record this
+process published as a request of type ``e2e`` named ``activity p<N>`` (response time: publish to
+activity), and once more as ``activity all`` for the overall percentiles (so Locust's
+``Aggregated`` row counts each activity twice; read the named rows). So Locust's CSV and HTML
+reports carry throughput and latency per partition.
+
+NATS runs on an asyncio loop in a native thread (:mod:`natsbridge`). Typical use is
+``activity loadtest`` (which starts nats-server and the workers); by hand::
+
+    locust -f loadtest/locustfile.py --headless -u 4 -r 4 -t 60s \\
+        --nats-url nats://127.0.0.1:4222 --partition-count 8 --rate 2000 --csv out/run
+
+Distributed mode: ``locust -f loadtest/locustfile.py --master ...`` plus ``--worker`` processes
+(or ``--processes N``); the options are sent to the workers (see ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import gevent
+from corpusfeed import Feed, parse_partitions
+from locust import User, constant_throughput, events, task
+from locust.runners import MasterRunner
+from natsbridge import Bridge
+
+log = logging.getLogger(__name__)
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any, **_kwargs: Any) -> None:
+    group = parser.add_argument_group("activity processor load run")
+    group.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS URL(s)")
+    group.add_argument("--partition-count", type=int, default=8, help="worker partitions")
+    group.add_argument("--partitions", default="all", help="partitions to publish to (0-3, 0,2)")
+    group.add_argument("--rate", type=float, default=1000.0, help="records/s of all users")
+    group.add_argument("--list-size", type=int, default=100, help="audit events per EventList")
+    group.add_argument(
+        "--list-share", type=float, default=0.5, help="share of messages that are EventLists"
+    )
+    group.add_argument("--corpus-size", type=int, default=2000, help="corpus records")
+    group.add_argument("--corpus-seed", type=int, default=1, help="corpus seed")
+    group.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=5.0,
+        help="after the run, wait up to this long for the last activities",
+    )
+
+
+class _State:
+    """Per-process state: the corpus feed, the NATS bridge and the result pump."""
+
+    def __init__(self, options: Any) -> None:
+        parts = parse_partitions(options.partitions, options.partition_count)
+        self.options = options
+        self.feed = Feed(
+            parts,
+            options.partition_count,
+            corpus_size=options.corpus_size,
+            seed=options.corpus_seed,
+            list_size=options.list_size,
+        )
+        self.bridge = Bridge(options.nats_url)
+        self.pump: gevent.Greenlet | None = None
+        share = min(max(options.list_share, 0.0), 1.0)
+        self.list_share = share
+        self.records_per_message = share * options.list_size + (1 - share)
+
+
+STATE: dict[str, _State] = {}
+
+
+def _pump(environment: Any, bridge: Bridge) -> int:
+    """Fire a Locust request event for every result the loop thread queued."""
+    fire = environment.events.request.fire
+    results = bridge.results
+    fired = 0
+    while results:
+        kind, name, start, ms, length, error = results.popleft()
+        names = (name, "activity all") if kind == "e2e" else (name,)
+        for entry in names:
+            fire(
+                request_type=kind,
+                name=entry,
+                response_time=ms,
+                response_length=length,
+                exception=error,
+                context={},
+                start_time=start,
+            )
+        fired += 1
+    return fired
+
+
+def _pump_forever(environment: Any, bridge: Bridge) -> None:
+    while True:
+        if not _pump(environment, bridge):
+            gevent.sleep(0.02)
+
+
+@events.test_start.add_listener
+def _start(environment: Any, **_kwargs: Any) -> None:
+    if isinstance(environment.runner, MasterRunner) or "state" in STATE:
+        return
+    state = _State(environment.parsed_options)
+    state.bridge.start(sleep=gevent.sleep)
+    state.pump = gevent.spawn(_pump_forever, environment, state.bridge)
+    STATE["state"] = state
+    log.info(
+        "publishing to %s, partitions %s of %d, %.0f records/s",
+        state.options.nats_url,
+        sorted(state.feed.sizes()),
+        state.options.partition_count,
+        state.options.rate,
+    )
+
+
+@events.test_stop.add_listener
+def _stop(environment: Any, **_kwargs: Any) -> None:
+    state = STATE.pop("state", None)
+    if state is None:
+        return
+    bridge = state.bridge
+    started = time.monotonic()
+    limit = started + state.options.drain_seconds
+    while time.monotonic() < limit:
+        _pump(environment, bridge)
+        quiet = time.monotonic() - max(bridge.last_activity, started)
+        if bridge.in_flight == 0 and quiet > 1.0:
+            break
+        gevent.sleep(0.05)
+    bridge.stop(sleep=gevent.sleep)
+    if state.pump is not None:
+        state.pump.kill()
+    _pump(environment, bridge)
+    if bridge.error is not None:
+        log.error("NATS loop failed: %s", bridge.error)
+
+
+class AuditPublisher(User):
+    """Publishes corpus records (single and EventList messages) at the configured rate."""
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        users = max(getattr(options, "num_users", None) or 1, 1)
+        state = STATE["state"]
+        per_user = options.rate / state.records_per_message / users
+        self._pace = constant_throughput(per_user)
+        self._random = random.Random()
+
+    def wait_time(self) -> float:
+        return float(self._pace(self))
+
+    @task
+    def publish(self) -> None:
+        """Publish one single-record or EventList message to the next partition."""
+        state = STATE.get("state")
+        if state is None:
+            return
+        feed = state.feed
+        lists = self._random.random() < state.list_share
+        message = feed.event_list() if lists else feed.single()
+        while not state.bridge.publish(
+            message.subject, message.payload, message.name, message.partition, message.ids
+        ):
+            gevent.sleep(0.005)  # max_in_flight publishes wait for their PubAck

@@ -1,0 +1,408 @@
+"""``activity loadtest``: a headless Locust run against the embedded stack or a running one.
+
+Without ``--nats-url`` the command starts the bundled nats-server; with ``--workers N`` (default 1)
+it starts N ``activity run`` processes that split the partitions in contiguous ranges (with 8
+partitions and 2 workers: ``0-3`` and ``4-7``), each with its own chDB directory (chDB allows one
+data directory per process) unless ``--clickhouse-url`` names a server or ``memory://``. Then it
+runs ``locust -f loadtest/locustfile.py --headless`` and writes to ``--out``:
+
+* ``locust_stats.csv``, ``locust_stats_history.csv``, ``locust_failures.csv``,
+  ``locust_exceptions.csv`` and ``report.html`` (Locust's own reports);
+* ``summary.txt`` / ``summary.json``: per partition the published and the processed records/s (the
+  latter from the workers' ``activity_processor_partition_records_total``), activities/s and the
+  publish-to-activity latency p50/p99; totals, consumer lag and errors;
+* ``locust.log`` and ``worker-<i>.log``.
+
+``loadtest/run.sh`` runs the same command (``python -m processor.commands.loadtest``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import itertools
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+#: Locust's CSV columns used by the summary.
+_RATE, _SIZE, _FAILS = "Requests/s", "Average Content Size", "Failure Count"
+
+#: (monotonic time, summed worker counters) of one scrape.
+Sample = tuple[float, dict[str, float]]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``activity loadtest``."""
+    parser = subparsers.add_parser(
+        "loadtest",
+        help="headless Locust load run over NATS (per-partition throughput and latency)",
+        description="Start nats-server and N workers (or use --nats-url), run the Locust "
+        "publisher of loadtest/locustfile.py headless, and write Locust's CSV/HTML reports "
+        "plus a per-partition summary to --out.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the load run."""
+    a = parser.add_argument
+    a("--out", default="loadtest-report", help="report directory (default: loadtest-report)")
+    a("--nats-url", default=None, help="use this NATS (default: start the bundled nats-server)")
+    a("--workers", type=int, default=1, help="worker processes to start (0: they run elsewhere)")
+    a("--partition-count", type=int, default=8, help="partitions of the input (default: 8)")
+    a("--partitions", default="all", help="partitions to publish to (default: all)")
+    a("--clickhouse-url", default="", help="workers' sink (default: a chDB dir per worker)")
+    a("--policies", nargs="+", default=None, metavar="PATH", help="workers' policies")
+    a("--users", type=int, default=4, help="Locust users (default: 4)")
+    a("--duration", type=float, default=60.0, help="seconds of load (default: 60)")
+    a("--rate", type=float, default=2000.0, help="records/s of all users (default: 2000)")
+    a("--list-size", type=int, default=100, help="audit events per EventList (default: 100)")
+    a("--list-share", type=float, default=0.5, help="share of EventList messages (default: 0.5)")
+    a("--corpus-size", type=int, default=2000, help="corpus records (default: 2000)")
+    a("--seed", type=int, default=1, help="corpus seed (default: 1)")
+    a("--processes", type=int, default=0, help="Locust worker processes (0: one process)")
+    a("--locustfile", default=None, help="default: loadtest/locustfile.py of the checkout")
+    a("--metrics-url", nargs="*", default=[], help="/metrics URLs of workers running elsewhere")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m processor.commands.loadtest [options]`` (what ``loadtest/run.sh`` calls)."""
+    parser = argparse.ArgumentParser(prog="activity loadtest")
+    add_arguments(parser)
+    return handle(parser.parse_args(argv))
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the load run described by ``args``; exit status 0 when Locust and the stack did."""
+    locustfile = _locustfile(args.locustfile)
+    if locustfile is None:
+        print("activity loadtest: no loadtest/locustfile.py (use --locustfile)", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="activity-loadtest-") as tmp,
+        _stack(args, Path(tmp), out) as (url, metrics),
+        _sampling(metrics) as samples,
+    ):
+        code = run_locust(args, locustfile, url, out)
+    summary = summarize(out / "locust_stats.csv", samples)
+    summary["locust_exit_code"] = code
+    argv = sys.argv[2:] if sys.argv[1:2] == ["loadtest"] else sys.argv[1:]
+    summary["command"] = " ".join(["activity loadtest", *argv])
+    (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    text = format_summary(summary)
+    (out / "summary.txt").write_text(text + "\n")
+    print(text)
+    return 0 if code in (0, 1) and summary["partitions"] else 1
+
+
+def _locustfile(given: str | None) -> Path | None:
+    if given:
+        return Path(given)
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        candidate = root / "loadtest" / "locustfile.py"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# -- the stack -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _stack(args: argparse.Namespace, tmp: Path, out: Path) -> Iterator[tuple[str, list[str]]]:
+    """Yield (NATS URL, worker /metrics URLs); starts what was not given."""
+    from processor.stream.server import NatsServer
+
+    server = None
+    url = args.nats_url
+    if url is None:
+        server = NatsServer(tmp / "nats")
+        url = server.start()
+    try:
+        asyncio.run(_provision(url))
+        with contextlib.ExitStack() as stack:
+            metrics = list(args.metrics_url)
+            for i, parts in enumerate(split_partitions(args.partition_count, args.workers)):
+                port = _free_port()
+                stack.enter_context(_worker(args, url, parts, tmp / f"worker-{i}", out, i, port))
+                metrics.append(f"http://127.0.0.1:{port}/metrics")
+            yield url, metrics
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _provision(url: str) -> None:
+    import nats
+
+    from processor.stream.topology import ensure_streams
+
+    nc = await nats.connect(url)
+    try:
+        await ensure_streams(nc.jetstream())
+    finally:
+        await nc.drain()
+
+
+def split_partitions(count: int, workers: int) -> list[str]:
+    """Contiguous ``--partitions`` ranges for ``workers`` processes (``["0-3", "4-7"]``).
+
+    Raises:
+        ValueError: more workers than partitions.
+    """
+    if workers > count:
+        raise ValueError(f"{workers} workers for {count} partitions: every worker needs one")
+    bounds = [i * count // workers for i in range(workers + 1)] if workers else []
+    return [f"{lo}-{hi - 1}" if hi - lo > 1 else str(lo) for lo, hi in itertools.pairwise(bounds)]
+
+
+@contextlib.contextmanager
+def _worker(
+    args: argparse.Namespace, url: str, parts: str, data: Path, out: Path, index: int, port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    data.mkdir(parents=True)
+    sink = args.clickhouse_url or f"chdb://{data / 'chdb'}"
+    cmd = [
+        sys.executable, "-m", "processor", "run",
+        "--nats-url", url,
+        "--clickhouse-url", sink,
+        "--migrate", "true",
+        "--health-addr", f"127.0.0.1:{port}",
+        "--partition-count", str(args.partition_count),
+        "--partitions", parts,
+        "--shared-consumer", "false",
+        "--policy-bucket", "",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    if args.policies:
+        cmd += ["--policies", *args.policies]
+    with open(out / f"worker-{index}.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        try:
+            _wait_ready(proc, port, out / f"worker-{index}.log")
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while _status(f"http://127.0.0.1:{port}/readyz") != 200:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not become ready; see {log}")
+        time.sleep(0.1)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return int(resp.status)
+    except Exception:
+        return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- Locust --------------------------------------------------------------------------------------
+def run_locust(args: argparse.Namespace, locustfile: Path, url: str, out: Path) -> int:
+    """Run Locust headless; returns its exit code (1 means some requests failed)."""
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(locustfile),
+        "--headless",
+        "-u", str(args.users),
+        "-r", str(args.users),
+        "-t", f"{max(int(args.duration), 1)}s",
+        "--stop-timeout", "10",
+        "--csv", str(out / "locust"),
+        "--csv-full-history",
+        "--html", str(out / "report.html"),
+        "--only-summary",
+        "--nats-url", url,
+        "--partition-count", str(args.partition_count),
+        "--partitions", args.partitions,
+        "--rate", str(args.rate),
+        "--list-size", str(args.list_size),
+        "--list-share", str(args.list_share),
+        "--corpus-size", str(args.corpus_size),
+        "--corpus-seed", str(args.seed),
+    ]  # fmt: skip
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
+    with open(out / "locust.log", "wb") as log:
+        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+
+
+# -- summary -------------------------------------------------------------------------------------
+def scrape(urls: Sequence[str]) -> dict[str, float]:
+    """Sum the workers' counters of interest over ``urls`` (``/metrics`` endpoints).
+
+    Keys: ``p<N>`` (records of partition N), ``lag``, ``errors``, ``dlq``, ``sink_errors``,
+    ``committed``.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                key = _key(sample.name, sample.labels)
+                if key:
+                    totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+@contextlib.contextmanager
+def _sampling(urls: Sequence[str], interval: float = 1.0) -> Iterator[list[Sample]]:
+    """Scrape ``urls`` every ``interval`` seconds in a thread while the block runs (and after)."""
+    samples: list[Sample] = [(time.monotonic(), scrape(urls))]
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(interval):
+            samples.append((time.monotonic(), scrape(urls)))
+
+    thread = threading.Thread(target=poll, name="loadtest-scrape", daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+        samples.append((time.monotonic(), scrape(urls)))
+
+
+def active_rate(samples: Sequence[Sample], key: str) -> float:
+    """Per-second rate of counter ``key`` over the window in which it moved.
+
+    The window runs from the last sample still at the first value to the first sample at the
+    final value, so the Locust start-up and the drain at the end do not dilute the rate.
+    """
+    values = [(t, s.get(key, 0.0)) for t, s in samples]
+    if len(values) < 2 or values[-1][1] <= values[0][1]:
+        return 0.0
+    first, last = values[0][1], values[-1][1]
+    start = max(t for t, v in values if v == first)
+    end = min(t for t, v in values if v == last)
+    return (last - first) / (end - start) if end > start else 0.0
+
+
+def _key(name: str, labels: dict[str, str]) -> str | None:
+    p = "activity_processor_"
+    keys = {
+        p + "consumer_pending_messages": "lag",
+        p + "events_errored_total": "errors",
+        p + "dlq_events_published_total": "dlq",
+        p + "sink_errors_total": "sink_errors",
+        p + "records_committed_total": "committed",
+    }
+    if name == p + "partition_records_total":
+        return f"p{labels.get('partition')}"
+    return keys.get(name)
+
+
+def summarize(stats_csv: Path, samples: Sequence[Sample]) -> dict[str, Any]:
+    """The per-partition figures from Locust's stats CSV and the samples of the workers."""
+    text = stats_csv.read_text() if stats_csv.is_file() else ""
+    rows = list(csv.DictReader(text.splitlines()))
+    parts: dict[str, dict[str, float]] = {}
+    total: dict[str, float] = {}
+    for row in rows:
+        kind, name = row["Type"], row["Name"]
+        part = name.rsplit(" ", 1)[-1]
+        if kind == "nats" and part.startswith("p"):
+            entry = parts.setdefault(part, _blank())
+            entry["published_records_per_s"] += float(row[_RATE]) * float(row[_SIZE] or 0)
+            entry["publish_failures"] += float(row[_FAILS])
+        elif kind == "e2e" and name == "activity all":
+            total = _latency(row)
+        elif kind == "e2e" and part.startswith("p"):
+            parts.setdefault(part, _blank()).update(_latency(row))
+    (t0, before), (t1, after) = samples[0], samples[-1]
+    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    for part, entry in parts.items():
+        entry["processed_records_per_s"] = active_rate(samples, part)
+    sums = {k: sum(e[k] for e in parts.values()) for k in _blank() if "per_s" in k}
+    return {
+        "partitions": dict(sorted(parts.items(), key=lambda kv: int(kv[0][1:]))),
+        "total": {**sums, **total},
+        "worker_errors": delta.get("errors", 0.0),
+        "dead_letters": delta.get("dlq", 0.0),
+        "sink_errors": delta.get("sink_errors", 0.0),
+        "lag_at_end": after.get("lag", 0.0),
+        "seconds": t1 - t0,
+    }
+
+
+def _blank() -> dict[str, float]:
+    return dict.fromkeys(
+        (
+            "published_records_per_s",
+            "processed_records_per_s",
+            "activities_per_s",
+            "p50_ms",
+            "p99_ms",
+            "publish_failures",
+        ),
+        0.0,
+    )
+
+
+def _latency(row: dict[str, str]) -> dict[str, float]:
+    return {
+        "activities_per_s": float(row[_RATE]),
+        "activities": float(row["Request Count"]),
+        "p50_ms": float(row["50%"] or 0),
+        "p99_ms": float(row["99%"] or 0),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a table (one row per partition, then the total)."""
+    head = f"{'partition':<10}{'published/s':>13}{'processed/s':>13}{'activities/s':>14}"
+    lines = [head + f"{'p50 ms':>9}{'p99 ms':>9}{'pub fail':>10}"]
+    for name, e in [*summary["partitions"].items(), ("total", summary["total"])]:
+        lines.append(
+            f"{name:<10}{e.get('published_records_per_s', 0):>13,.0f}"
+            f"{e.get('processed_records_per_s', 0):>13,.0f}{e.get('activities_per_s', 0):>14,.1f}"
+            f"{e.get('p50_ms', 0):>9.0f}{e.get('p99_ms', 0):>9.0f}"
+            f"{e.get('publish_failures', 0):>10.0f}"
+        )
+    lines.append(
+        f"errors: worker {summary['worker_errors']:.0f}, dead letters "
+        f"{summary['dead_letters']:.0f}, sink {summary['sink_errors']:.0f}; lag at end "
+        f"{summary['lag_at_end']:.0f}; {summary['seconds']:.1f} s; Locust exit "
+        f"{summary.get('locust_exit_code')}"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

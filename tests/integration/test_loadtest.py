@@ -1,0 +1,73 @@
+"""The load run in CI size: bundled nats-server, one chDB worker, a short headless Locust run.
+
+Proves the pieces fit (locustfile, NATS bridge, worker, reports, summary); it measures nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processor.commands.loadtest import split_partitions
+from tests.integration.conftest import missing_server
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 4
+
+
+def test_headless_run_writes_reports_with_a_row_per_partition(tmp_path: Path, require_nats):
+    if importlib.util.find_spec("locust") is None:
+        missing_server("locust is not installed (pip install '.[test]')")
+    out = tmp_path / "report"
+    cmd = [
+        sys.executable, "-m", "processor.commands.loadtest",
+        "--out", str(out),
+        "--workers", "1",
+        "--partition-count", str(PARTITIONS),
+        "--users", "2",
+        "--duration", "8",
+        "--rate", "400",
+        "--list-size", "20",
+        "--corpus-size", "1000",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    logs = "".join(
+        f"--- {p.name} ---\n{p.read_text()[-3000:]}\n" for p in sorted(out.glob("*.log"))
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{logs}"
+
+    for name in ("locust_stats.csv", "locust_failures.csv", "report.html", "summary.txt"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((out / "locust_stats.csv").read_text().splitlines()))
+    names = {(row["Type"], row["Name"]) for row in rows}
+    for n in range(PARTITIONS):
+        assert ("nats", f"list p{n}") in names or ("nats", f"audit p{n}") in names, names
+        assert ("e2e", f"activity p{n}") in names, names
+    failures = sum(int(row["Failure Count"]) for row in rows if row["Name"] != "Aggregated")
+    assert failures == 0
+
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert sorted(summary["partitions"]) == [f"p{n}" for n in range(PARTITIONS)]
+    for part, figures in summary["partitions"].items():
+        assert figures["published_records_per_s"] > 0, part
+        assert figures["processed_records_per_s"] > 0, part
+        assert figures["activities"] > 0, part
+    assert summary["worker_errors"] == 0
+    assert summary["lag_at_end"] == 0
+    assert "p3" in (out / "summary.txt").read_text()
+
+
+def test_workers_split_the_partitions_in_contiguous_ranges():
+    assert split_partitions(8, 1) == ["0-7"]
+    assert split_partitions(8, 2) == ["0-3", "4-7"]
+    assert split_partitions(5, 3) == ["0", "1-2", "3-4"]
+    assert split_partitions(8, 0) == []
+    with pytest.raises(ValueError, match="every worker needs one"):
+        split_partitions(2, 3)

@@ -10,6 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Timing is never a test criterion (performance is measured by `activity bench`): no per-example
+# deadline, so a slow first example (lazy parser construction, a loaded CI machine) cannot flake.
+settings.register_profile("project", deadline=None)
+settings.load_profile("project")
 
 #: ``../shared`` relative to the repository root.
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"

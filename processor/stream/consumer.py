@@ -305,8 +305,7 @@ class PullConsumer:
             return
         nc = self.nc
         if not nc.is_connected or self.buffered >= self._max_buffer:
-            self._kick.set()
-            return
+            return  # the watchdog's tick (reconnect) or the dispatcher (hand-off) comes back
         now = asyncio.get_running_loop().time()
         if now < self._not_before:
             return
@@ -436,7 +435,8 @@ async def ack_many(nc: Any, deliveries: Iterable[Delivery], *, confirm: bool = F
     Args:
         nc: the connection the deliveries came from.
         deliveries: what to acknowledge.
-        confirm: also wait for a PING/PONG round trip, so the server has processed them.
+        confirm: also wait for a PING/PONG round trip, so the server has read them (it applies
+            them to the consumer asynchronously, moments later).
     """
     await _reply_all(nc, deliveries, b"+ACK")
     if confirm:

@@ -26,6 +26,7 @@ from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_streams
 from processor.worker.runner import Worker
 from tests.integration import records
+from tests.integration.nats_server import tolerates_reconnect_leak
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -165,6 +166,7 @@ def test_sigterm_flushes_and_acks_before_exit(
     assert stored(chdb) == {"n": 400, "u": 400}
 
 
+@tolerates_reconnect_leak
 def test_nats_server_restart_mid_stream(
     fresh_nats_server: NatsServer, policy_dir: Path, tmp_path: Path
 ):

@@ -20,7 +20,7 @@ from processor.stream.consumer import (
 )
 from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_consumer
-from tests.integration.nats_server import connect, unique, wait_until
+from tests.integration.nats_server import connect, tolerates_reconnect_leak, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,20 @@ class Setup:
         for payload in payloads:
             await self.js.publish(self.subject, payload)
 
-    async def pending(self) -> tuple[int, int]:
-        """(num_ack_pending, num_pending) of the consumer."""
-        info = await self.js.consumer_info(self.stream, self.durable)
-        return info.num_ack_pending, info.num_pending
+    async def pending(self, expect: tuple[int, int], timeout: float = 5.0) -> tuple[int, int]:
+        """(num_ack_pending, num_pending) of the consumer, once it equals ``expect`` or at timeout.
+
+        The server reads acks in order but applies them to the consumer asynchronously, so a
+        PING/PONG after the acks does not mean ``consumer_info`` already counts them.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            info = await self.js.consumer_info(self.stream, self.durable)
+            got = info.num_ack_pending, info.num_pending
+            if got == expect or loop.time() > end:
+                return got
+            await asyncio.sleep(0.02)
 
 
 async def setup(nc: Any, *, ack_wait: float = 30.0, max_ack_pending: int = 1000) -> Setup:
@@ -108,7 +118,7 @@ def test_receives_everything_of_mixed_sizes_in_groups(nats_url: str):
         assert consumer.stats.bytes == sum(sizes)
         assert consumer.stats.pulls >= len(sizes) // 64
         assert len(got.groups) < len(sizes)  # handed over in groups, not one by one
-        assert await s.pending() == (0, 0)
+        assert await s.pending((0, 0)) == (0, 0)
         await nc.drain()
         _no_other_tasks()
 
@@ -135,7 +145,7 @@ def test_sync_on_batch_and_single_messages_as_they_come(nats_url: str):
         assert consumer.stats.statuses.get("408", 0) >= 1
         assert consumer.stats.heartbeats >= 1
         assert consumer.stats.stalls == 0
-        assert await s.pending() == (0, 0)
+        assert await s.pending((0, 0)) == (0, 0)
         await nc.drain()
 
     asyncio.run(main())
@@ -160,7 +170,7 @@ def test_acked_not_redelivered_unacked_redelivered_after_ack_wait(nats_url: str)
         assert {seq for seq, n in counts.items() if n > 1} == set(range(4, 41, 4))
         assert all(n <= 2 for n in counts.values())
         assert all(d.num_delivered == 2 for d in got.deliveries[40:])
-        assert await s.pending() == (0, 0)
+        assert await s.pending((0, 0)) == (0, 0)
         await nc.drain()
 
     asyncio.run(main())
@@ -194,7 +204,7 @@ def test_nak_redelivers_and_nak_with_delay(nats_url: str):
         assert delayed[1].num_delivered == 2
         await ack_many(nc, delayed[1:], confirm=True)
         await second.stop()
-        assert await s.pending() == (0, 0)
+        assert await s.pending((0, 0)) == (0, 0)
         await nc.drain()
 
     asyncio.run(main())
@@ -227,6 +237,7 @@ def test_pause_stops_delivery_and_resume_continues(nats_url: str):
     asyncio.run(main())
 
 
+@tolerates_reconnect_leak
 def test_survives_server_restart_mid_stream(fresh_nats_server: NatsServer):
     server = fresh_nats_server
 
@@ -335,7 +346,7 @@ def test_stop_hands_over_everything_received_and_is_clean(nats_url: str):
         assert len(handed) == received  # nothing received was dropped
         assert len({d.stream_seq for d in handed}) == received  # nor handed twice
         await ack_many(nc, handed, confirm=True)
-        ack_pending, pending = await s.pending()
+        ack_pending, pending = await s.pending((0, 2000 - received))
         assert ack_pending == 0 and pending == 2000 - received
         await nc.drain()
         _no_other_tasks()

@@ -239,7 +239,7 @@ _ALLOWED_WORDS = {c.name for t in TABLES.values() for c in t.fields.values()} | 
     "toString",
 }
 _TOKEN = re.compile(
-    r"\s+|[()]|=|!=|<=|>=|<|>|\b[01]\b|[A-Za-z_]+"
+    r"\s+|[(),]|=|!=|<=|>=|<|>|\b[01]\b|[A-Za-z_]+"
     r"|\{p\d+:(?:String|Int64|Float64|UUID|DateTime64\(9, 'UTC'\)"
     r"|Array\((?:String|Int64|Float64|UUID|DateTime64\(9, 'UTC'\))\))\}"
 )

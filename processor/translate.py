@@ -34,7 +34,7 @@ from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
-from processor.records.audit import peek_route
+from processor.records.audit import audit_key, peek_route
 from processor.records.lazy import decode_audit_split
 
 Hint = Literal["audit", "event"] | None
@@ -51,15 +51,32 @@ class Output:
     """What one or more payloads produced, with counters for the summary line and metrics."""
 
     activities: list[dict[str, Any]] = field(default_factory=list)
+    #: the name of the policy behind each of ``activities``, in the same order
+    policies: list[str] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     records: int = 0
     no_match: int = 0
     skipped: int = 0
     errors: int = 0
+    #: skipped records by reason (``no_object_ref``, ``stage``, ``no_matching_policy``, ...)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+    #: audit events read, by routing key ``"<apiGroup>/<resource>"`` (``"/"``: no objectRef)
+    received: dict[str, int] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.activities.clear()
+        self.policies.clear()
         self.dead_letters.clear()
+
+    def skip(self, reason: str) -> None:
+        """Count one record skipped for ``reason``."""
+        self.skipped += 1
+        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
+
+    def receive(self, key: str | None) -> None:
+        """Count one audit event with routing key ``key`` (None: no objectRef)."""
+        key = "/" if key is None else key
+        self.received[key] = self.received.get(key, 0) + 1
 
 
 class Translator:
@@ -196,9 +213,11 @@ class Translator:
         if route is None:
             return False
         engine = self.engine
-        if engine.audit_skip_reason(*route):
+        reason = engine.audit_skip_reason(*route)
+        if reason:
             out.records += 1
-            out.skipped += 1
+            out.receive(route[1])
+            out.skip(reason)
             return True
         assert route[1] is not None and self._scan is not None
         try:
@@ -216,6 +235,7 @@ class Translator:
         if result.failures:
             return False
         out.records += 1
+        out.receive(route[1])
         self._collect(result, out)
         return True
 
@@ -228,7 +248,7 @@ class Translator:
         found = involved_object(probe)
         if found is None or f"{found[0]}/{found[1]}" not in self.engine.event_index:
             out.records += 1
-            out.skipped += 1
+            out.skip("no_involved_object" if found is None else "no_matching_policy")
             return True
         event = self._scan.floatify(orjson.loads(payload))
         result = self.engine.translate_event(event, dispatch=True)
@@ -246,14 +266,18 @@ class Translator:
     def _audit(self, obj: Any, out: Output, payload: bytes | None) -> None:
         out.records += 1
         route = peek_route(obj)
-        if route is not None and self.engine.audit_skip_reason(*route):
-            out.skipped += 1
-            return
+        if route is not None:
+            reason = self.engine.audit_skip_reason(*route)
+            if reason:
+                out.receive(route[1])
+                out.skip(reason)
+                return
         try:
             audit = decode_audit(obj, copy=False)
         except RecordError as exc:
             self._unmarshal(out, "audit", payload if payload is not None else obj, str(exc))
             return
+        out.receive(audit_key(audit))
         result = self.engine.translate_audit(audit)
         self._collect(result, out)
         if result.failures:
@@ -305,8 +329,9 @@ class Translator:
     def _collect(result: Translation, out: Output) -> None:
         if result.activity is not None:
             out.activities.append(result.activity)
+            out.policies.append(result.policy.name if result.policy is not None else "")
         elif result.skipped:
-            out.skipped += 1
+            out.skip(result.skipped)
         elif not result.failures:
             out.no_match += 1
         out.errors += len(result.failures)

@@ -329,18 +329,28 @@ class Pipeline:
         name = "audit_log" if source == "audit" else "k8s_event"
         m.partition_records.labels(source, partition).inc(out.records)
         m.partition_messages.labels(source, partition).inc(messages)
-        if out.skipped or out.no_match:
-            m.events_skipped.labels(name, "no_matching_policy").inc(out.skipped + out.no_match)
+        for key, n in out.received.items():  # audit events only, as upstream
+            group, _, resource = key.partition("/")
+            m.events_received.labels(name, group or "core", resource).inc(n)
+        for reason, n in out.skip_reasons.items():
+            m.events_skipped.labels(name, reason).inc(n)
+        if out.no_match:
+            m.events_skipped.labels(name, "no_matching_policy").inc(out.no_match)
         if out.errors:
-            m.events_errored.labels(name, "evaluate").inc(out.errors)
-        for activity in out.activities:
-            labels = activity["metadata"].get("labels") or {}
-            resource = activity["spec"].get("resource") or {}
-            m.activities_generated.labels(
-                labels.get("activity.miloapis.com/policy-name", ""),
-                resource.get("apiGroup", ""),
-                resource.get("kind", ""),
-            ).inc()
+            unmarshal = sum(d.get("errorType") == "unmarshal" for d in out.dead_letters)
+            if unmarshal:
+                m.events_errored.labels(name, "unmarshal").inc(unmarshal)
+            if out.errors > unmarshal:
+                m.events_errored.labels(name, "evaluate").inc(out.errors - unmarshal)
+        if source != "audit":
+            return  # upstream counts audit activities only
+        generated: dict[tuple[str, str, str], int] = {}
+        for policy, activity in zip(out.policies, out.activities, strict=True):
+            ref = activity["spec"].get("resource") or {}
+            labels = (policy, ref.get("apiGroup", ""), ref.get("kind", ""))
+            generated[labels] = generated.get(labels, 0) + 1
+        for (policy, group, kind), n in generated.items():
+            m.activities_generated.labels(policy, group, kind).inc(n)
 
     def _count_dead_letter(self, record: dict[str, Any]) -> None:
         resource = record.get("resource") or {}

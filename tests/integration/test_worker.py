@@ -118,6 +118,12 @@ def test_partitions_upstream_subjects_lists_and_dead_letters(nats_url: str, poli
         for consumer in worker.consumers:
             info = await js.consumer_info(consumer.stream, consumer.durable)
             assert info.num_pending == 0, consumer.durable
+        m = worker.metrics
+        assert m.events_errored.labels("audit_log", "unmarshal")._value.get() == 1
+        assert m.events_received.labels("audit_log", "apps", "deployments")._value.get() == 65
+        assert m.events_skipped.labels("audit_log", "no_matching_policy")._value.get() == 10
+        generated = m.activities_generated.labels("deployments", "apps", "Deployment")
+        assert generated._value.get() == 55  # audit activities only, as upstream
 
     sink = asyncio.run(with_worker(nats_url, policy_dir, body))
     got = summaries(sink)
@@ -274,6 +280,14 @@ def test_health_and_metrics_endpoints(nats_url: str, policy_dir: Path):
             b'activity_processor_partition_records_total{partition="3",source="audit"} 1.0' in text
         )
         assert b"activity_processor_active_policies 1.0" in text
+        assert (
+            b'activity_processor_activities_generated_total{api_group="apps",kind="Deployment",'
+            b'policy="deployments"} 1.0'
+        ) in text
+        assert (
+            b'activity_processor_events_received_total{api_group="apps",resource="deployments",'
+            b'source="audit_log"} 1.0'
+        ) in text
         assert b"activity_processor_sink_flush_duration_seconds_bucket" in text
 
     asyncio.run(with_worker(nats_url, policy_dir, body))

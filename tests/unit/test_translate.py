@@ -145,6 +145,19 @@ def test_skips_and_stage_filter(translator: Translator) -> None:
         audit("create", objectRef={"resource": "pods", "name": "p"}),
     )
     assert out.activities == [] and out.skipped == 3 and out.records == 3
+    assert out.skip_reasons == {"no_object_ref": 1, "stage": 1, "no_matching_policy": 1}
+    assert out.received == {"/": 1, "apps/deployments": 1, "/pods": 1}
+
+
+def test_counts_for_metrics(translator: Translator) -> None:
+    unknown = event("Ready", regarding={"apiVersion": "v1", "kind": "Pod", "name": "p"})
+    out = run(translator, audit("create"), audit("update"), event("Ready"), unknown, b"{bad")
+    assert out.policies == ["first", "second", "first"]  # one per activity, in order
+    assert [a["spec"]["summary"] for a in out.activities][1] == "update by second"
+    assert out.received == {"apps/deployments": 2}  # audit events only
+    assert out.skip_reasons == {"no_matching_policy": 1} and out.errors == 1
+    out.clear()
+    assert out.activities == [] and out.policies == []
 
 
 def test_event_match_error_skips_rule_and_summary_error_stops(translator: Translator) -> None:

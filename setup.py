@@ -10,9 +10,12 @@ must not ship the slow path silently.
 from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
 NATIVE = ROOT / "_native"
+#: The bundled policies (``policies/`` at the root) go into built packages at this place.
+POLICY_COPY = "processor/_bundled"
 
 #: processor._native.<name> -> pure-Python source compiled as is.
 TWINS = {
@@ -48,4 +51,21 @@ def _extensions():
     )
 
 
-setup(ext_modules=_extensions())
+class BuildPy(build_py):
+    """Copies ``policies/`` into the package (``processor/_bundled/policies``) of a wheel.
+
+    A checkout and an editable install read ``policies/`` in place
+    (``processor.policy.bundled``); an installed wheel has only this copy.
+    """
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        for src in sorted((ROOT / "policies").rglob("*.yaml")):
+            dst = Path(self.build_lib) / POLICY_COPY / src.relative_to(ROOT)
+            self.mkpath(str(dst.parent))
+            self.copy_file(str(src), str(dst))
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_py": BuildPy})

@@ -3,7 +3,8 @@
 ``policies/kubernetes/`` covers the core Kubernetes kinds operators meet every day and their common
 Events; ``policies/inventory/`` has one policy per inventory kind (``inventory.miloapis.com``).
 The directory is found next to the ``processor`` package, which is where it is in a checkout and
-in an editable install.
+in an editable install; a wheel carries a copy inside the package (``processor/_bundled``, made
+by ``setup.py``), used when there is no checkout around it.
 """
 
 from __future__ import annotations
@@ -14,24 +15,25 @@ from processor.errors import ProcessorError
 from processor.policy.loader import policy_files
 
 _ROOT = Path(__file__).resolve().parents[2]
+_COPY = Path(__file__).resolve().parents[1] / "_bundled"
 
 
 def bundled_policy_dir() -> Path:
     """The directory of the bundled policies.
 
     Returns:
-        ``<repository>/policies``.
+        ``<repository>/policies`` in a checkout, else the copy an installed wheel carries.
 
     Raises:
-        ProcessorError: the directory is not there (an install without the repository).
+        ProcessorError: neither is there (a broken install).
     """
-    path = _ROOT / "policies"
-    if not path.is_dir():
-        raise ProcessorError(
-            f"bundled policies not found at {path}: install the project from its repository "
-            "(pip install -e .) or pass the policy directory explicitly"
-        )
-    return path
+    for path in (_ROOT / "policies", _COPY / "policies"):
+        if path.is_dir():
+            return path
+    raise ProcessorError(
+        f"bundled policies not found at {_ROOT / 'policies'} nor {_COPY / 'policies'}: "
+        "reinstall the project or pass the policy directory explicitly"
+    )
 
 
 def bundled_policy_paths() -> list[Path]:

@@ -99,6 +99,7 @@ class CompiledPolicy:
 
 
 _TABLE_CACHE_LIMIT = 256
+_SELECT_CACHE_LIMIT = 4096
 
 
 def _passes(guard: Guard, value: str | None) -> bool:
@@ -274,6 +275,7 @@ class Engine:
             if cp.event_rules:
                 self.event_index.setdefault(f"{cp.api_group}/{cp.kind}", []).append(cp)
         self._needs: dict[str, dict[str, Need]] = {}
+        self._selects_nothing: dict[tuple[str, str, str | None], bool] = {}
 
     # -- audit -------------------------------------------------------------------------------
     def audit_skip_reason(self, stage: str, key: str | None) -> str:
@@ -289,6 +291,22 @@ class Engine:
         if key not in self.audit_index:
             return "no_matching_policy"
         return ""
+
+    def audit_selects_nothing(self, key: str, verb: str, subresource: str | None) -> bool:
+        """Whether no rule of the policies under index ``key`` can match this verb/subresource.
+
+        True when every policy's :class:`RuleTable` selects nothing: each rule has a guard
+        conjunct that is false for such a record, so evaluating them all would give no match
+        and no failure. Such records are counted as no-match from their routing fields, before
+        decoding (:func:`processor.records.audit.peek_selector`). Cached per key.
+        """
+        cache_key = (key, verb, subresource)
+        hit = self._selects_nothing.get(cache_key)
+        if hit is None:
+            hit = all(not cp.audit_table.select(verb, subresource) for cp in self.audit_index[key])
+            if len(self._selects_nothing) < _SELECT_CACHE_LIMIT:
+                self._selects_nothing[cache_key] = hit
+        return hit
 
     def audit_needs(self, key: str) -> dict[str, Need]:
         """What the policies under index ``key`` (and the Activity builder) read of the bodies."""

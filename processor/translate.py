@@ -34,7 +34,7 @@ from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
-from processor.records.audit import audit_key, peek_route
+from processor.records.audit import audit_key, peek_route, peek_selector
 from processor.records.lazy import decode_audit_split
 
 Hint = Literal["audit", "event"] | None
@@ -43,7 +43,9 @@ DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024  # AUDIT_EVENTS maxMsgSize upstream
 # Members the fast path leaves unparsed: the audit bodies, and an EventList's items.
 _SPLIT = frozenset((*BODIES, "items"))
 # Members classification and routing read (every other key is kept, as null, for presence tests).
-_ROUTE = frozenset(("kind", "apiVersion", "stage", "objectRef", "regarding", "involvedObject"))
+_ROUTE = frozenset(
+    ("kind", "apiVersion", "stage", "verb", "objectRef", "regarding", "involvedObject")
+)
 
 
 @dataclass
@@ -220,6 +222,11 @@ class Translator:
             out.skip(reason)
             return True
         assert route[1] is not None and self._scan is not None
+        if self._no_rule_for(probe, route[1]):
+            out.records += 1
+            out.receive(route[1])
+            out.no_match += 1
+            return True
         try:
             audit = decode_audit_split(
                 buf,
@@ -258,6 +265,11 @@ class Translator:
         self._collect(result, out)
         return True
 
+    def _no_rule_for(self, obj: dict[str, Any], key: str) -> bool:
+        """Whether no rule under ``key`` can match the record (its verb and subresource)."""
+        selector = peek_selector(obj)
+        return selector is not None and self.engine.audit_selects_nothing(key, *selector)
+
     # -- twin ----------------------------------------------------------------------------------
     def _unmarshal(self, out: Output, dlq_type: str, payload: Any, error: str) -> None:
         out.errors += 1
@@ -271,6 +283,11 @@ class Translator:
             if reason:
                 out.receive(route[1])
                 out.skip(reason)
+                return
+            assert route[1] is not None
+            if self._no_rule_for(obj, route[1]):
+                out.receive(route[1])
+                out.no_match += 1
                 return
         try:
             audit = decode_audit(obj, copy=False)

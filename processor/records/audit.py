@@ -497,3 +497,25 @@ def peek_route(obj: Any) -> tuple[str, str | None] | None:
     if type(group) is not str or type(resource) is not str:
         return None
     return stage, f"{group}/{resource}"
+
+
+def peek_selector(obj: dict[str, Any]) -> tuple[str, str | None] | None:
+    """``(verb, subresource)`` of a record :func:`peek_route` accepted, as they read once decoded.
+
+    A null or absent verb reads ``""`` and an empty subresource is absent (Go's round trip, see
+    :func:`decode_audit`); None when only a full decode can tell (a value of the wrong type).
+    With :meth:`processor.engine.Engine.audit_selects_nothing` this tells records no rule can
+    match from their routing fields alone.
+    """
+    verb = obj.get("verb")
+    if verb is None:
+        verb = ""
+    elif type(verb) is not str:
+        return None
+    ref = obj.get("objectRef")
+    sub = ref.get("subresource") if type(ref) is dict else None
+    if sub is None or sub == "":
+        return verb, None
+    if type(sub) is not str:
+        return None
+    return verb, sub

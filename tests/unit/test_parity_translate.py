@@ -22,9 +22,13 @@ from processor.bench.corpus import generate
 from processor.commands.translate import load_engine
 from processor.engine import Engine
 from processor.policy import parse_policy_text
+from processor.records import decode_audit
+from processor.records.audit import peek_route, peek_selector
 from processor.translate import Output, Translator
 from tests.conftest import SHARED_DIR
 from tests.unit.parity import native_flag
+
+BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 
 
 def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> dict[str, Any]:
@@ -83,6 +87,31 @@ def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpu
         for i in range(0, len(audits), 50)
     ]
     assert_same(python, native, lists)
+
+
+@pytest.mark.parametrize("policies", ["real", "bundled"])
+def test_records_no_rule_can_match_are_no_match_when_every_rule_runs(
+    policies: str, real_policies_dir: Path, corpus: list
+) -> None:
+    """The early no-match (on verb and subresource, before decoding) is what every rule gives."""
+    if policies == "real":
+        paths = sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
+    else:
+        paths = sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
+    engine = load_engine(paths, native=False)
+    early = 0
+    for record in corpus:
+        route = peek_route(record)
+        if route is None or route[1] is None or engine.audit_skip_reason(*route):
+            continue
+        selector = peek_selector(record)
+        assert selector is not None
+        if not engine.audit_selects_nothing(route[1], *selector):
+            continue
+        early += 1
+        result = engine.translate_audit(decode_audit(record))  # no dispatch: every rule runs
+        assert result.activity is None and result.failures == [], record["auditID"]
+    assert early > 100, "the corpus must exercise the early no-match"
 
 
 # --- conformance cases ----------------------------------------------------------------------------

@@ -33,11 +33,16 @@ from typing import Any
 import orjson
 
 from processor.bench.corpus import generate
+from processor.errors import ProcessorError
 from processor.stream.consumer import PullConsumer, ack_many
 from processor.stream.server import NatsServer
 from processor.subjects import partition_of
 
 PARTITIONS = 4
+
+
+class BenchError(ProcessorError):
+    """The run cannot give a meaningful figure (printed as the command's error)."""
 
 
 @dataclass
@@ -232,6 +237,11 @@ def worker_rate(
         port = _free_port()
         with worker_process(url, tmp, policies, port):
             first, started = metric_total(port, PROCESSED), time.perf_counter()
+            if first > records / 4:
+                raise BenchError(
+                    f"the worker translated {first:,.0f} of {records:,} records before it could "
+                    "be timed: use a larger --count (30000 or more)"
+                )
             while (count := metric_total(port, PROCESSED)) < records:
                 time.sleep(0.02)
             rate = (count - first) / (time.perf_counter() - started)

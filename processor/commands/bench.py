@@ -182,7 +182,11 @@ def _e2e(args: argparse.Namespace) -> int:
 
     policies = args.policies if args.policies is not None else [str(bundled_policy_dir())]
     count = 50_000 if args.count is None else args.count
-    figures = e2e.run(count, args.seed, args.list_size, policies)
+    try:
+        figures = e2e.run(count, args.seed, args.list_size, policies)
+    except e2e.BenchError as exc:
+        print(f"activity bench --e2e: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     else:

@@ -47,6 +47,7 @@ from processor.reconciler.transitions import (
     take_mark,
 )
 from processor.records.timefmt import format_micro
+from processor.service import Service
 from processor.stream.consumer import Delivery, PullConsumer, ack_many, nak_many
 from processor.stream.partitions import audit_partition_subject, parse_partitions
 from processor.stream.publisher import JsPublisher, PublishError
@@ -63,7 +64,7 @@ RETRY_DELAY = 2.0
 _EVENT_TYPE_BYTES = b"inventory.miloapis.com/event-type"
 
 
-class Reconciler:
+class Reconciler(Service):
     """One reconciler process (usually a sidecar of a worker).
 
     Args:
@@ -358,22 +359,6 @@ class Reconciler:
         log.warning("%d messages will be redelivered: %s", len(deliveries), exc)
         with contextlib.suppress(Exception):
             await nak_many(self.nc, deliveries, delay=RETRY_DELAY)
-
-    def request_stop(self) -> None:
-        """Ask :meth:`serve` to shut down (signal handlers call this)."""
-        self._stop.set()
-
-    async def serve(self) -> None:
-        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then stop cleanly."""
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
-        await self.start()
-        await self._stop.wait()
-        await self.stop()
 
     async def stop(self) -> None:
         """Stop consuming; handed-over input is acknowledged, pending Events stay in the bucket."""

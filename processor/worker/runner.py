@@ -21,6 +21,7 @@ import nats
 import processor
 from processor.config import Settings
 from processor.metrics import Metrics
+from processor.service import Service
 from processor.sink.base import Sink
 from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
@@ -52,7 +53,7 @@ def implementation() -> str:
     return active()
 
 
-class Worker:
+class Worker(Service):
     """One worker process.
 
     Args:
@@ -292,22 +293,6 @@ class Worker:
                     self.metrics.consumer_ack_pending.labels(consumer.stream, consumer.durable).set(
                         info.num_ack_pending or 0
                     )
-
-    def request_stop(self) -> None:
-        """Ask :meth:`serve` to shut down (signal handlers call this)."""
-        self._stop.set()
-
-    async def serve(self) -> None:
-        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then shut down cleanly."""
-        import signal
-
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
-        await self.start()
-        await self._stop.wait()
-        await self.stop()
 
     # -- stop -----------------------------------------------------------------------------------
     async def stop(self, flush_timeout: float = 30.0) -> None:

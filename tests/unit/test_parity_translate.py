@@ -40,6 +40,7 @@ def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> 
         "activities": orjson.loads(orjson.dumps(out.activities)),
         "dead_letters": orjson.loads(orjson.dumps(letters)),
         "counts": (out.records, out.no_match, out.skipped, out.errors),
+        "metrics": (out.policies, out.skip_reasons, out.received),
     }
 
 

@@ -52,7 +52,8 @@ OnBatch = Callable[[list["Delivery"]], Awaitable[None] | None]
 
 _ERROR_BACKOFF = (0.25, 5.0)  # first and maximum back-off after an error status, seconds
 _ENDED = ("404", "408")
-_COMPLETED_409 = ("Message Size Exceeds MaxBytes", "Batch Completed")
+_TOO_BIG = "Message Size Exceeds MaxBytes"
+_COMPLETED_409 = (_TOO_BIG, "Batch Completed")
 
 
 @dataclass(slots=True)
@@ -102,7 +103,8 @@ class PullConsumer:
         on_batch: called with each group of deliveries, in arrival order; may be a coroutine
             function (groups are then handed one at a time, each awaited). It must ack or nak.
         batch: messages per pull request.
-        max_bytes: byte limit per pull request (0: none).
+        max_bytes: byte limit per pull request (0: none); a message bigger than that is
+            fetched alone, by one request without the limit.
         expires: lifetime of a pull request, seconds.
         heartbeat: idle heartbeat asked of the server, seconds (at most ``expires / 2``).
         stall_timeout: silence (no message, no heartbeat) with requests outstanding after
@@ -143,6 +145,10 @@ class PullConsumer:
             "expires": int(expires * 1e9),
             "idle_heartbeat": int(heartbeat * 1e9),
         }
+        # After "Message Size Exceeds MaxBytes" (the next message is bigger than a request may
+        # carry), one request for a single message of any size, or that message would block the
+        # consumer forever.
+        self._request_one = orjson.dumps({**req, "batch": 1}) if max_bytes else b""
         if max_bytes:
             req["max_bytes"] = max_bytes
         self._request = orjson.dumps(req)
@@ -284,6 +290,8 @@ class PullConsumer:
         self._pending = max(0, self._pending - (int(left) if left else self.batch))
         if status in _ENDED or (status == "409" and description in _COMPLETED_409):
             self._backoff = 0.0
+            if description == _TOO_BIG:
+                await self._pull_one()
             await self._pull()
             return
         # 409 max waiting / consumer deleted / leadership change / server shutdown, 400, 503
@@ -320,6 +328,18 @@ class PullConsumer:
                 self._pending -= self.batch
                 log.warning("pull request on %s/%s failed: %r", self.stream, self.durable, exc)
                 return
+
+    async def _pull_one(self) -> None:
+        """Request one message without a byte limit (it did not fit in a bounded request)."""
+        if self._paused or self._stopping or self._sub is None or not self._request_one:
+            return
+        self._pending += 1
+        self.stats.pulls += 1
+        try:
+            await self.nc.publish(self._subject, self._request_one, reply=self._inbox)
+        except Exception as exc:
+            self._pending -= 1
+            log.warning("pull request on %s/%s failed: %r", self.stream, self.durable, exc)
 
     # -- dispatcher -----------------------------------------------------------------------------
     async def _dispatch(self) -> None:

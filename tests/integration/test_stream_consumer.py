@@ -125,6 +125,28 @@ def test_receives_everything_of_mixed_sizes_in_groups(nats_url: str):
     asyncio.run(main())
 
 
+def test_a_message_larger_than_max_bytes_is_still_delivered(nats_url: str):
+    """A byte limit per request bounds what is in flight; it must not strand a bigger message."""
+    sizes = [1000] * 5 + [300_000] + [1000] * 5 + [200_000, 250_000] + [1000] * 3
+
+    async def main() -> None:
+        nc = await connect(nats_url)
+        s = await setup(nc)
+        await s.publish([bytes([i]) * size for i, size in enumerate(sizes)])
+        got = Collector(nc)
+        consumer = PullConsumer(nc, s.stream, s.durable, got, batch=8, max_bytes=64 * 1024)
+        await consumer.start()
+        await wait_until(lambda: len(got.deliveries) >= len(sizes), 15, "all deliveries")
+        await consumer.stop()
+        assert [len(d.data) for d in got.deliveries] == sizes  # in order, none skipped
+        assert consumer.stats.statuses.get("409", 0) >= 1  # the server said "exceeds MaxBytes"
+        assert await s.pending((0, 0)) == (0, 0)
+        await nc.drain()
+        _no_other_tasks()
+
+    asyncio.run(main())
+
+
 def test_sync_on_batch_and_single_messages_as_they_come(nats_url: str):
     async def main() -> None:
         nc = await connect(nats_url)

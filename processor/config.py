@@ -36,6 +36,7 @@ class Settings:
     provision: bool = True
     pull_batch: int = 256
     pull_max_bytes: int = 4 * 1024 * 1024
+    pull_budget_bytes: int = 48 * 1024 * 1024
     ack_wait: float = 30.0
     max_deliver: int = 5
     max_ack_pending: int = 50_000
@@ -58,6 +59,7 @@ class Settings:
         for name in (
             "pull_batch",
             "pull_max_bytes",
+            "pull_budget_bytes",
             "batch_max_records",
             "batch_max_bytes",
             "max_pending_records",
@@ -96,6 +98,9 @@ FIELDS: dict[str, str] = {
     "provision": "create missing streams and consumers (otherwise they must exist)",
     "pull_batch": "messages per pull request",
     "pull_max_bytes": "bytes per pull request (bounds what is in flight to the worker)",
+    "pull_budget_bytes": "bytes the pull requests of all consumers may have in flight together; "
+    "keep below nats-server's max_pending (64 MB by default) or it drops the connection as a "
+    "slow consumer (per request: the smaller of this share and pull-max-bytes)",
     "ack_wait": "seconds before an unacked message is redelivered (new consumers)",
     "max_deliver": "deliveries of an audit message before NATS gives up (new consumers)",
     "max_ack_pending": "unacked messages per consumer (new consumers)",

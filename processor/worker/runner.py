@@ -53,6 +53,23 @@ def implementation() -> str:
     return active()
 
 
+#: Pull requests each consumer keeps outstanding.
+PULL_REQUESTS = 2
+
+
+def request_bytes(settings: Settings, consumers: int) -> int:
+    """The byte limit of each pull request of ``consumers`` consumers on one connection.
+
+    ``pull_max_bytes``, lowered so that all their outstanding requests together stay within
+    ``pull_budget_bytes``: nats-server closes a connection whose unread data passes its
+    ``max_pending`` (64 MB by default) as a slow consumer, and a backlog of large messages (a
+    catch-up of EventLists) would fill every request at once. A message bigger than the limit is
+    still delivered, alone (:class:`PullConsumer`).
+    """
+    share = settings.pull_budget_bytes // max(1, consumers * PULL_REQUESTS)
+    return max(1, min(settings.pull_max_bytes, share))
+
+
 class Worker(Service):
     """One worker process.
 
@@ -192,6 +209,7 @@ class Worker(Service):
             plans.append(
                 ("EVENTS", s.event_consumer_name, "event", SHARED_EVENT_SUBJECTS, "shared", -1)
             )
+        max_bytes = request_bytes(s, len(plans))
         for stream, durable, source, subjects, label, max_deliver in plans:
             await ensure_consumer(
                 self.js,
@@ -208,7 +226,8 @@ class Worker(Service):
                 durable,
                 self._handler(source, label),
                 batch=s.pull_batch,
-                max_bytes=s.pull_max_bytes,
+                max_bytes=max_bytes,
+                requests=PULL_REQUESTS,
             )
             self.consumers.append(consumer)
         for consumer in self.consumers:

@@ -15,6 +15,7 @@ import pytest
 from processor.cli import main
 from processor.config import Settings
 from processor.sink.memory import MemorySink
+from processor.stream.topology import ensure_streams
 from processor.worker.runner import Worker
 from tests.integration import records
 
@@ -333,3 +334,43 @@ def test_a_refused_single_row_goes_to_the_dead_letter_queue(nats_url: str, polic
 
     asyncio.run(with_worker(nats_url, policy_dir, body, sink=sink))
     assert summaries(sink) == []
+
+
+def test_a_backlog_of_large_messages_does_not_make_a_slow_consumer(nats_url: str, policy_dir: Path):
+    """Catching up on ~130 MB of EventLists over 8 partitions keeps the connection.
+
+    With ``pull_max_bytes`` 16 MiB and 18 consumers (8 partitions of two streams plus the shared
+    ones) the outstanding requests could ask for 576 MiB at once, far past nats-server's
+    ``max_pending`` (64 MB): the server would drop the connection as a slow consumer and every
+    in-flight message would wait for its ack_wait. ``pull_budget_bytes`` bounds them together.
+    """
+    pad = "x" * 4000
+    lists = []
+    for m in range(280):
+        items = [records.audit(f"big-{m}-{i}", verb="get", seq=m * 100 + i) for i in range(100)]
+        for item in items:
+            item["annotations"] = {"pad": pad}
+        lists.append((f"audit.k8s.p{m % 8}", records.event_list(items)))
+    total = 100 * len(lists)
+
+    async def main() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        await ensure_streams(js)
+        for subject, payload in lists:
+            await js.publish(subject, payload)
+        await nc.drain()
+        worker = Worker(
+            settings(nats_url, partition_count=8, pull_max_bytes=16 * 1024 * 1024),
+            [str(policy_dir)],
+            sink=MemorySink(),
+        )
+        await worker.start()
+        try:
+            await wait_for(lambda: worker.pipeline.committed_records >= total, 120, "the backlog")
+            assert worker.metrics.nats_disconnects._value.get() == 0
+            assert sum(c.stats.reconnects for c in worker.consumers) == 0
+        finally:
+            await worker.stop()
+
+    asyncio.run(main())

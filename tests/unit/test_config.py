@@ -85,3 +85,14 @@ def test_unknown_key_in_file(tmp_path):
 def test_default_clickhouse_url_is_chdb_in_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("ACTIVITY_DATA_DIR", str(tmp_path))
     assert Settings().resolved_clickhouse_url() == f"chdb://{tmp_path / 'chdb'}"
+
+
+def test_pull_request_bytes_share_the_budget():
+    from processor.worker.runner import PULL_REQUESTS, request_bytes
+
+    mib = 1024 * 1024
+    s = Settings(pull_max_bytes=4 * mib, pull_budget_bytes=48 * mib)
+    assert request_bytes(s, 2) == 4 * mib  # few consumers: the per-request limit holds
+    share = request_bytes(s, 18)  # 8 partitions of two streams plus the shared consumers
+    assert share == 48 * mib // (18 * PULL_REQUESTS) and share * 18 * PULL_REQUESTS <= 48 * mib
+    assert request_bytes(Settings(pull_budget_bytes=1), 18) == 1  # never zero (zero: no limit)

@@ -25,6 +25,8 @@ SHARED = (
     "shared_consumer",
     "provision",
     "pull_batch",
+    "pull_max_bytes",
+    "pull_budget_bytes",
     "ack_wait",
     "max_ack_pending",
     "log_level",

@@ -48,7 +48,13 @@ from processor.reconciler.transitions import (
 )
 from processor.records.timefmt import format_micro
 from processor.service import Service
-from processor.stream.consumer import Delivery, PullConsumer, ack_many, nak_many
+from processor.stream.consumer import (
+    Delivery,
+    PullConsumer,
+    ack_many,
+    nak_many,
+    request_bytes,
+)
 from processor.stream.partitions import audit_partition_subject, parse_partitions
 from processor.stream.publisher import JsPublisher, PublishError
 from processor.stream.topology import ensure_consumer, ensure_streams, partition_consumer_name
@@ -151,7 +157,9 @@ class Reconciler(Service):
 
     async def _start_consumers(self) -> None:
         s = self.settings
-        for stream, durable, subjects, handler in self._plans():
+        plans = self._plans()
+        max_bytes = request_bytes(s.pull_max_bytes, s.pull_budget_bytes, len(plans))
+        for stream, durable, subjects, handler in plans:
             await ensure_consumer(
                 self.js,
                 stream,
@@ -161,7 +169,9 @@ class Reconciler(Service):
                 ack_wait=s.ack_wait,
                 max_deliver=-1,
             )
-            consumer = PullConsumer(self.nc, stream, durable, handler, batch=s.pull_batch)
+            consumer = PullConsumer(
+                self.nc, stream, durable, handler, batch=s.pull_batch, max_bytes=max_bytes
+            )
             self.consumers.append(consumer)
         for consumer in self.consumers:
             await consumer.start()

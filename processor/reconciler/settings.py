@@ -27,7 +27,8 @@ class ReconcilerSettings:
             which the two are taken for the same transition.
         instance: ``reportingInstance`` of derived Events (and the ``derived-by`` annotation).
         provision: create missing streams, consumers and the bucket.
-        pull_batch, ack_wait, max_ack_pending: consumer settings (new consumers).
+        pull_batch, pull_max_bytes, pull_budget_bytes: pull requests, as for the worker.
+        ack_wait, max_ack_pending: consumer settings (new consumers).
         health_addr: HOST:PORT of /healthz, /readyz and /metrics ('' = off).
         log_level: DEBUG, INFO, WARNING or ERROR.
     """
@@ -45,6 +46,8 @@ class ReconcilerSettings:
     instance: str = "activity-reconciler"
     provision: bool = True
     pull_batch: int = 256
+    pull_max_bytes: int = 4 * 1024 * 1024
+    pull_budget_bytes: int = 48 * 1024 * 1024
     ack_wait: float = 30.0
     max_ack_pending: int = 50_000
     health_addr: str = "127.0.0.1:8082"
@@ -58,8 +61,10 @@ class ReconcilerSettings:
             problems.append("partition_count must be at least 1")
         if self.grace < 0 or self.controller_window < 0:
             problems.append("grace and controller_window must not be negative")
-        if self.pull_batch < 1 or self.max_ack_pending < 1 or self.ack_wait <= 0:
-            problems.append("pull_batch, max_ack_pending and ack_wait must be positive")
+        if min(self.pull_batch, self.pull_max_bytes, self.pull_budget_bytes) < 1:
+            problems.append("pull_batch, pull_max_bytes and pull_budget_bytes must be positive")
+        if self.max_ack_pending < 1 or self.ack_wait <= 0:
+            problems.append("max_ack_pending and ack_wait must be positive")
         unknown = [c for c in self.conditions if c not in FOLLOWED]
         if unknown or not self.conditions:
             problems.append(f"conditions must be among {', '.join(FOLLOWED)}")

@@ -52,6 +52,8 @@ OnBatch = Callable[[list["Delivery"]], Awaitable[None] | None]
 
 _ERROR_BACKOFF = (0.25, 5.0)  # first and maximum back-off after an error status, seconds
 _ENDED = ("404", "408")
+#: Pull requests each consumer keeps outstanding, unless told otherwise.
+PULL_REQUESTS = 2
 _TOO_BIG = "Message Size Exceeds MaxBytes"
 _COMPLETED_409 = (_TOO_BIG, "Batch Completed")
 
@@ -124,7 +126,7 @@ class PullConsumer:
         expires: float = 5.0,
         heartbeat: float = 1.0,
         stall_timeout: float = 15.0,
-        requests: int = 2,
+        requests: int = PULL_REQUESTS,
     ) -> None:
         if batch < 1 or requests < 1:
             raise ValueError("batch and requests must be >= 1")
@@ -416,6 +418,18 @@ class PullConsumer:
             await old.unsubscribe()
         await self._subscribe()
         self._pending = 0
+
+
+def request_bytes(max_bytes: int, budget: int, consumers: int) -> int:
+    """The byte limit of each pull request of ``consumers`` consumers on one connection.
+
+    ``max_bytes``, lowered so that all their outstanding requests (:data:`PULL_REQUESTS` each)
+    together stay within ``budget``: nats-server closes a connection whose unread data passes its
+    ``max_pending`` (64 MB by default) as a slow consumer, and a backlog of large messages (a
+    catch-up of EventLists) fills every request at once. A message bigger than the limit is still
+    delivered, alone (:class:`PullConsumer`).
+    """
+    return max(1, min(max_bytes, budget // max(1, consumers * PULL_REQUESTS)))
 
 
 # -- acknowledgements ------------------------------------------------------------------------------

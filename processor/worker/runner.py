@@ -25,7 +25,7 @@ from processor.service import Service
 from processor.sink.base import Sink
 from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
-from processor.stream.consumer import Delivery, PullConsumer, ack_many
+from processor.stream.consumer import Delivery, PullConsumer, ack_many, request_bytes
 from processor.stream.partitions import (
     audit_partition_subject,
     event_partition_subject,
@@ -51,23 +51,6 @@ def implementation() -> str:
     from processor.cli import implementation as active
 
     return active()
-
-
-#: Pull requests each consumer keeps outstanding.
-PULL_REQUESTS = 2
-
-
-def request_bytes(settings: Settings, consumers: int) -> int:
-    """The byte limit of each pull request of ``consumers`` consumers on one connection.
-
-    ``pull_max_bytes``, lowered so that all their outstanding requests together stay within
-    ``pull_budget_bytes``: nats-server closes a connection whose unread data passes its
-    ``max_pending`` (64 MB by default) as a slow consumer, and a backlog of large messages (a
-    catch-up of EventLists) would fill every request at once. A message bigger than the limit is
-    still delivered, alone (:class:`PullConsumer`).
-    """
-    share = settings.pull_budget_bytes // max(1, consumers * PULL_REQUESTS)
-    return max(1, min(settings.pull_max_bytes, share))
 
 
 class Worker(Service):
@@ -209,7 +192,7 @@ class Worker(Service):
             plans.append(
                 ("EVENTS", s.event_consumer_name, "event", SHARED_EVENT_SUBJECTS, "shared", -1)
             )
-        max_bytes = request_bytes(s, len(plans))
+        max_bytes = request_bytes(s.pull_max_bytes, s.pull_budget_bytes, len(plans))
         for stream, durable, source, subjects, label, max_deliver in plans:
             await ensure_consumer(
                 self.js,
@@ -227,7 +210,6 @@ class Worker(Service):
                 self._handler(source, label),
                 batch=s.pull_batch,
                 max_bytes=max_bytes,
-                requests=PULL_REQUESTS,
             )
             self.consumers.append(consumer)
         for consumer in self.consumers:

@@ -88,11 +88,10 @@ def test_default_clickhouse_url_is_chdb_in_data_dir(monkeypatch, tmp_path):
 
 
 def test_pull_request_bytes_share_the_budget():
-    from processor.worker.runner import PULL_REQUESTS, request_bytes
+    from processor.stream.consumer import PULL_REQUESTS, request_bytes
 
     mib = 1024 * 1024
-    s = Settings(pull_max_bytes=4 * mib, pull_budget_bytes=48 * mib)
-    assert request_bytes(s, 2) == 4 * mib  # few consumers: the per-request limit holds
-    share = request_bytes(s, 18)  # 8 partitions of two streams plus the shared consumers
+    assert request_bytes(4 * mib, 48 * mib, 2) == 4 * mib  # few consumers: the limit holds
+    share = request_bytes(4 * mib, 48 * mib, 18)  # 8 partitions of two streams plus shared
     assert share == 48 * mib // (18 * PULL_REQUESTS) and share * 18 * PULL_REQUESTS <= 48 * mib
-    assert request_bytes(Settings(pull_budget_bytes=1), 18) == 1  # never zero (zero: no limit)
+    assert request_bytes(4 * mib, 1, 18) == 1  # never zero (zero would mean no limit)

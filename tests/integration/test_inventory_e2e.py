@@ -15,11 +15,9 @@ bundled inventory ones.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,7 @@ from processor.policy.bundled import bundled_policy_dir
 from processor.reconciler.service import Reconciler
 from processor.reconciler.settings import ReconcilerSettings
 from processor.sink.chdb import ChdbSink
-from processor.stream.server import NatsServer, NatsServerError, nats_server_binary
+from processor.stream.server import NatsServer
 from processor.worker.runner import Worker
 from tests.integration import reconciler_records as rr
 
@@ -65,20 +63,9 @@ STORY = [
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+def nats_server(fresh_nats_server: NatsServer) -> NatsServer:
     """A nats-server of this test only: its streams hold nothing but this story."""
-    try:
-        nats_server_binary()
-    except NatsServerError as exc:
-        if os.environ.get("PROCESSOR_REQUIRE_SERVERS", "") not in ("", "0"):
-            pytest.fail(f"{exc} (PROCESSOR_REQUIRE_SERVERS=1)")
-        pytest.skip(str(exc))
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return fresh_nats_server
 
 
 def story_records() -> list[dict[str, Any]]:

@@ -9,10 +9,8 @@ durable consumer delivers everything already in a stream).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
@@ -21,7 +19,7 @@ import pytest
 
 from processor.reconciler.service import Reconciler
 from processor.reconciler.settings import ReconcilerSettings
-from processor.stream.server import NatsServer, NatsServerError, nats_server_binary
+from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_streams
 from tests.integration import reconciler_records as rr
 
@@ -39,20 +37,9 @@ SPEC = {
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+def nats_server(fresh_nats_server: NatsServer) -> NatsServer:
     """A nats-server of this test only (it may be restarted)."""
-    try:
-        nats_server_binary()
-    except NatsServerError as exc:
-        if os.environ.get("PROCESSOR_REQUIRE_SERVERS", "") not in ("", "0"):
-            pytest.fail(f"{exc} (PROCESSOR_REQUIRE_SERVERS=1)")
-        pytest.skip(str(exc))
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return fresh_nats_server
 
 
 def settings(url: str, **overrides: Any) -> ReconcilerSettings:

@@ -48,6 +48,7 @@ from processor.reconciler.transitions import (
 )
 from processor.records.timefmt import format_micro
 from processor.service import Service
+from processor.stream.connection import connect_options
 from processor.stream.consumer import (
     Delivery,
     PullConsumer,
@@ -116,28 +117,9 @@ class Reconciler(Service):
         self.ready = True
 
     def _connect_options(self) -> dict[str, Any]:
-        m = self.metrics
-
-        async def disconnected() -> None:
-            m.nats_connection_status.set(0)
-
-        async def reconnected() -> None:
-            m.nats_connection_status.set(1)
-            log.info("reconnected to NATS")
-
-        async def error(exc: Exception) -> None:
-            log.debug("NATS error: %s", exc)
-
-        m.nats_connection_status.set(1)
-        return {
-            "servers": [u.strip() for u in self.settings.nats_url.split(",") if u.strip()],
-            "name": "activity-reconciler",
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 1,
-            "disconnected_cb": disconnected,
-            "reconnected_cb": reconnected,
-            "error_cb": error,
-        }
+        return connect_options(
+            self.settings.nats_url, "activity-reconciler", self.metrics.nats_connection_status
+        )
 
     def _plans(self) -> list[tuple[str, str, tuple[str, ...], Any]]:
         s = self.settings

@@ -25,6 +25,7 @@ from processor.service import Service
 from processor.sink.base import Sink
 from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
+from processor.stream.connection import connect_options
 from processor.stream.consumer import Delivery, PullConsumer, ack_many, request_bytes
 from processor.stream.partitions import (
     audit_partition_subject,
@@ -128,31 +129,14 @@ class Worker(Service):
 
     def _connect_options(self) -> dict[str, Any]:
         m = self.metrics
-
-        async def disconnected() -> None:
-            m.nats_connection_status.set(0)
-            m.nats_disconnects.inc()
-
-        async def reconnected() -> None:
-            m.nats_connection_status.set(1)
-            m.nats_reconnects.inc()
-            log.info("reconnected to NATS")
-
-        async def error(exc: Exception) -> None:
-            m.nats_errors.inc()
-            log.debug("NATS error: %s", exc)
-
-        m.nats_connection_status.set(1)
-        return {
-            "servers": [u.strip() for u in self.settings.nats_url.split(",") if u.strip()],
-            "name": "activity-processor",
-            "max_reconnect_attempts": -1,
-            "reconnect_time_wait": 1,
-            "allow_reconnect": True,
-            "disconnected_cb": disconnected,
-            "reconnected_cb": reconnected,
-            "error_cb": error,
-        }
+        return connect_options(
+            self.settings.nats_url,
+            "activity-processor",
+            m.nats_connection_status,
+            disconnects=m.nats_disconnects,
+            reconnects=m.nats_reconnects,
+            errors=m.nats_errors,
+        )
 
     async def _start_consumers(self) -> None:
         s = self.settings

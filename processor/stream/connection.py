@@ -1,0 +1,55 @@
+"""Connection options shared by the long-running NATS clients (worker, reconciler)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def connect_options(
+    nats_url: str,
+    name: str,
+    status: Any,
+    *,
+    disconnects: Any = None,
+    reconnects: Any = None,
+    errors: Any = None,
+) -> dict[str, Any]:
+    """``nats.connect`` keyword arguments: reconnect forever, report state to metrics.
+
+    Args:
+        nats_url: one URL or several, comma separated.
+        name: the client name the server shows.
+        status: a gauge set to 1 while connected, 0 while not.
+        disconnects, reconnects, errors: counters to increment, when the caller has them.
+    """
+
+    async def disconnected() -> None:
+        status.set(0)
+        if disconnects is not None:
+            disconnects.inc()
+
+    async def reconnected() -> None:
+        status.set(1)
+        if reconnects is not None:
+            reconnects.inc()
+        log.info("%s: reconnected to NATS", name)
+
+    async def error(exc: Exception) -> None:
+        if errors is not None:
+            errors.inc()
+        log.debug("%s: NATS error: %s", name, exc)
+
+    status.set(1)
+    return {
+        "servers": [u.strip() for u in nats_url.split(",") if u.strip()],
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 1,
+        "allow_reconnect": True,
+        "disconnected_cb": disconnected,
+        "reconnected_cb": reconnected,
+        "error_cb": error,
+    }

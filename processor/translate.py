@@ -34,7 +34,13 @@ from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
-from processor.records.audit import audit_key, peek_route, peek_selector
+from processor.records.audit import (
+    EVENT_KEYS,
+    OBJECT_REF_KEYS,
+    audit_key,
+    peek_route,
+    peek_selector,
+)
 from processor.records.lazy import decode_audit_split
 
 Hint = Literal["audit", "event"] | None
@@ -46,6 +52,11 @@ _SPLIT = frozenset((*BODIES, "items"))
 _ROUTE = frozenset(
     ("kind", "apiVersion", "stage", "verb", "objectRef", "regarding", "involvedObject")
 )
+# Route keys remembered per translator (distinct stage/verb/resource combinations).
+_DECISION_LIMIT = 65536
+_UNKNOWN = object()
+# What a route key tells: (routing key, skip reason or "" for no match), None: read the record.
+Decision = tuple[str | None, str] | None
 
 
 @dataclass
@@ -70,15 +81,15 @@ class Output:
         self.policies.clear()
         self.dead_letters.clear()
 
-    def skip(self, reason: str) -> None:
-        """Count one record skipped for ``reason``."""
-        self.skipped += 1
-        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + 1
+    def skip(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` records skipped for ``reason``."""
+        self.skipped += n
+        self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + n
 
-    def receive(self, key: str | None) -> None:
-        """Count one audit event with routing key ``key`` (None: no objectRef)."""
+    def receive(self, key: str | None, n: int = 1) -> None:
+        """Count ``n`` audit events with routing key ``key`` (None: no objectRef)."""
         key = "/" if key is None else key
-        self.received[key] = self.received.get(key, 0) + 1
+        self.received[key] = self.received.get(key, 0) + n
 
 
 class Translator:
@@ -104,6 +115,9 @@ class Translator:
             native = engine.native
         self._scan = require("jsonscan") if native else None
         self._decode = require("audit").decode_audit if native else decode_audit
+        # route key -> outcome: of EventList items (see _fast_list) and of single audit events
+        self._decisions: dict[bytes, Decision] = {}
+        self._document_decisions: dict[bytes, Decision] = {}
 
     @property
     def implementation(self) -> str:
@@ -178,28 +192,93 @@ class Translator:
         """The fast path for ``payload``; False (``out`` untouched) hands it to the twin."""
         scan = self._scan
         assert scan is not None
-        split = scan.split_document(payload, _SPLIT, _ROUTE)
-        if split is None:
+        # the items of an EventList are routed as they are validated (see _fast_list)
+        decisions, tally = self._decisions, dict[bytes, int]()
+        routed = scan.split_routed(
+            payload, _SPLIT, _ROUTE, EVENT_KEYS, OBJECT_REF_KEYS, decisions, tally
+        )
+        if routed is None:
             return False
-        probe = orjson.loads(split[2])
+        text, spans, route_text, rest, key = routed
+        if key is not None and hint == "audit":  # a single audit event, from the audit stream
+            decision = self._document_decisions.get(key, _UNKNOWN)
+            if decision is _UNKNOWN:
+                decision = self._decide_document(key)
+                if len(self._document_decisions) < _DECISION_LIMIT:
+                    self._document_decisions[key] = decision
+            if decision is not None:
+                _count(out, decision, 1)  # type: ignore[arg-type]
+                return True
+        probe = orjson.loads(route_text)
         kind = classify_record(probe) if hint != "event" else "event"
         if kind == "event":
             return self._fast_event(payload, out, probe)
         if kind == "audit_list":
-            span = split[1].get("items")
-            items = scan.array_items(payload, *span) if span is not None else None
-            if items is None:
+            if rest is None:
                 return False
-            for s, e in items:
-                item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
-                if item is None or not self._fast_audit(payload, item, out, None):
-                    self._audit(orjson.loads(payload[s:e]), out, None)
+            self._fast_list(payload, rest, tally, out)
             return True
         if kind == "audit" or (kind is None and hint == "audit"):
-            if not self._fast_audit(payload, split, out, probe):
+            if not self._fast_audit(payload, (text, spans, route_text), out, probe):
                 self._audit(orjson.loads(payload), out, payload)
             return True
         return False
+
+    def _fast_list(
+        self,
+        payload: bytes,
+        rest: list[tuple[int, int, bytes | None]],
+        tally: dict[bytes, int],
+        out: Output,
+    ) -> None:
+        """The items of an EventList, routed by the scanner (``jsonscan.split_routed``).
+
+        Items whose route key has a known outcome (skipped, or no rule can match) were only
+        counted, in ``tally``; the others (``rest``) take the per-record fast path, in order.
+        """
+        scan = self._scan
+        assert scan is not None
+        decisions = self._decisions
+        for s, e, key in rest:
+            if key is not None and key not in decisions:
+                decision = self._decide(key)
+                if len(decisions) < _DECISION_LIMIT:
+                    decisions[key] = decision
+                if decision is not None:
+                    _count(out, decision, 1)
+                    continue
+            item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
+            if item is None or not self._fast_audit(payload, item, out, None):
+                self._audit(orjson.loads(payload[s:e]), out, None)
+        for key, n in tally.items():
+            _count(out, decisions[key], n)  # type: ignore[arg-type]  # tallied: not None
+
+    def _decide(self, key: bytes) -> Decision:
+        """The outcome of an audit event with route ``key`` (see ``jsonscan.split_routed``).
+
+        ``(routing key, skip reason)`` for a skipped record, ``(routing key, "")`` when no rule
+        can match it, None when it must be read.
+        """
+        parts = key.decode().split("\0")
+        stage, verb = parts[0], parts[1]
+        index_key = f"{parts[2]}/{parts[3]}" if len(parts) == 5 else None
+        reason = self.engine.audit_skip_reason(stage, index_key)
+        if reason:
+            return index_key, reason
+        assert index_key is not None
+        if self.engine.audit_selects_nothing(index_key, verb, parts[4] or None):
+            return index_key, ""
+        return None
+
+    def _decide_document(self, key: bytes) -> Decision:
+        """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``), read as
+        an audit event: None unless it classifies as one (or as nothing, on the audit stream)."""
+        kind, api_version, flags, route = key.split(b"\0", 3)
+        probe: dict[str, Any] = {"kind": kind.decode(), "apiVersion": api_version.decode()}
+        probe |= {name: None for name, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
+        if classify_record(probe) not in ("audit", None):
+            return None
+        return self._decide(route)
 
     def _fast_audit(self, buf: bytes, split: tuple, out: Output, probe: dict | None) -> bool:
         """One audit event from its split text; False (``out`` untouched) for the twin.
@@ -352,6 +431,17 @@ class Translator:
         elif not result.failures:
             out.no_match += 1
         out.errors += len(result.failures)
+
+
+def _count(out: Output, decision: tuple[str | None, str], n: int) -> None:
+    """Count ``n`` audit events with a known outcome (:meth:`Translator._decide`)."""
+    key, reason = decision
+    out.records += n
+    out.receive(key, n)
+    if reason:
+        out.skip(reason, n)
+    else:
+        out.no_match += n
 
 
 def _stage(error_type: str) -> str:

@@ -12,8 +12,8 @@ Measured in this order, each on the same in-memory corpus of JSON lines:
 Paths 2-4 run ``repeat`` times, interleaved, and the median is reported; the translated results of
 3 and 4 are compared (counts, activities and dead letters must be identical). Rates are records per
 second of process CPU time (``time.process_time``: robust on a shared machine). The objects loaded
-before measuring (policies, parser tables) are moved out of the garbage collector's way with
-``gc.freeze()``, as a long-running worker does after loading its policies.
+before measuring (policies, parser tables and the corpus itself, which a worker does not hold)
+are moved out of the garbage collector's way with ``gc.freeze()``.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from processor.records import timefmt
 from processor.records._json import floatify, json_type, load_object
 
 __all__ = [
+    "EVENT_KEYS",
+    "OBJECT_REF_KEYS",
     "audit_actor_ref",
     "audit_key",
     "audit_vars",
@@ -112,9 +114,10 @@ _LIST_META_FOLD = _fold_table(_LIST_META_FIELDS)
 _DETAILS_FOLD = _fold_table(_DETAILS_FIELDS)
 _CAUSE_FOLD = _fold_table(_CAUSE_FIELDS)
 
-_EVENT_SET = frozenset(_EVENT_FIELDS)
+#: the keys of an audit event and of its objectRef (exact case; decode_audit also folds case)
+EVENT_KEYS = frozenset(_EVENT_FIELDS)
+OBJECT_REF_KEYS = frozenset(_OBJECT_REF_FIELDS)
 _USER_SET = frozenset(_USER_FIELDS)
-_OBJECT_REF_SET = frozenset(_OBJECT_REF_FIELDS)
 _STATUS_SET = frozenset(_STATUS_FIELDS)
 
 
@@ -252,7 +255,7 @@ def _user(value: Any, path: str) -> dict[str, Any]:
 def _object_ref(value: Any) -> dict[str, Any]:
     path = "Event.objectRef"
     src = _match_keys(
-        _object(value, path, "v1.ObjectReference"), _OBJECT_REF_SET, _OBJECT_REF_FOLD, _NONE
+        _object(value, path, "v1.ObjectReference"), OBJECT_REF_KEYS, _OBJECT_REF_FOLD, _NONE
     )
     out: dict[str, Any] = {}
     for field, v in src.items():
@@ -370,7 +373,7 @@ def decode_audit(
         raise RecordError(
             f"json: cannot unmarshal {json_type(obj)} into Go value of type audit.Event"
         )
-    src = _match_keys(obj, _EVENT_SET, _EVENT_FOLD, _VALUE_FIELDS)
+    src = _match_keys(obj, EVENT_KEYS, _EVENT_FOLD, _VALUE_FIELDS)
     out: dict[str, Any] = {}
     _copy_strings(src, ("kind", "apiVersion"), out, "Event")
     for field in ("level", "auditID", "stage", "requestURI", "verb"):
@@ -476,7 +479,7 @@ def peek_route(obj: Any) -> tuple[str, str | None] | None:
     unknown keys, values of the wrong type). Records no policy wants are skipped from this alone,
     without decoding the rest: the skip path is the hot path.
     """
-    if type(obj) is not dict or not obj.keys() <= _EVENT_SET:
+    if type(obj) is not dict or not obj.keys() <= EVENT_KEYS:
         return None
     stage = obj.get("stage")
     if stage is None:
@@ -486,7 +489,7 @@ def peek_route(obj: Any) -> tuple[str, str | None] | None:
     ref = obj.get("objectRef")
     if ref is None:
         return stage, None
-    if type(ref) is not dict or not ref.keys() <= _OBJECT_REF_SET:
+    if type(ref) is not dict or not ref.keys() <= OBJECT_REF_KEYS:
         return None
     group = ref.get("apiGroup")
     resource = ref.get("resource")

@@ -9,8 +9,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import nats.aio.client
 import pytest
 
+from processor.stream.connection import READ_BUFFER_SIZE, tune_client
 from processor.stream.consumer import (
     Delivery,
     PullConsumer,
@@ -141,6 +143,29 @@ def test_a_message_larger_than_max_bytes_is_still_delivered(nats_url: str):
         assert [len(d.data) for d in got.deliveries] == sizes  # in order, none skipped
         assert consumer.stats.statuses.get("409", 0) >= 1  # the server said "exceeds MaxBytes"
         assert await s.pending((0, 0)) == (0, 0)
+        await nc.drain()
+        _no_other_tasks()
+
+    asyncio.run(main())
+
+
+def test_messages_arrive_intact_with_the_tuned_read_size(nats_url: str):
+    """The worker's 1 MiB socket reads (connection.tune_client) split and join messages right."""
+    tune_client()
+    assert nats.aio.client.DEFAULT_BUFFER_SIZE == READ_BUFFER_SIZE
+    sizes = [7, 900_000, 3, 40_000, 1, 700_000, 65_536, 2, 1_000_000, 5] * 3
+    payloads = [bytes([65 + i % 26]) * size + b"%d" % i for i, size in enumerate(sizes)]
+
+    async def main() -> None:
+        nc = await connect(nats_url)
+        s = await setup(nc)
+        await s.publish(payloads)
+        got = Collector(nc)
+        consumer = PullConsumer(nc, s.stream, s.durable, got, batch=4)
+        await consumer.start()
+        await wait_until(lambda: len(got.deliveries) >= len(payloads), 15, "all deliveries")
+        await consumer.stop()
+        assert [d.data for d in got.deliveries] == payloads
         await nc.drain()
         _no_other_tasks()
 

@@ -76,6 +76,35 @@ def test_real_policies_on_the_corpus(real: tuple[Translator, Translator], corpus
     result = outcome(python, lines)
     assert result["activities"], "the corpus must produce activities"
     assert outcome(native, lines) == result
+    assert outcome(native, lines, "audit") == outcome(python, lines, "audit")  # the worker's hint
+
+
+def test_single_audit_events_are_decided_from_their_route_key(
+    real: tuple[Translator, Translator], corpus: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the audit stream, a record no policy reads is counted without being parsed."""
+    _python, native = real
+    read: list[object] = []
+    fast_audit = native._fast_audit
+
+    def counting(buf: bytes, split: tuple, out: Output, probe: dict | None) -> bool:
+        read.append(probe)
+        return fast_audit(buf, split, out, probe)
+
+    monkeypatch.setattr(native, "_fast_audit", counting)
+    out, wanted = Output(), 0
+    engine = native.engine
+    for record in corpus:
+        if record.get("apiVersion") != "audit.k8s.io/v1":
+            continue
+        native.translate(orjson.dumps(record), out, "audit")
+        route, selector = peek_route(record), peek_selector(record)
+        assert route is not None and selector is not None
+        if not engine.audit_skip_reason(*route):
+            assert route[1] is not None
+            wanted += not engine.audit_selects_nothing(route[1], *selector)
+    assert out.skipped > 100 and out.records - out.skipped - wanted > 100
+    assert len(read) == wanted
 
 
 def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpus: list) -> None:

@@ -117,7 +117,7 @@ class Translator:
         self._decode = require("audit").decode_audit if native else decode_audit
         # route key -> outcome: of EventList items (see _fast_list) and of single audit events
         self._decisions: dict[bytes, Decision] = {}
-        self._document_decisions: dict[bytes, Decision] = {}
+        self._document_decisions: dict[Hint, dict[bytes, Decision]] = {None: {}, "audit": {}}
 
     @property
     def implementation(self) -> str:
@@ -200,12 +200,13 @@ class Translator:
         if routed is None:
             return False
         text, spans, route_text, rest, key = routed
-        if key is not None and hint == "audit":  # a single audit event, from the audit stream
-            decision = self._document_decisions.get(key, _UNKNOWN)
+        if key is not None and hint != "event":  # maybe a single audit event
+            known = self._document_decisions[hint]
+            decision = known.get(key, _UNKNOWN)
             if decision is _UNKNOWN:
-                decision = self._decide_document(key)
-                if len(self._document_decisions) < _DECISION_LIMIT:
-                    self._document_decisions[key] = decision
+                decision = self._decide_document(key, hint)
+                if len(known) < _DECISION_LIMIT:
+                    known[key] = decision
             if decision is not None:
                 _count(out, decision, 1)  # type: ignore[arg-type]
                 return True
@@ -270,13 +271,14 @@ class Translator:
             return index_key, ""
         return None
 
-    def _decide_document(self, key: bytes) -> Decision:
-        """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``), read as
-        an audit event: None unless it classifies as one (or as nothing, on the audit stream)."""
+    def _decide_document(self, key: bytes, hint: Hint) -> Decision:
+        """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``): None
+        unless the document classifies as an audit event (or as nothing, with the audit hint)."""
         kind, api_version, flags, route = key.split(b"\0", 3)
         probe: dict[str, Any] = {"kind": kind.decode(), "apiVersion": api_version.decode()}
         probe |= {name: None for name, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
-        if classify_record(probe) not in ("audit", None):
+        found = classify_record(probe)
+        if not (found == "audit" or (found is None and hint == "audit")):
             return None
         return self._decide(route)
 

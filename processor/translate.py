@@ -10,8 +10,10 @@ Two implementations give identical results (:mod:`processor.native` selects one)
 - the twin (the specification): ``orjson.loads`` of the payload, :func:`decode_audit`, every rule
   evaluated in order;
 - the fast path (native): the Cython scanner validates the payload and locates its members
-  without building them; records no policy wants are skipped from their routing fields; wanted
-  ones get their small fields decoded and their bodies pruned to what the policies read
+  without building them, and reads the routing fields of each EventList item (and of a single
+  audit event) into a route key; records no policy wants, or no rule can match, are counted from
+  the remembered outcome of their key, never parsed; wanted ones get their small fields decoded
+  and their bodies pruned to what the policies read
   (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
   (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole. Anything
   unusual -- input the scanner doubts, keys in another case, a record that fails to decode, any

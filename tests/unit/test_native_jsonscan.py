@@ -283,6 +283,18 @@ def test_split_routed_refuses_invalid_documents(scan: ModuleType, doc: bytes) ->
     assert routed(scan, doc, {}, {}) is None
 
 
+def assert_routes_as_parsed(key: bytes, obj: Any) -> None:
+    """A route key is only given when it is exactly what the parsed record routes by."""
+    route, selector = peek_route(obj), peek_selector(obj)
+    assert route is not None and selector is not None
+    parts = key.decode().split("\0")
+    assert (parts[0], parts[1]) == (route[0], selector[0])
+    if len(parts) == 5:
+        assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
+    else:
+        assert len(parts) == 2 and route[1] is None
+
+
 ROUTE_VALUE = st.none() | st.sampled_from(["", "get", "create", "ResponseComplete", "é", "a\\b"])
 AUDIT_ITEM = st.dictionaries(
     st.sampled_from(["stage", "verb", "objectRef", "auditID", "requestObject", "bogus"]),
@@ -315,18 +327,8 @@ def test_split_routed_twin_and_native_agree_with_the_parsed_route(
         t,
     ]
     for s, e, key in want[3]:
-        if key is None:
-            continue
-        # a key is only given when it is exactly what the parsed record routes by
-        obj = orjson.loads(doc[s:e])
-        route, selector = peek_route(obj), peek_selector(obj)
-        assert route is not None and selector is not None
-        parts = key.decode().split("\0")
-        assert (parts[0], parts[1]) == (route[0], selector[0])
-        if len(parts) == 5:
-            assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
-        else:
-            assert len(parts) == 2 and route[1] is None
+        if key is not None:
+            assert_routes_as_parsed(key, orjson.loads(doc[s:e]))
 
 
 @settings(max_examples=300, deadline=None)
@@ -396,11 +398,4 @@ def test_split_routed_document_key_agrees_with_the_parsed_document(
     probe = {"kind": kind.decode(), "apiVersion": api_version.decode()}
     probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
     assert classify_record(probe) == classify_record(obj)
-    route, selector = peek_route(obj), peek_selector(obj)
-    assert route is not None and selector is not None
-    parts = key.decode().split("\0")
-    assert (parts[0], parts[1]) == (route[0], selector[0])
-    if len(parts) == 5:
-        assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
-    else:
-        assert len(parts) == 2 and route[1] is None
+    assert_routes_as_parsed(key, obj)

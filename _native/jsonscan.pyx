@@ -46,7 +46,6 @@ cdef inline int _hex(unsigned char c) noexcept nogil:
 
 cdef extern from "scan_simd.h":
     Py_ssize_t scan_plain(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) nogil
-    Py_ssize_t scan_quote(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) nogil
 
 
 cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* escaped) noexcept nogil:
@@ -532,6 +531,24 @@ cdef int _route_code(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, int l
     return -1
 
 
+cdef inline bint _note(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, Py_ssize_t a, Py_ssize_t b,
+                       list keys, int level, Py_ssize_t* vs, Py_ssize_t* ve):
+    """Note the span ``s[a:b]`` of a member with key ``s[ks:ke]`` (with its quotes) if it routes.
+
+    False (doubtful) for a key outside ``keys`` or a route member given twice.
+    """
+    cdef int code
+    if not _key_in(s, ks, ke, keys):
+        return False
+    code = _route_code(s, ks, ke, level)
+    if code >= 0:
+        if vs[code] >= 0:
+            return False
+        vs[code] = a
+        ve[code] = b
+    return True
+
+
 cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list keys,
                                int level, int depth, Py_ssize_t* vs, Py_ssize_t* ve):
     """Walk the object at ``s[i]``: the spans of its route members into ``vs``/``ve``.
@@ -542,7 +559,6 @@ cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t 
     """
     cdef Py_ssize_t k, a, b
     cdef bint esc
-    cdef int code
     i = _ws(s, i + 1, n)
     if i < n and s[i] == 125:
         return i + 1
@@ -551,21 +567,15 @@ cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t 
             return -1
         esc = False
         k = _string(s, i + 1, n, &esc)
-        if k < 0 or esc or not _key_in(s, i, k, keys):
+        if k < 0 or esc:
             return -1
         a = _ws(s, k, n)
         if a >= n or s[a] != 58:
             return -1
         a = _ws(s, a + 1, n)
         b = _check(s, a, n, depth) if depth else _skip(s, a, n)
-        if b < 0:
+        if b < 0 or not _note(s, i, k, a, b, keys, level, vs, ve):
             return -1
-        code = _route_code(s, i, k, level)
-        if code >= 0:
-            if vs[code] >= 0:
-                return -1
-            vs[code] = a
-            ve[code] = b
         i = _ws(s, b, n)
         if i >= n:
             return -1
@@ -674,14 +684,8 @@ cdef object _document_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* m, i
     for c in range(CODES):
         vs[c] = -1
     for x in range(count):
-        if not _key_in(s, m[4 * x], m[4 * x + 1], event_keys):
+        if not _note(s, m[4 * x], m[4 * x + 1], m[4 * x + 2], m[4 * x + 3], event_keys, 0, vs, ve):
             return None
-        c = _route_code(s, m[4 * x], m[4 * x + 1], 0)
-        if c >= 0:
-            if vs[c] >= 0:
-                return None
-            vs[c] = m[4 * x + 2]
-            ve[c] = m[4 * x + 3]
     return _key(s, n, ref_keys, vs, ve, True)
 
 
@@ -800,23 +804,14 @@ def floatify(value):
     return value
 
 
-cdef inline Py_ssize_t _skip_string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """``s[i]`` is just after the opening quote of a validated string: the index after it, or -1."""
-    while True:
-        i = scan_quote(s, i, n)
-        if i >= n:
-            return -1
-        if s[i] == 34:
-            return i + 1
-        i += 2  # an escape: the byte after the backslash is never the closing quote
-
-
 cdef Py_ssize_t _skip(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    """The index after the (already validated) value at ``s[i]``, or -1."""
+    """The index after the (already validated) value at ``s[i]``."""
     cdef unsigned char c = s[i]
     cdef Py_ssize_t depth = 0
+    cdef bint esc
     if c == 34:
-        return _skip_string(s, i + 1, n)
+        esc = False
+        return _string(s, i + 1, n, &esc)
     if c != 123 and c != 91:
         while i < n:
             c = s[i]
@@ -827,7 +822,8 @@ cdef Py_ssize_t _skip(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexce
     while i < n:
         c = s[i]
         if c == 34:
-            i = _skip_string(s, i + 1, n)
+            esc = False
+            i = _string(s, i + 1, n, &esc)
             if i < 0:
                 return -1
             continue

@@ -195,7 +195,8 @@ class Translator:
         scan = self._scan
         assert scan is not None
         # the items of an EventList are routed as they are validated (see _fast_list)
-        decisions, tally = self._decisions, dict[bytes, int]()
+        decisions = self._decisions
+        tally: dict[bytes, int] = {}
         routed = scan.split_routed(
             payload, _SPLIT, _ROUTE, EVENT_KEYS, OBJECT_REF_KEYS, decisions, tally
         )
@@ -257,21 +258,11 @@ class Translator:
             _count(out, decisions[key], n)  # type: ignore[arg-type]  # tallied: not None
 
     def _decide(self, key: bytes) -> Decision:
-        """The outcome of an audit event with route ``key`` (see ``jsonscan.split_routed``).
-
-        ``(routing key, skip reason)`` for a skipped record, ``(routing key, "")`` when no rule
-        can match it, None when it must be read.
-        """
+        """:meth:`_outcome` of an audit event with route ``key`` (``jsonscan.split_routed``)."""
         parts = key.decode().split("\0")
-        stage, verb = parts[0], parts[1]
-        index_key = f"{parts[2]}/{parts[3]}" if len(parts) == 5 else None
-        reason = self.engine.audit_skip_reason(stage, index_key)
-        if reason:
-            return index_key, reason
-        assert index_key is not None
-        if self.engine.audit_selects_nothing(index_key, verb, parts[4] or None):
-            return index_key, ""
-        return None
+        if len(parts) == 2:  # no objectRef
+            return self._outcome(parts[0], None, None)
+        return self._outcome(parts[0], f"{parts[2]}/{parts[3]}", (parts[1], parts[4] or None))
 
     def _decide_document(self, key: bytes, hint: Hint) -> Decision:
         """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``): None
@@ -297,19 +288,12 @@ class Translator:
         route = peek_route(probe)
         if route is None:
             return False
-        engine = self.engine
-        reason = engine.audit_skip_reason(*route)
-        if reason:
-            out.records += 1
-            out.receive(route[1])
-            out.skip(reason)
+        decision = self._outcome(*route, peek_selector(probe))
+        if decision is not None:
+            _count(out, decision, 1)
             return True
         assert route[1] is not None and self._scan is not None
-        if self._no_rule_for(probe, route[1]):
-            out.records += 1
-            out.receive(route[1])
-            out.no_match += 1
-            return True
+        engine = self.engine
         try:
             audit = decode_audit_split(
                 buf,
@@ -348,10 +332,22 @@ class Translator:
         self._collect(result, out)
         return True
 
-    def _no_rule_for(self, obj: dict[str, Any], key: str) -> bool:
-        """Whether no rule under ``key`` can match the record (its verb and subresource)."""
-        selector = peek_selector(obj)
-        return selector is not None and self.engine.audit_selects_nothing(key, *selector)
+    def _outcome(
+        self, stage: str, key: str | None, selector: tuple[str, str | None] | None
+    ) -> Decision:
+        """What a record's routing fields alone tell (:func:`peek_route`, :func:`peek_selector`).
+
+        ``(routing key, skip reason)`` for a skipped record, ``(routing key, "")`` when no rule
+        can match its verb and subresource (``selector``; None: unknown), None when it must be
+        read.
+        """
+        reason = self.engine.audit_skip_reason(stage, key)
+        if reason:
+            return key, reason
+        assert key is not None
+        if selector is not None and self.engine.audit_selects_nothing(key, *selector):
+            return key, ""
+        return None
 
     # -- twin ----------------------------------------------------------------------------------
     def _unmarshal(self, out: Output, dlq_type: str, payload: Any, error: str) -> None:
@@ -359,19 +355,13 @@ class Translator:
         out.dead_letters.append(dead_letter_record(dlq_type, payload, error, "unmarshal"))
 
     def _audit(self, obj: Any, out: Output, payload: bytes | None) -> None:
-        out.records += 1
         route = peek_route(obj)
         if route is not None:
-            reason = self.engine.audit_skip_reason(*route)
-            if reason:
-                out.receive(route[1])
-                out.skip(reason)
+            decision = self._outcome(*route, peek_selector(obj))
+            if decision is not None:
+                _count(out, decision, 1)
                 return
-            assert route[1] is not None
-            if self._no_rule_for(obj, route[1]):
-                out.receive(route[1])
-                out.no_match += 1
-                return
+        out.records += 1
         try:
             audit = decode_audit(obj, copy=False)
         except RecordError as exc:
@@ -438,7 +428,7 @@ class Translator:
 
 
 def _count(out: Output, decision: tuple[str | None, str], n: int) -> None:
-    """Count ``n`` audit events with a known outcome (:meth:`Translator._decide`)."""
+    """Count ``n`` audit events with a known outcome (:meth:`Translator._outcome`)."""
     key, reason = decision
     out.records += n
     out.receive(key, n)

@@ -76,6 +76,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--list-size", type=_positive, default=100, help="--e2e: records per EventList (100)"
     )
+    parser.add_argument(
+        "--latency-rate",
+        type=_positive,
+        default=None,
+        metavar="R",
+        help="--e2e: records/s of the latency phase (default: half the single-record rate)",
+    )
     parser.add_argument("--clickhouse-url", default=None, help="--query: default chdb bench dir")
     parser.add_argument(
         "--rows", type=_positive, default=10_000_000, help="--query: activities to store (10M)"
@@ -183,7 +190,7 @@ def _e2e(args: argparse.Namespace) -> int:
     policies = args.policies if args.policies is not None else [str(bundled_policy_dir())]
     count = 50_000 if args.count is None else args.count
     try:
-        figures = e2e.run(count, args.seed, args.list_size, policies)
+        figures = e2e.run(count, args.seed, args.list_size, policies, args.latency_rate)
     except e2e.BenchError as exc:
         print(f"activity bench --e2e: {exc}", file=sys.stderr)
         return 1

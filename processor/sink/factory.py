@@ -2,6 +2,8 @@
 
 * ``chdb:///path/to/dir`` embedded chDB in that directory (``chdb://relative/dir`` is relative to
   the working directory); ``chdb://`` alone uses a temporary directory removed on close.
+  Query option: ``defer_skip_indexes`` (``1`` default: skip indexes are built by merges, not by
+  each insert; ``0`` builds them at insert time; see ``processor/sink/chdb.py``).
 * ``clickhouse://user:password@host:9000/database?compression=lz4&secure=0`` a ClickHouse server
   over the native protocol; the path names the database (else the ``database`` argument).
   Query options: ``compression`` (``lz4`` default, ``zstd``, ``none``), ``secure``,
@@ -55,8 +57,14 @@ def open_sink(url: str, *, database: str = DEFAULT_DATABASE, **options: Any) -> 
     if scheme == "chdb":
         from processor.sink.chdb import ChdbSink
 
-        path = unquote(rest.split("?", 1)[0])
-        return ChdbSink(path or None, database=database, **options)
+        path, _, query_text = rest.partition("?")
+        query = {k: v[-1] for k, v in parse_qs(query_text).items()}
+        kwargs: dict[str, Any] = {}
+        if "defer_skip_indexes" in query:
+            kwargs["defer_skip_indexes"] = _flag(query.pop("defer_skip_indexes"))
+        if query:
+            raise ValueError(f"unknown chdb:// option(s): {', '.join(sorted(query))}")
+        return ChdbSink(unquote(path) or None, database=database, **{**kwargs, **options})
     return _clickhouse(url, database, options)
 
 
@@ -73,7 +81,7 @@ def _clickhouse(url: str, database: str, options: dict[str, Any]) -> Sink:
         "password": unquote(parts.password) if parts.password else "",
         "database": parts.path.strip("/") or database,
         "compression": None if compression in ("", "none", "false", "0") else compression,
-        "secure": query.pop("secure", "0").lower() in ("1", "true", "yes"),
+        "secure": _flag(query.pop("secure", "0")),
     }
     for name in ("connect_timeout", "send_receive_timeout"):
         if name in query:
@@ -82,3 +90,13 @@ def _clickhouse(url: str, database: str, options: dict[str, Any]) -> Sink:
         raise ValueError(f"unknown clickhouse:// option(s): {', '.join(sorted(query))}")
     kwargs.update(options)
     return ClickHouseSink(**kwargs)
+
+
+def _flag(value: str) -> bool:
+    """A URL option's boolean: ``1``/``true``/``yes`` or ``0``/``false``/``no``."""
+    text = value.lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no", ""):
+        return False
+    raise ValueError(f"not a boolean URL option value: {value!r} (use 1 or 0)")

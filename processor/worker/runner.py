@@ -251,6 +251,7 @@ class Worker(Service):
     def _swap(self, translator: Translator) -> None:
         if self.pipeline is not None:
             self.pipeline.set_translator(translator)
+        self.settle()
 
     def _pressure(self, paused: bool) -> None:
         log.info(

@@ -11,6 +11,7 @@ import pytest
 
 from processor.sink.base import SinkError
 from processor.sink.chdb import ChdbSink, rowbinary_strings
+from processor.sink.migrate import migrate
 
 pytestmark = pytest.mark.integration
 
@@ -176,6 +177,43 @@ def test_duplicate_with_another_token_collapses_with_final(chdb_sink: ChdbSink):
     )
     assert raw == [{"n": 3}]
     assert final == [{"n": 2, "u": 2}]
+
+
+def _index_bytes(sink: ChdbSink) -> list[int]:
+    parts = sink.query(
+        "SELECT secondary_indices_compressed_bytes AS b FROM system.parts "
+        "WHERE database = 'audit' AND table = 'activities' AND active ORDER BY name"
+    )
+    return [p["b"] for p in parts]
+
+
+def test_skip_indexes_are_left_to_merges_and_results_do_not_change(chdb_sink: ChdbSink):
+    assert chdb_sink.defer_skip_indexes
+    chdb_sink.insert("activities", rows(*(activity(i) for i in range(20))), "part-1")
+    chdb_sink.insert("activities", rows(*(activity(i) for i in range(20, 40))), "part-2")
+    assert _index_bytes(chdb_sink) == [0, 0]  # the inserts built no skip index
+    query = (
+        "SELECT count() AS n FROM audit.activities WHERE resource_name = {name:String} "
+        "SETTINGS use_skip_indexes = 1"
+    )
+    assert chdb_sink.query(query, {"name": "app-27"}) == [{"n": 1}]
+    chdb_sink.execute("OPTIMIZE TABLE audit.activities FINAL")
+    (merged,) = _index_bytes(chdb_sink)
+    assert merged > 0  # the merge built them
+    assert chdb_sink.query(query, {"name": "app-27"}) == [{"n": 1}]
+    assert chdb_sink.query(query, {"name": "app-99"}) == [{"n": 0}]
+
+
+def test_skip_indexes_are_built_at_insert_when_asked(tmp_path):
+    sink = ChdbSink(tmp_path / "chdb", defer_skip_indexes=False)
+    try:
+        migrate(sink)
+        sink.open()
+        sink.insert("activities", rows(*(activity(i) for i in range(20))), "part-1")
+        (built,) = _index_bytes(sink)
+        assert built > 0
+    finally:
+        sink.close()
 
 
 def test_query_parameters_are_data_not_sql(chdb_sink: ChdbSink):

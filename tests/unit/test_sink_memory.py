@@ -64,6 +64,9 @@ def test_open_sink_schemes(tmp_path):
     assert open_sink("memory://").name == "memory"
     chdb = open_sink(f"chdb://{tmp_path}")
     assert (chdb.name, chdb.path) == ("chdb", str(tmp_path))  # type: ignore[attr-defined]
+    assert chdb.defer_skip_indexes  # type: ignore[attr-defined]
+    built = open_sink(f"chdb://{tmp_path}?defer_skip_indexes=0")
+    assert (built.path, built.defer_skip_indexes) == (str(tmp_path), False)  # type: ignore[attr-defined]
     ch = open_sink("clickhouse://u:p%40ss@db.example:9440/events?compression=none&secure=1")
     assert (ch.name, ch.database, ch.port) == ("clickhouse", "events", 9440)  # type: ignore[attr-defined]
     assert open_sink("clickhouse://h", database="other").database == "other"
@@ -75,6 +78,10 @@ def test_open_sink_rejects_unknown_schemes_and_options():
         open_sink("postgres://localhost")
     with pytest.raises(ValueError, match="unknown clickhouse:// option"):
         open_sink("clickhouse://h?colour=red")
+    with pytest.raises(ValueError, match="unknown chdb:// option"):
+        open_sink("chdb:///tmp/x?colour=red")
+    with pytest.raises(ValueError, match="not a boolean"):
+        open_sink("chdb:///tmp/x?defer_skip_indexes=maybe")
 
 
 def test_default_data_dir_reads_the_environment(monkeypatch, tmp_path):

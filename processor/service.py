@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+from collections.abc import Iterator
 
 
 class Service:
@@ -39,12 +40,11 @@ class Service:
                 loop.add_signal_handler(sig, self.request_stop)
         await self.start()
         self.serving = True
-        settle_heap()
         try:
-            await self._stop.wait()
+            with frozen_heap():
+                await self._stop.wait()
         finally:
             self.serving = False
-            gc.unfreeze()
         await self.stop()
 
     def settle(self) -> None:
@@ -69,3 +69,13 @@ def settle_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """:func:`settle_heap` for the ``with`` block (serving, or a benchmark's timed part)."""
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import orjson
 
 from processor.bench.corpus import generate
 from processor.errors import ProcessorError
+from processor.service import frozen_heap
 from processor.stream.connection import tune_client
 from processor.stream.consumer import PullConsumer, ack_many
 from processor.stream.server import NatsServer
@@ -313,18 +313,16 @@ async def _latency(url: str, corpus: Corpus, rate: float, seconds: float) -> dic
         for record in corpus.records[: int(rate * seconds)]
     ]
     tick, per_tick = 0.01, max(1, int(rate * 0.01))
-    gc.collect()
-    gc.freeze()
-    started = time.perf_counter()
-    for i in range(0, len(records), per_tick):
-        for origin, subject, payload in records[i : i + per_tick]:
-            sent[origin] = time.perf_counter()
-            await nc.publish(subject, payload)
-        delay = started + (i // per_tick + 1) * tick - time.perf_counter()
-        await asyncio.sleep(max(delay, 0))
-    await asyncio.sleep(3)
-    await nc.drain()
-    gc.unfreeze()
+    with frozen_heap():
+        started = time.perf_counter()
+        for i in range(0, len(records), per_tick):
+            for origin, subject, payload in records[i : i + per_tick]:
+                sent[origin] = time.perf_counter()
+                await nc.publish(subject, payload)
+            delay = started + (i // per_tick + 1) * tick - time.perf_counter()
+            await asyncio.sleep(max(delay, 0))
+        await asyncio.sleep(3)
+        await nc.drain()
     lat = sorted((seen[k] - sent[k]) * 1000 for k in seen if k in sent)
     if not lat:
         return {"p50_ms": float("nan"), "p99_ms": float("nan"), "samples": 0}

@@ -13,7 +13,8 @@ Paths 2-4 run ``repeat`` times, interleaved, and the median is reported; the tra
 3 and 4 are compared (counts, activities and dead letters must be identical). Rates are records per
 second of process CPU time (``time.process_time``: robust on a shared machine). The objects loaded
 before measuring (policies, parser tables and the corpus itself, which a worker does not hold)
-are moved out of the garbage collector's way with ``gc.freeze()``.
+are moved out of the garbage collector's way with ``gc.freeze()`` while timing
+(``processor.service.frozen_heap``; thawed again afterwards).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 
 from processor.native import describe, use_native
+from processor.service import frozen_heap
 from processor.translate import Output, Translator
 
 __all__ = [
@@ -153,7 +155,6 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Measure the four paths on ``lines`` with the policies of ``policy_paths``."""
-    from processor.bench.naive import NaiveRunner
     from processor.commands.translate import load_engine
 
     say = progress or (lambda _msg: None)
@@ -164,10 +165,23 @@ def run_bench(
     say("checking that both paths give the same results")
     counts, py_dump = _outcome(python, lines)
     identical = None if native is None else _outcome(native, lines) == (counts, py_dump)
-    records = counts["records"]
-    gc.collect()
-    gc.freeze()
+    with frozen_heap():
+        return _measure(python, native, lines, counts, identical, repeat, naive_sample, say)
 
+
+def _measure(
+    python: Translator,
+    native: Translator | None,
+    lines: Sequence[bytes],
+    counts: dict[str, int],
+    identical: bool | None,
+    repeat: int,
+    naive_sample: int,
+    say: Callable[[str], None],
+) -> BenchResult:
+    from processor.bench.naive import NaiveRunner
+
+    records = counts["records"]
     results = {
         "ceiling": PathResult("ceiling", "orjson.loads of every record, nothing else", 0.0),
         "python": PathResult("python", "pure-Python path (twins)", 0.0),

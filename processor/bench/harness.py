@@ -155,6 +155,7 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Measure the four paths on ``lines`` with the policies of ``policy_paths``."""
+    from processor.bench.naive import NaiveRunner
     from processor.commands.translate import load_engine
 
     say = progress or (lambda _msg: None)
@@ -165,56 +166,41 @@ def run_bench(
     say("checking that both paths give the same results")
     counts, py_dump = _outcome(python, lines)
     identical = None if native is None else _outcome(native, lines) == (counts, py_dump)
-    with frozen_heap():
-        return _measure(python, native, lines, counts, identical, repeat, naive_sample, say)
-
-
-def _measure(
-    python: Translator,
-    native: Translator | None,
-    lines: Sequence[bytes],
-    counts: dict[str, int],
-    identical: bool | None,
-    repeat: int,
-    naive_sample: int,
-    say: Callable[[str], None],
-) -> BenchResult:
-    from processor.bench.naive import NaiveRunner
-
     records = counts["records"]
-    results = {
-        "ceiling": PathResult("ceiling", "orjson.loads of every record, nothing else", 0.0),
-        "python": PathResult("python", "pure-Python path (twins)", 0.0),
-    }
-    if native is not None:
-        results["native"] = PathResult("native", "native path (Cython extensions)", 0.0)
-    loads = orjson.loads
-    runs: dict[str, Callable[[], Any]] = {
-        "ceiling": lambda: [loads(line) and None for line in lines],
-        "python": lambda: _translate_all(python, lines),
-    }
-    if native is not None:
-        runs["native"] = lambda: _translate_all(native, lines)
-    for i in range(repeat):
-        for name, fn in runs.items():
-            say(f"run {i + 1}/{repeat}: {name}")
-            seconds = _timed(fn)
-            results[name].runs.append(records / seconds if seconds > 0 else 0.0)
-            results[name].peak_rss_mb = _peak_rss_mb()
-    for r in results.values():
-        r.records_per_s = statistics.median(r.runs)
+    with frozen_heap():
+        results = {
+            "ceiling": PathResult("ceiling", "orjson.loads of every record, nothing else", 0.0),
+            "python": PathResult("python", "pure-Python path (twins)", 0.0),
+        }
+        if native is not None:
+            results["native"] = PathResult("native", "native path (Cython extensions)", 0.0)
+        loads = orjson.loads
+        runs: dict[str, Callable[[], Any]] = {
+            "ceiling": lambda: [loads(line) and None for line in lines],
+            "python": lambda: _translate_all(python, lines),
+        }
+        if native is not None:
+            runs["native"] = lambda: _translate_all(native, lines)
+        for i in range(repeat):
+            for name, fn in runs.items():
+                say(f"run {i + 1}/{repeat}: {name}")
+                seconds = _timed(fn)
+                results[name].runs.append(records / seconds if seconds > 0 else 0.0)
+                results[name].peak_rss_mb = _peak_rss_mb()
+        for r in results.values():
+            r.records_per_s = statistics.median(r.runs)
 
-    sample = list(lines[: max(1, naive_sample)])
-    say(f"naive cel-python baseline on {len(sample)} lines")
-    sample_records = _outcome(python, sample)[0]["records"]
-    seconds = _timed(lambda: NaiveRunner(python.engine).seconds(sample))
-    naive = PathResult(
-        "naive",
-        "naive: cel-python runner on json_to_cel records",
-        sample_records / seconds if seconds > 0 else 0.0,
-        note=f"sample of the first {sample_records} records",
-        peak_rss_mb=_peak_rss_mb(),
-    )
+        sample = list(lines[: max(1, naive_sample)])
+        say(f"naive cel-python baseline on {len(sample)} lines")
+        sample_records = _outcome(python, sample)[0]["records"]
+        seconds = _timed(lambda: NaiveRunner(python.engine).seconds(sample))
+        naive = PathResult(
+            "naive",
+            "naive: cel-python runner on json_to_cel records",
+            sample_records / seconds if seconds > 0 else 0.0,
+            note=f"sample of the first {sample_records} records",
+            peak_rss_mb=_peak_rss_mb(),
+        )
     return BenchResult(
         records=records,
         lines=len(lines),

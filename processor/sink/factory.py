@@ -58,12 +58,11 @@ def open_sink(url: str, *, database: str = DEFAULT_DATABASE, **options: Any) -> 
         from processor.sink.chdb import ChdbSink
 
         path, _, query_text = rest.partition("?")
-        query = {k: v[-1] for k, v in parse_qs(query_text).items()}
+        query = _query(query_text)
         kwargs: dict[str, Any] = {}
         if "defer_skip_indexes" in query:
             kwargs["defer_skip_indexes"] = _flag(query.pop("defer_skip_indexes"))
-        if query:
-            raise ValueError(f"unknown chdb:// option(s): {', '.join(sorted(query))}")
+        _no_more_options("chdb", query)
         return ChdbSink(unquote(path) or None, database=database, **{**kwargs, **options})
     return _clickhouse(url, database, options)
 
@@ -72,7 +71,7 @@ def _clickhouse(url: str, database: str, options: dict[str, Any]) -> Sink:
     from processor.sink.clickhouse import ClickHouseSink
 
     parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    query = _query(parts.query)
     compression = query.pop("compression", "lz4")
     kwargs: dict[str, Any] = {
         "host": parts.hostname or "127.0.0.1",
@@ -86,10 +85,20 @@ def _clickhouse(url: str, database: str, options: dict[str, Any]) -> Sink:
     for name in ("connect_timeout", "send_receive_timeout"):
         if name in query:
             kwargs[name] = float(query.pop(name))
-    if query:
-        raise ValueError(f"unknown clickhouse:// option(s): {', '.join(sorted(query))}")
+    _no_more_options("clickhouse", query)
     kwargs.update(options)
     return ClickHouseSink(**kwargs)
+
+
+def _query(text: str) -> dict[str, str]:
+    """A URL's query options (the last value of a repeated one)."""
+    return {k: v[-1] for k, v in parse_qs(text).items()}
+
+
+def _no_more_options(scheme: str, query: dict[str, str]) -> None:
+    """Reject the options left in ``query`` after the known ones were taken."""
+    if query:
+        raise ValueError(f"unknown {scheme}:// option(s): {', '.join(sorted(query))}")
 
 
 def _flag(value: str) -> bool:

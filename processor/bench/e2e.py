@@ -11,10 +11,16 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
    is committed and acked (``records_committed_total``), reported as the drain time. The last
    ClickHouse batch waits up to ``batch_max_age`` (1 s) before it commits: a fixed delay at the
    end, not a throughput limit, which would otherwise halve the rate of a run this short;
-3. latency: single records published at half the measured single-record rate (or
-   ``--latency-rate``), timed from publish to the activity arriving on ``activities.>`` (matched by
-   ``spec.origin.id``). This process's heap (the corpus) is frozen meanwhile (``gc.freeze``), so
-   its own full collections do not show up as latency.
+3. live capacity: single records published *live* (this process publishing while the worker
+   consumes, as in production) on a ladder of rates, :data:`LADDER` times the drained rate,
+   :data:`STEP_SECONDS` each; the capacity is the highest rate the worker kept up with (its
+   backlog at the end of the step under a quarter second of input). On this 2-core machine
+   live input costs more than a drain: nats-server stores and delivers each record as it comes
+   and the producer runs too, so the live capacity is well below the drained rate;
+4. latency: single records published at half the live capacity (or ``--latency-rate``), timed
+   from publish to the activity arriving on ``activities.>`` (matched by ``spec.origin.id``);
+   then again at half the *drained* rate, reported beside it. This process's heap (the corpus)
+   is frozen meanwhile (``gc.freeze``), so its own full collections do not show up as latency.
 """
 
 from __future__ import annotations
@@ -283,6 +289,66 @@ def metric_total(port: int, name: str) -> float:
     return total
 
 
+# -- live capacity -----------------------------------------------------------------------------
+#: The rates tried for the live capacity, as fractions of the drained single-record rate.
+LADDER = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+STEP_SECONDS = 3.0
+
+
+def live_capacity(corpus: Corpus, drained: float, policies: list[str]) -> tuple[float, str]:
+    """Records/s of the highest :data:`LADDER` rate one worker keeps up with, published live, and
+    what ended the ladder: ``worker`` (it fell behind), ``producer`` (this process could not
+    publish faster) or ``none`` (it kept up with the drained rate)."""
+    with fresh_server("bench-cap-") as (url, tmp):
+        port = _free_port()
+        with worker_process(url, tmp, policies, port):
+            return asyncio.run(_capacity(url, port, corpus, drained))
+
+
+async def _capacity(url: str, port: int, corpus: Corpus, drained: float) -> tuple[float, str]:
+    import nats
+
+    nc = await nats.connect(url)
+    records = corpus.singles()
+    best, offset, limit = 0.0, 0, "none"
+    with frozen_heap():
+        for fraction in LADDER:
+            rate = drained * fraction
+            count = int(rate * STEP_SECONDS)
+            step = [records[(offset + i) % len(records)] for i in range(count)]
+            offset += count
+            before = await asyncio.to_thread(metric_total, port, PROCESSED)
+            achieved = await _publish_at(nc, step, rate)
+            await asyncio.sleep(0.25)
+            done = await asyncio.to_thread(metric_total, port, PROCESSED) - before
+            if achieved < rate * 0.95:
+                limit = "producer"
+                break
+            if count - done > rate / 4:
+                limit = "worker"
+                break  # it fell behind: the previous step is the answer
+            best = rate
+            while await asyncio.to_thread(metric_total, port, PROCESSED) - before < count:
+                await asyncio.sleep(0.05)
+    await nc.drain()
+    if not best:
+        raise BenchError(f"no live rate kept up with, from {drained * LADDER[0]:,.0f} records/s")
+    return best, limit
+
+
+async def _publish_at(nc: Any, messages: list[tuple[str, bytes]], rate: float) -> float:
+    """Publish ``messages`` (core NATS) at ``rate`` per second in 10 ms ticks; the rate achieved."""
+    tick, per_tick = 0.01, max(1, int(rate * 0.01))
+    started = time.perf_counter()
+    for i in range(0, len(messages), per_tick):
+        for subject, payload in messages[i : i + per_tick]:
+            await nc.publish(subject, payload)
+        delay = started + (i // per_tick + 1) * tick - time.perf_counter()
+        await asyncio.sleep(max(delay, 0))
+    await nc.flush()
+    return len(messages) / (time.perf_counter() - started)
+
+
 # -- latency -----------------------------------------------------------------------------------
 def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) -> dict[str, float]:
     """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s."""
@@ -339,7 +405,8 @@ def run(
 ) -> dict[str, Any]:
     """All phases; returns the figures (records/s, ratios, latency).
 
-    The latency phase runs at ``latency_rate`` records/s, by default half the single-record rate.
+    The latency phase runs at ``latency_rate`` records/s, by default half the live capacity, and
+    again at half the drained single-record rate.
     """
     corpus = Corpus(list(generate(count, seed)))
     singles = corpus.singles()
@@ -348,8 +415,10 @@ def run(
         raw = asyncio.run(raw_consumer_rate(url, singles))
     batched, batched_drain = worker_rate(corpus.lists(list_size), count, policies)
     single, single_drain = worker_rate(singles, count, policies)
-    rate = latency_rate or single / 2
+    capacity, limit = live_capacity(corpus, single, policies)
+    rate = latency_rate or capacity / 2
     lat = latency(corpus, rate, policies, seconds=10)
+    at_drained = latency(corpus, single / 2, policies, seconds=10)
     return {
         "records": count,
         "stock_fetch_ack_msgs_per_s": stock,
@@ -359,8 +428,12 @@ def run(
         "worker_single_records_per_s": single,
         "worker_single_drain_s": single_drain,
         "single_vs_stock": single / stock,
+        "live_capacity_records_per_s": capacity,
+        "live_capacity_limit": limit,
         "latency_rate_records_per_s": rate,
         **lat,
+        "half_drained_rate_records_per_s": single / 2,
+        **{f"half_drained_{k}": v for k, v in at_drained.items()},
     }
 
 
@@ -384,9 +457,21 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         f"{figures['worker_single_drain_s']:.2f} s (single records), the last batch after "
         "up to --batch-max-age"
     )
+    limit = figures["live_capacity_limit"]
+    ended = f"next step: {limit} fell behind" if limit != "none" else "kept up at the drained rate"
+    lines.append(
+        f"live capacity (single records published while consumed): "
+        f"{figures['live_capacity_records_per_s']:,.0f} records/s ({ended})"
+    )
     lines.append(
         f"latency publish -> ACTIVITIES at {figures['latency_rate_records_per_s']:,.0f} records/s: "
         f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms "
         f"({figures['samples']:.0f} activities)"
+    )
+    lines.append(
+        f"latency at half the drained rate, {figures['half_drained_rate_records_per_s']:,.0f} "
+        f"records/s: p50 {figures['half_drained_p50_ms']:.1f} ms, "
+        f"p99 {figures['half_drained_p99_ms']:.1f} ms "
+        f"({figures['half_drained_samples']:.0f} activities)"
     )
     return "\n".join(lines)

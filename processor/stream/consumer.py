@@ -37,6 +37,9 @@ from typing import Any
 
 import orjson
 
+from processor.stream import frames
+from processor.stream.frames import FrameSplitter
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -159,6 +162,7 @@ class PullConsumer:
         self._pending = 0  # messages asked for, not yet received or expired
         self._inbox = ""
         self._sub: Any = None
+        self._splitter: FrameSplitter | None = None
         self._buffer: list[Delivery] = []
         self._handing = 0
         self._wake = asyncio.Event()
@@ -196,6 +200,7 @@ class PullConsumer:
         if self._dispatcher is not None:
             raise RuntimeError("PullConsumer already started")
         self._reconnects = self.nc.stats.get("reconnects", 0)
+        self._splitter = frames.install(self.nc)
         await self._subscribe()
         self._dispatcher = asyncio.ensure_future(self._dispatch())
         self._controller = asyncio.ensure_future(self._control())
@@ -228,6 +233,7 @@ class PullConsumer:
             await self._controller
         if self._sub is not None:
             await self._close_sub(self._sub, timeout)
+            self._forget(self._sub)
             self._sub = None
         self._closing = True
         self._wake.set()
@@ -240,20 +246,20 @@ class PullConsumer:
     # -- subscription ---------------------------------------------------------------------------
     async def _subscribe(self) -> None:
         loop = asyncio.get_running_loop()
+        nc = self.nc
         wake = self._wake.set
         stats = self.stats
 
-        async def cb(msg: Any) -> None:  # the hot path: one call per message
+        async def deliver(subject: str, reply: str, headers: Any, data: bytes) -> None:
+            """The hot path: one call per message."""
             self._last_heard = loop.time()
-            reply: str = msg.reply
             if not reply.startswith("$JS.ACK."):
-                await self._on_status(msg)
+                await self._on_status(headers or {}, reply)
                 return
             tokens = reply.split(".")
             i = 6 if len(tokens) >= 11 else 4  # v2 reply subjects carry domain and account hash
-            data = msg.data
             self._buffer.append(
-                Delivery(msg.subject, data, reply, msg.headers, int(tokens[i]), int(tokens[i + 1]))
+                Delivery(subject, data, reply, headers, int(tokens[i]), int(tokens[i + 1]))
             )
             wake()
             stats.received += 1
@@ -262,10 +268,23 @@ class PullConsumer:
             if self._pending + self.batch <= self._target:
                 await self._pull()
 
-        self._inbox = self.nc.new_inbox()
-        self._sub = await self.nc.subscribe(
+        async def on_frame(subject: bytes, reply: bytes, hdr: bytes | None, data: bytes) -> None:
+            headers = await nc._process_headers(hdr) if hdr else None  # as nats-py's
+            await deliver(subject.decode(), reply.decode(), headers, data)
+
+        async def cb(msg: Any) -> None:  # nats-py's path (frames.install declined)
+            await deliver(msg.subject, msg.reply, msg.headers, msg.data)
+
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(
             self._inbox, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
+        if self._splitter is not None:
+            self._splitter.register(self._sub._id, on_frame)
+
+    def _forget(self, sub: Any) -> None:
+        if self._splitter is not None:
+            self._splitter.unregister(sub._id)
 
     async def _close_sub(self, sub: Any, timeout: float) -> None:
         try:
@@ -277,13 +296,12 @@ class PullConsumer:
                 await sub.unsubscribe()
 
     # -- message path ---------------------------------------------------------------------------
-    async def _on_status(self, msg: Any) -> None:
-        headers = msg.headers or {}
+    async def _on_status(self, headers: dict[str, str], reply: str) -> None:
         status = headers.get("Status", "")
         if status == "100":
             self.stats.heartbeats += 1
-            if msg.reply:  # flow control request
-                await self.nc.publish(msg.reply, b"")
+            if reply:  # flow control request
+                await self.nc.publish(reply, b"")
             return
         statuses = self.stats.statuses
         statuses[status] = statuses.get(status, 0) + 1
@@ -414,6 +432,7 @@ class PullConsumer:
             silent,
         )
         old, self._sub = self._sub, None
+        self._forget(old)
         with contextlib.suppress(Exception):
             await old.unsubscribe()
         await self._subscribe()

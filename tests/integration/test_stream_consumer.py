@@ -12,6 +12,7 @@ from typing import Any
 import nats.aio.client
 import pytest
 
+from processor.stream import frames
 from processor.stream.connection import READ_BUFFER_SIZE, tune_client
 from processor.stream.consumer import (
     Delivery,
@@ -25,6 +26,14 @@ from processor.stream.topology import ensure_consumer
 from tests.integration.nats_server import connect, tolerates_reconnect_leak, unique, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True, params=["frames", "nats-py"])
+def message_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both message paths: the frame splitter and nats-py's callbacks."""
+    if request.param == "nats-py":
+        monkeypatch.setattr(frames, "install", lambda nc: None)
+    return str(request.param)
 
 
 class Setup:
@@ -168,6 +177,37 @@ def test_messages_arrive_intact_with_the_tuned_read_size(nats_url: str):
         assert [d.data for d in got.deliveries] == payloads
         await nc.drain()
         _no_other_tasks()
+
+    asyncio.run(main())
+
+
+def test_headers_and_the_path_taken(nats_url: str, message_path: str):
+    """Published headers reach the delivery on both paths; with the splitter, nats-py's own
+    subscription queue never sees a message (they all took the short path)."""
+
+    async def main() -> None:
+        nc = await connect(nats_url)
+        s = await setup(nc)
+        for i in range(20):
+            headers = {"Nats-Msg-Id": f"id-{i}", "X-Trace": f"t {i}"} if i % 2 else None
+            await s.js.publish(s.subject, b"%d" % i, headers=headers)
+        got = Collector(nc)
+        consumer = PullConsumer(nc, s.stream, s.durable, got, batch=8)
+        await consumer.start()
+        sub = consumer._sub
+        await wait_until(lambda: len(got.deliveries) >= 20, what="all deliveries")
+        await consumer.stop()
+        assert [d.data for d in got.deliveries] == [b"%d" % i for i in range(20)]
+        for i, d in enumerate(got.deliveries):
+            if i % 2:
+                assert d.headers is not None
+                assert d.headers["Nats-Msg-Id"] == f"id-{i}" and d.headers["X-Trace"] == f"t {i}"
+            else:
+                assert not d.headers
+        assert isinstance(nc._ps, frames.FrameSplitter) == (message_path == "frames")
+        assert (sub._received == 0) == (message_path == "frames")
+        assert nc.stats["in_msgs"] >= 20
+        await nc.drain()
 
     asyncio.run(main())
 

@@ -4,6 +4,8 @@
 * :mod:`processor.stream.topology` - the upstream streams and durable consumers.
 * :mod:`processor.stream.partitions` - owned partitions and their subjects (decision 13).
 * :mod:`processor.stream.consumer` - :class:`PullConsumer` and batched acks.
+* :mod:`processor.stream.frames` - the frame splitter that hands the consumers' inbox messages
+  to them before nats-py's ``Msg`` path.
 * :mod:`processor.stream.publisher` - :class:`JsPublisher` with a PubAck window.
 
 Submodules are imported on use (``from processor.stream.consumer import PullConsumer``), so that

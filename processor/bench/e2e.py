@@ -21,12 +21,19 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
    from publish to the activity arriving on ``activities.>`` (matched by ``spec.origin.id``);
    then again at half the *drained* rate, reported beside it. This process's heap (the corpus)
    is frozen meanwhile (``gc.freeze``), so its own full collections do not show up as latency.
+   Each latency phase also reports the CPU that the worker, nats-server and this process used
+   while publishing, and how busy the machine's cores were (and how much the hypervisor took):
+   the figures share the cores, so a tail is read against them (:mod:`processor.bench.cpu`).
+
+The stores (JetStream, chDB) live in the system's temporary directory: ``TMPDIR=/dev/shm``
+puts them in memory, which leaves the virtual disk's writeback out of the figures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -41,6 +48,7 @@ from typing import Any
 import orjson
 
 from processor.bench.corpus import generate
+from processor.bench.cpu import CpuWindow
 from processor.errors import ProcessorError
 from processor.service import frozen_heap
 from processor.stream.connection import tune_client
@@ -178,13 +186,13 @@ async def raw_consumer_rate(url: str, messages: list[tuple[str, bytes]]) -> floa
 
 
 @contextlib.contextmanager
-def fresh_server(prefix: str) -> Iterator[tuple[str, Path]]:
-    """A nats-server in a new temporary directory: yields (url, directory)."""
+def fresh_server(prefix: str) -> Iterator[tuple[str, Path, NatsServer]]:
+    """A nats-server in a new temporary directory: yields (url, directory, server)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         server = NatsServer(Path(tmp) / "nats")
         url = server.start()
         try:
-            yield url, Path(tmp)
+            yield url, Path(tmp), server
         finally:
             server.stop()
 
@@ -245,7 +253,7 @@ def worker_rate(
     translated part of the corpus by then: those records are left out) to the last record
     translated; the drain time to the last one committed.
     """
-    with fresh_server("bench-e2e-") as (url, tmp):
+    with fresh_server("bench-e2e-") as (url, tmp, _server):
         asyncio.run(_provision_and_publish(url, messages))
         port = _free_port()
         with worker_process(url, tmp, policies, port):
@@ -299,7 +307,7 @@ def live_capacity(corpus: Corpus, drained: float, policies: list[str]) -> tuple[
     """Records/s of the highest :data:`LADDER` rate one worker keeps up with, published live, and
     what ended the ladder: ``worker`` (it fell behind), ``producer`` (this process could not
     publish faster) or ``none`` (it kept up with the drained rate)."""
-    with fresh_server("bench-cap-") as (url, tmp):
+    with fresh_server("bench-cap-") as (url, tmp, _server):
         port = _free_port()
         with worker_process(url, tmp, policies, port):
             return asyncio.run(_capacity(url, port, corpus, drained))
@@ -351,12 +359,19 @@ async def _publish_at(nc: Any, messages: list[tuple[str, bytes]], rate: float) -
 
 # -- latency -----------------------------------------------------------------------------------
 def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) -> dict[str, float]:
-    """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s."""
-    with fresh_server("bench-lat-") as (url, tmp), worker_process(url, tmp, policies, _free_port()):
-        return asyncio.run(_latency(url, corpus, rate, seconds))
+    """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s, and
+    the CPU the worker, nats-server, this process and the machine used while publishing."""
+    with (
+        fresh_server("bench-lat-") as (url, tmp, server),
+        worker_process(url, tmp, policies, _free_port()) as worker,
+    ):
+        pids = {"worker": worker.pid, "nats_server": server.pid or 0, "bench": os.getpid()}
+        return asyncio.run(_latency(url, corpus, rate, seconds, CpuWindow(pids)))
 
 
-async def _latency(url: str, corpus: Corpus, rate: float, seconds: float) -> dict[str, float]:
+async def _latency(
+    url: str, corpus: Corpus, rate: float, seconds: float, cpu: CpuWindow
+) -> dict[str, float]:
     import nats
 
     nc = await nats.connect(url)
@@ -380,6 +395,7 @@ async def _latency(url: str, corpus: Corpus, rate: float, seconds: float) -> dic
     ]
     tick, per_tick = 0.01, max(1, int(rate * 0.01))
     with frozen_heap():
+        cpu.start()
         started = time.perf_counter()
         for i in range(0, len(records), per_tick):
             for origin, subject, payload in records[i : i + per_tick]:
@@ -387,15 +403,17 @@ async def _latency(url: str, corpus: Corpus, rate: float, seconds: float) -> dic
                 await nc.publish(subject, payload)
             delay = started + (i // per_tick + 1) * tick - time.perf_counter()
             await asyncio.sleep(max(delay, 0))
+        used = cpu.stop()
         await asyncio.sleep(3)
         await nc.drain()
     lat = sorted((seen[k] - sent[k]) * 1000 for k in seen if k in sent)
     if not lat:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "samples": 0}
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "samples": 0, **used}
     return {
         "p50_ms": lat[len(lat) // 2],
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
         "samples": float(len(lat)),
+        **used,
     }
 
 
@@ -410,7 +428,7 @@ def run(
     """
     corpus = Corpus(list(generate(count, seed)))
     singles = corpus.singles()
-    with fresh_server("bench-base-") as (url, _tmp):
+    with fresh_server("bench-base-") as (url, _tmp, _server):
         stock = asyncio.run(stock_fetch_rate(url, singles))
         raw = asyncio.run(raw_consumer_rate(url, singles))
     batched, batched_drain = worker_rate(corpus.lists(list_size), count, policies)
@@ -468,10 +486,30 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms "
         f"({figures['samples']:.0f} activities)"
     )
+    lines += cpu_line(figures)
     lines.append(
         f"latency at half the drained rate, {figures['half_drained_rate_records_per_s']:,.0f} "
         f"records/s: p50 {figures['half_drained_p50_ms']:.1f} ms, "
         f"p99 {figures['half_drained_p99_ms']:.1f} ms "
         f"({figures['half_drained_samples']:.0f} activities)"
     )
+    lines += cpu_line(figures, "half_drained_")
     return "\n".join(lines)
+
+
+def cpu_line(figures: dict[str, Any], prefix: str = "") -> list[str]:
+    """The CPU used while a latency phase published (one line, or none without the figures)."""
+    procs = [
+        (label, figures.get(f"{prefix}{key}_cpu_pct"))
+        for label, key in (("worker", "worker"), ("nats-server", "nats_server"), ("bench", "bench"))
+    ]
+    parts = [f"{label} {pct:.0f}%" for label, pct in procs if pct is not None]
+    busy = figures.get(f"{prefix}system_busy_pct")
+    if not parts and busy is None:
+        return []
+    line = "  CPU meanwhile (% of one core): " + ", ".join(parts)
+    if busy is not None:
+        cores = figures.get(f"{prefix}cores", 1)
+        steal = figures.get(f"{prefix}system_steal_pct", 0.0)
+        line += f"; the {cores:.0f} cores {busy:.0f}% busy, {steal:.0f}% stolen by the hypervisor"
+    return [line]

@@ -26,7 +26,7 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
    the figures share the cores, so a tail is read against them (:mod:`processor.bench.cpu`).
 
 The stores (JetStream, chDB) live in the system's temporary directory: ``TMPDIR=/dev/shm``
-puts them in memory, which leaves the virtual disk's writeback out of the figures.
+puts them in memory, which leaves the virtual disk's I/O out of the figures.
 """
 
 from __future__ import annotations

@@ -75,6 +75,6 @@ class CpuWindow:
                 idle = delta.get("idle", 0) + delta.get("iowait", 0)
                 steal = delta.get("steal", 0)
                 out["system_busy_pct"] = 100 * (total - idle - steal) / total
-                out["system_steal_pct"] = 100 * delta.get("steal", 0) / total
+                out["system_steal_pct"] = 100 * steal / total
                 out["cores"] = float(os.cpu_count() or 1)
         return out

@@ -365,7 +365,9 @@ def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) ->
         fresh_server("bench-lat-") as (url, tmp, server),
         worker_process(url, tmp, policies, _free_port()) as worker,
     ):
-        pids = {"worker": worker.pid, "nats_server": server.pid or 0, "bench": os.getpid()}
+        pids = {"worker": worker.pid, "bench": os.getpid()}
+        if server.pid is not None:
+            pids["nats_server"] = server.pid
         return asyncio.run(_latency(url, corpus, rate, seconds, CpuWindow(pids)))
 
 

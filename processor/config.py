@@ -44,6 +44,7 @@ class Settings:
     batch_max_bytes: int = 10 * 1024 * 1024
     batch_max_age: float = 1.0
     max_pending_records: int = 100_000
+    sink_nice: int = 19
     stages: tuple[str, ...] = ("ResponseComplete",)
     max_record_bytes: int = 10 * 1024 * 1024
     store_raw: bool = False
@@ -69,6 +70,8 @@ class Settings:
         for name in ("ack_wait", "batch_max_age", "watch_interval"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if not 0 <= self.sink_nice <= 19:
+            problems.append("sink_nice must be between 0 and 19")
         if self.max_pending_records < self.batch_max_records:
             problems.append("max_pending_records must be at least batch_max_records")
         if problems:
@@ -108,6 +111,8 @@ FIELDS: dict[str, str] = {
     "batch_max_bytes": "flush a ClickHouse batch at this many bytes",
     "batch_max_age": "flush a ClickHouse batch after this many seconds",
     "max_pending_records": "stop fetching while this many records wait for a flush",
+    "sink_nice": "CPU priority (nice, 0-19) of the storage thread and of an embedded chDB's "
+    "threads: inserts yield the cores to the stream (0 = same as the stream)",
     "stages": "audit stages to translate, comma separated",
     "max_record_bytes": "larger records are dead-lettered unread",
     "store_raw": "also store raw audit logs and Events (audit_logs, k8s_events)",

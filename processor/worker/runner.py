@@ -39,6 +39,7 @@ from processor.translate import Translator
 from processor.worker.health import HealthServer
 from processor.worker.pipeline import Pipeline
 from processor.worker.reload import PolicyReloader
+from processor.worker.sinkthread import sink_executor
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class Worker(Service):
         self.partitions = parse_partitions(settings.partitions, settings.partition_count)
         self.sink = sink
         self._own_sink = sink is None
+        self._sink_thread = sink_executor(settings.sink_nice)  # every sink call runs on it
         self.reloader = PolicyReloader(
             policy_paths, settings.stages, settings.max_record_bytes, self.metrics, self._swap
         )
@@ -97,12 +99,13 @@ class Worker(Service):
             _ranges(self.partitions),
             s.partition_count,
         )
+        loop = asyncio.get_running_loop()
         if self.sink is None:
             url = s.resolved_clickhouse_url()
             self.sink = open_sink(url)
-            if s.migrate or url.startswith("chdb:"):
-                await asyncio.to_thread(migrate, self.sink)
-        await asyncio.to_thread(self.sink.open)
+            if s.migrate or url.startswith("chdb:"):  # chDB starts here, on the sink thread
+                await loop.run_in_executor(self._sink_thread, migrate, self.sink)
+        await loop.run_in_executor(self._sink_thread, self.sink.open)
         self.nc = await nats.connect(**self._connect_options())
         # Publishes get their own connection: on the consuming one, PubAcks would queue behind
         # megabytes of pulled messages and time out under load.
@@ -119,6 +122,7 @@ class Worker(Service):
             s,
             self.metrics,
             on_pressure=self._pressure,
+            executor=self._sink_thread,
         )
         self._tasks.append(asyncio.ensure_future(self.pipeline.run()))
         await self._start_consumers()
@@ -311,7 +315,8 @@ class Worker(Service):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pub_nc.drain(), 30)
         if self.sink is not None and self._own_sink:
-            await asyncio.to_thread(self.sink.close)
+            await asyncio.get_running_loop().run_in_executor(self._sink_thread, self.sink.close)
+        self._sink_thread.shutdown(wait=True)
 
 
 def _ranges(parts: Sequence[int]) -> str:

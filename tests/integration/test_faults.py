@@ -124,7 +124,7 @@ def test_kill_9_and_restart_gives_exactly_one_activity_per_input(
     fresh_nats_server: NatsServer, policy_dir: Path, tmp_path: Path
 ):
     url = fresh_nats_server.url
-    messages = workload(2000)
+    messages = workload(10_000)  # long enough that the kill lands in the middle of it
     asyncio.run(publish(url, messages))
     chdb, log = tmp_path / "chdb", tmp_path / "worker.log"
     worker = start_worker(url, chdb, policy_dir, log)
@@ -136,14 +136,21 @@ def test_kill_9_and_restart_gives_exactly_one_activity_per_input(
         worker.send_signal(signal.SIGKILL)
         worker.wait(30)
     assert worker.returncode == -signal.SIGKILL
+    assert not asyncio.run(drained(url)), "the worker finished before the kill: nothing to test"
     worker = start_worker(url, chdb, policy_dir, log)
     try:
+        wait_until(lambda: _started(log, 2), 60, "the second worker started")
         wait_until(lambda: drained(url), 180, "every input acknowledged after the restart")
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0, log.read_text()[-3000:]
-    assert stored(chdb) == {"n": 2000, "u": 2000}
-    assert asyncio.run(stream_count(url, "ACTIVITIES")) == 2000
+    assert stored(chdb) == {"n": 10_000, "u": 10_000}
+    assert asyncio.run(stream_count(url, "ACTIVITIES")) == 10_000
+
+
+async def _started(log: Path, workers: int) -> bool:
+    """Whether ``workers`` workers logged their start (their SIGTERM handlers are installed)."""
+    return log.read_text().count("policies (initial)") >= workers
 
 
 async def _at_least(url: str, stream: str, count: int) -> bool:

@@ -38,7 +38,6 @@ from processor.stream.publisher import JsPublisher
 from processor.subjects import activity_subject, dlq_subject
 from processor.translate import Output, Translator
 from processor.worker.raw import raw_rows
-from processor.worker.sinkthread import sink_executor
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +77,9 @@ class Pipeline:
         publisher: publishes activities and dead letters and waits for their PubAcks.
         settings: batch sizes, limits and flags.
         metrics: the worker's metrics.
+        executor: the storage thread (:func:`~processor.worker.sinkthread.sink_executor`) that
+            inserts run on; its owner shuts it down.
         on_pressure: called with True when fetching must pause and False when it may resume.
-        executor: the storage thread (:func:`~processor.worker.sinkthread.sink_executor`) to run
-            inserts on; by default the pipeline starts and stops its own.
     """
 
     def __init__(
@@ -91,8 +90,8 @@ class Pipeline:
         publisher: JsPublisher,
         settings: Settings,
         metrics: Metrics,
+        executor: concurrent.futures.Executor,
         on_pressure: Callable[[bool], None] | None = None,
-        executor: concurrent.futures.Executor | None = None,
     ) -> None:
         self.translator = translator
         self.sink = sink
@@ -106,8 +105,7 @@ class Pipeline:
         self._paused = False
         self._wake = asyncio.Event()
         self._stopping = False
-        self._own_executor = executor is None
-        self._executor = executor or sink_executor(settings.sink_nice)
+        self._executor = executor
         self._tasks: list[asyncio.Task[None]] = []
         self._committing: list[Unit] = []
         self.committed_messages = 0
@@ -321,8 +319,6 @@ class Pipeline:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._own_executor:
-            self._executor.shutdown(wait=True)
 
     @property
     def pending_records(self) -> int:

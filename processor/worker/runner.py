@@ -121,8 +121,8 @@ class Worker(Service):
             JsPublisher(self.pub_nc.jetstream()),
             s,
             self.metrics,
+            self._sink_thread,
             on_pressure=self._pressure,
-            executor=self._sink_thread,
         )
         self._tasks.append(asyncio.ensure_future(self.pipeline.run()))
         await self._start_consumers()

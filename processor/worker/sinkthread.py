@@ -1,7 +1,7 @@
 """The worker's storage thread, at a lower CPU priority than the stream.
 
 Every call the worker makes into its sink (migrations, open, inserts, close) runs on one dedicated
-thread. Its nice value is raised to ``sink_nice`` when it starts, and threads it creates inherit
+thread. Its nice value is raised by ``sink_nice`` when it starts, and threads it creates inherit
 that value (Linux keeps a nice value per thread): an embedded chDB opened from this thread runs its
 query, merge and background pools at the same priority. An insert burst (once a batch, about a
 second) then takes the cores only when the event loop, nats-server and the producers leave them
@@ -20,20 +20,18 @@ import threading
 log = logging.getLogger(__name__)
 
 
-def lower_priority(nice: int) -> bool:
-    """Raise the calling thread's nice value by ``nice`` (Linux); False where unsupported."""
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux; logged and skipped elsewhere)."""
     if nice <= 0:
-        return True
+        return
     if not sys.platform.startswith("linux"):  # PRIO_PROCESS with a thread id is Linux-only
         log.info("sink_nice %d ignored: per-thread priorities need Linux", nice)
-        return False
+        return
     tid = threading.get_native_id()
     try:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
     except OSError as exc:
         log.warning("cannot lower the sink thread's priority: %s", exc)
-        return False
-    return True
 
 
 def sink_executor(nice: int) -> concurrent.futures.ThreadPoolExecutor:

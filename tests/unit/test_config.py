@@ -95,3 +95,11 @@ def test_pull_request_bytes_share_the_budget():
     share = request_bytes(4 * mib, 48 * mib, 18)  # 8 partitions of two streams plus shared
     assert share == 48 * mib // (18 * PULL_REQUESTS) and share * 18 * PULL_REQUESTS <= 48 * mib
     assert request_bytes(4 * mib, 1, 18) == 1  # never zero (zero would mean no limit)
+
+
+def test_sink_nice_setting():
+    assert Settings().sink_nice == 19
+    assert build_settings(_parse([]), environ={"ACTIVITY_SINK_NICE": "0"}).sink_nice == 0
+    for bad in (-1, 20):
+        with pytest.raises(ValueError, match="sink_nice must be between 0 and 19"):
+            Settings(sink_nice=bad)

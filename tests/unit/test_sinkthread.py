@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
 
 import pytest
 
-from processor.config import Settings, add_arguments, build_settings
 from processor.worker.sinkthread import sink_executor
 
 linux_only = pytest.mark.skipif(
@@ -51,17 +49,3 @@ def test_zero_keeps_the_callers_priority():
         assert executor.submit(_own_nice).result() == _own_nice()
     finally:
         executor.shutdown(wait=True)
-
-
-def test_sink_nice_setting():
-    assert Settings().sink_nice == 19
-    assert build_settings(_namespace(), environ={"ACTIVITY_SINK_NICE": "0"}).sink_nice == 0
-    for bad in (-1, 20):
-        with pytest.raises(ValueError, match="sink_nice must be between 0 and 19"):
-            Settings(sink_nice=bad)
-
-
-def _namespace() -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args([])

@@ -105,6 +105,7 @@ class Pipeline:
         self._paused = False
         self._wake = asyncio.Event()
         self._stopping = False
+        self._commit_lock = asyncio.Lock()  # one commit at a time: the flush loop's or drain's
         self._executor = executor
         self._tasks: list[asyncio.Task[None]] = []
         self._committing: list[Unit] = []
@@ -204,7 +205,7 @@ class Pipeline:
                     await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             if self._batch.units and (self._stopping or self._until_due() <= 0 or self._full()):
-                await self._commit(self._take())
+                await self._commit_queued()
 
     def _until_due(self) -> float:
         if not self._batch.units:
@@ -214,6 +215,12 @@ class Pipeline:
     def _full(self) -> bool:
         b, s = self._batch, self.settings
         return b.rows >= s.batch_max_records or b.bytes >= s.batch_max_bytes
+
+    async def _commit_queued(self) -> None:
+        """Commit the queued batch, after any commit already in flight."""
+        async with self._commit_lock:
+            if self._batch.units:
+                await self._commit(self._take())
 
     def _take(self) -> Batch:
         batch, self._batch = self._batch, Batch()
@@ -306,9 +313,15 @@ class Pipeline:
 
     # -- shutdown -------------------------------------------------------------------------------
     async def drain(self) -> None:
-        """Commit whatever is queued (used at shutdown, after the consumers stopped)."""
-        if self._batch.units:
-            await self._commit(self._take())
+        """Commit everything received (used at shutdown, after the consumers stopped).
+
+        A batch the flush loop is committing already (its activities may be published while its
+        insert still runs) is waited for, so its acks go out too, then whatever is queued is
+        committed. The flush loop starts no commit after this.
+        """
+        self._stopping = True
+        self._wake.set()
+        await self._commit_queued()
 
     async def stop(self) -> None:
         """Stop the flush loop and the keepalive task; does not commit (see :meth:`drain`)."""

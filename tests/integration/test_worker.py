@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -183,6 +184,58 @@ def test_sink_outage_pauses_then_catches_up(nats_url: str, policy_dir: Path):
 
     asyncio.run(with_worker(nats_url, policy_dir, body, sink=sink))
     assert sorted(summaries(sink)) == sorted(f"alice created deployment db-{i}" for i in range(25))
+
+
+class GatedSink(MemorySink):
+    """A sink whose inserts wait for :attr:`gate` (a slow ClickHouse), telling :attr:`entered`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def insert(self, table: str, rows: Any, token: str) -> None:
+        self.entered.set()
+        self.gate.wait(30)
+        super().insert(table, rows, token)
+
+
+def test_stop_during_a_commit_waits_for_it_and_acks(nats_url: str, policy_dir: Path):
+    """SIGTERM while the flush loop's insert runs (its activities already on ACTIVITIES): the
+    stop waits for that commit and acks its input instead of leaving it to redelivery."""
+    recs = [records.audit(f"inflight-{i}", seq=i) for i in range(8)]
+    sink = GatedSink()
+
+    async def main_() -> list[tuple[str, int, int]]:
+        worker = Worker(settings(nats_url), [str(policy_dir)], sink=sink)
+        await worker.start()
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        for rec in recs:
+            await js.publish(records.audit_subject(rec, PARTITIONS), orjson.dumps(rec))
+        await wait_for(sink.entered.is_set, what="an insert in flight")
+        await wait_for(lambda: worker.pipeline.pending_records == len(recs), what="all received")
+        release = asyncio.get_running_loop().call_later(0.3, sink.gate.set)
+        await worker.stop()
+        release.cancel()
+        deadline = time.monotonic() + 3  # nats-server applies acks on its own goroutine
+        while True:
+            left = [
+                (info.name, info.num_pending, info.num_ack_pending)
+                for stream in ("AUDIT_EVENTS", "EVENTS")
+                for info in await js.consumers_info(stream)
+            ]
+            if all(p == u == 0 for _, p, u in left) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        await nc.drain()
+        return left
+
+    left = asyncio.run(main_())
+    assert left and all(pending == unacked == 0 for _, pending, unacked in left), left
+    assert sorted(summaries(sink)) == sorted(
+        f"alice created deployment {r['objectRef']['name']}" for r in recs
+    )
 
 
 def test_backpressure_pauses_fetching(nats_url: str, policy_dir: Path):

@@ -19,8 +19,10 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
    and the producer runs too, so the live capacity is well below the drained rate;
 4. latency: single records published at half the live capacity (or ``--latency-rate``), timed
    from publish to the activity arriving on ``activities.>`` (matched by ``spec.origin.id``);
-   then again at half the *drained* rate, reported beside it. This process's heap (the corpus)
-   is frozen meanwhile (``gc.freeze``), so its own full collections do not show up as latency.
+   then again at half the *drained* rate, and with EventList messages of ``--list-size`` at half
+   their drained rate (each record timed from its list's publish), reported beside it. This
+   process's heap (the corpus) is frozen meanwhile (``gc.freeze``), so its own full collections
+   do not show up as latency.
    Each latency phase also reports the CPU that the worker, nats-server and this process used
    while publishing, and how busy the machine's cores were (and how much the hypervisor took):
    the figures share the cores, so a tail is read against them (:mod:`processor.bench.cpu`).
@@ -91,23 +93,37 @@ class Corpus:
         return f"audit.k8s.p{part}"
 
     def singles(self) -> list[tuple[str, bytes]]:
-        return [(self.subject(r), orjson.dumps(r)) for r in self.records]
+        return [(subject, payload) for _, subject, payload in self.messages(1)]
 
     def lists(self, size: int) -> list[tuple[str, bytes]]:
-        out: list[tuple[str, bytes]] = []
+        return [(subject, payload) for _, subject, payload in self.messages(size)]
+
+    def messages(self, size: int) -> list[tuple[list[str], str, bytes]]:
+        """The records as messages: audit records in EventLists of ``size`` per partition subject
+        (each record as itself when ``size`` is 1), Kubernetes Events one per message; each with
+        the origin ids of its records (what their activities carry as ``spec.origin.id``)."""
+        out: list[tuple[list[str], str, bytes]] = []
         pending: dict[str, list[dict[str, Any]]] = {}
         for record in self.records:
             subject = self.subject(record)
-            if subject.startswith("events."):
-                out.append((subject, orjson.dumps(record)))
+            if size == 1 or subject.startswith("events."):
+                out.append(([_origin(record)], subject, orjson.dumps(record)))
                 continue
             items = pending.setdefault(subject, [])
             items.append(record)
             if len(items) == size:
-                out.append((subject, _event_list(items)))
+                out.append(([_origin(r) for r in items], subject, _event_list(items)))
                 pending[subject] = []
-        out.extend((s, _event_list(items)) for s, items in pending.items() if items)
+        out.extend(
+            ([_origin(r) for r in items], s, _event_list(items))
+            for s, items in pending.items()
+            if items
+        )
         return out
+
+
+def _origin(record: dict[str, Any]) -> str:
+    return str(record.get("auditID") or (record.get("metadata") or {}).get("uid", ""))
 
 
 def _event_list(items: list[dict[str, Any]]) -> bytes:
@@ -358,9 +374,12 @@ async def _publish_at(nc: Any, messages: list[tuple[str, bytes]], rate: float) -
 
 
 # -- latency -----------------------------------------------------------------------------------
-def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) -> dict[str, float]:
-    """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s, and
-    the CPU the worker, nats-server, this process and the machine used while publishing."""
+def latency(
+    corpus: Corpus, rate: float, policies: list[str], seconds: float, list_size: int = 1
+) -> dict[str, float]:
+    """p50/p99 ms from publish to the activity on ``activities.>`` at ``rate`` records/s (in
+    messages of ``list_size`` records), and the CPU the worker, nats-server, this process and
+    the machine used while publishing."""
     with (
         fresh_server("bench-lat-") as (url, tmp, server),
         worker_process(url, tmp, policies, _free_port()) as worker,
@@ -368,12 +387,17 @@ def latency(corpus: Corpus, rate: float, policies: list[str], seconds: float) ->
         pids = {"worker": worker.pid, "bench": os.getpid()}
         if server.pid is not None:
             pids["nats_server"] = server.pid
-        return asyncio.run(_latency(url, corpus, rate, seconds, CpuWindow(pids)))
+        # a corpus shorter than rate x seconds makes the phase shorter (the samples say so)
+        messages = Corpus(corpus.records[: int(rate * seconds)]).messages(list_size)
+        return asyncio.run(_latency(url, messages, rate, CpuWindow(pids)))
 
 
 async def _latency(
-    url: str, corpus: Corpus, rate: float, seconds: float, cpu: CpuWindow
+    url: str, messages: list[tuple[list[str], str, bytes]], rate: float, cpu: CpuWindow
 ) -> dict[str, float]:
+    """Publish ``messages`` (made before the clock starts: the bench shares the two cores with
+    the worker and nats-server, so it does as little as it can while they are timed) in 10 ms
+    ticks, each tick up to ``rate`` records/s so far; time each record to its activity."""
     import nats
 
     nc = await nats.connect(url)
@@ -385,25 +409,23 @@ async def _latency(
         seen[origin] = time.perf_counter()
 
     await nc.subscribe("activities.>", cb=on_activity)
-    # Subjects and payloads are made before the clock starts: the bench shares the two cores with
-    # the worker and nats-server, so it does as little as it can while they are timed.
-    records = [
-        (
-            record.get("auditID") or (record.get("metadata") or {}).get("uid", ""),
-            corpus.subject(record),
-            orjson.dumps(record),
-        )
-        for record in corpus.records[: int(rate * seconds)]
-    ]
-    tick, per_tick = 0.01, max(1, int(rate * 0.01))
+    tick, i, published = 0.01, 0, 0
     with frozen_heap():
         cpu.start()
         started = time.perf_counter()
-        for i in range(0, len(records), per_tick):
-            for origin, subject, payload in records[i : i + per_tick]:
-                sent[origin] = time.perf_counter()
+        ticks = 0
+        while i < len(messages):
+            ticks += 1
+            due = rate * ticks * tick
+            while i < len(messages) and published < due:
+                origins, subject, payload = messages[i]
+                now = time.perf_counter()
+                for origin in origins:
+                    sent[origin] = now
                 await nc.publish(subject, payload)
-            delay = started + (i // per_tick + 1) * tick - time.perf_counter()
+                published += len(origins)
+                i += 1
+            delay = started + ticks * tick - time.perf_counter()
             await asyncio.sleep(max(delay, 0))
         used = cpu.stop()
         await asyncio.sleep(3)
@@ -439,6 +461,7 @@ def run(
     rate = latency_rate or capacity / 2
     lat = latency(corpus, rate, policies, seconds=10)
     at_drained = latency(corpus, single / 2, policies, seconds=10)
+    at_lists = latency(corpus, batched / 2, policies, seconds=10, list_size=list_size)
     return {
         "records": count,
         "stock_fetch_ack_msgs_per_s": stock,
@@ -454,6 +477,8 @@ def run(
         **lat,
         "half_drained_rate_records_per_s": single / 2,
         **{f"half_drained_{k}": v for k, v in at_drained.items()},
+        "half_eventlist_rate_records_per_s": batched / 2,
+        **{f"half_eventlist_{k}": v for k, v in at_lists.items()},
     }
 
 
@@ -496,6 +521,15 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         f"({figures['half_drained_samples']:.0f} activities)"
     )
     lines += cpu_line(figures, "half_drained_")
+    if "half_eventlist_p99_ms" in figures:
+        lines.append(
+            f"latency with EventLists of {list_size} at half their rate, "
+            f"{figures['half_eventlist_rate_records_per_s']:,.0f} records/s: "
+            f"p50 {figures['half_eventlist_p50_ms']:.1f} ms, "
+            f"p99 {figures['half_eventlist_p99_ms']:.1f} ms "
+            f"({figures['half_eventlist_samples']:.0f} activities)"
+        )
+        lines += cpu_line(figures, "half_eventlist_")
     return "\n".join(lines)
 
 

@@ -81,7 +81,7 @@ def register(subparsers: Any) -> None:
         type=_positive,
         default=None,
         metavar="R",
-        help="--e2e: records/s of the latency phase (default: half the single-record rate)",
+        help="--e2e: records/s of the first latency phase (default: half the live capacity)",
     )
     parser.add_argument("--clickhouse-url", default=None, help="--query: default chdb bench dir")
     parser.add_argument(

@@ -1,0 +1,81 @@
+"""The e2e bench's messages: every record once, EventLists per partition subject, origin ids."""
+
+from __future__ import annotations
+
+import orjson
+
+from processor.bench import generate
+from processor.bench.e2e import Corpus, format_table
+
+
+def _corpus() -> Corpus:
+    return Corpus(list(generate(700, seed=11)))
+
+
+def _origin(record: dict) -> str:
+    return record.get("auditID") or record["metadata"]["uid"]
+
+
+def test_single_record_messages_are_the_records_themselves():
+    corpus = _corpus()
+    messages = corpus.messages(1)
+    assert len(messages) == len(corpus.records)
+    for (origins, subject, payload), record in zip(messages, corpus.records, strict=True):
+        assert orjson.loads(payload) == record
+        assert origins == [_origin(record)]
+        assert subject == corpus.subject(record)
+    assert corpus.singles() == [(s, p) for _, s, p in messages]
+
+
+def test_lists_group_audit_records_per_subject_and_carry_their_origins():
+    corpus = _corpus()
+    messages = corpus.messages(50)
+    seen: list[str] = []
+    lists = 0
+    for origins, subject, payload in messages:
+        body = orjson.loads(payload)
+        if subject.startswith("events."):
+            assert body["kind"] != "EventList" and origins == [_origin(body)]
+        else:
+            lists += 1
+            assert body["kind"] == "EventList" and 1 <= len(body["items"]) <= 50
+            assert origins == [_origin(item) for item in body["items"]]
+            assert {corpus.subject(item) for item in body["items"]} == {subject}
+        seen += origins
+    assert lists >= 4  # one partial list per partition at least
+    assert sorted(seen) == sorted(_origin(r) for r in corpus.records)  # each record once
+    assert corpus.lists(50) == [(s, p) for _, s, p in messages]
+
+
+def test_table_reports_the_eventlist_latency_when_measured():
+    figures = {
+        "stock_fetch_ack_msgs_per_s": 10_000.0,
+        "raw_pull_consumer_msgs_per_s": 30_000.0,
+        "worker_eventlist_records_per_s": 22_000.0,
+        "worker_eventlist_drain_s": 5.0,
+        "worker_single_records_per_s": 19_000.0,
+        "worker_single_drain_s": 6.0,
+        "live_capacity_records_per_s": 16_000.0,
+        "live_capacity_limit": "none",
+        "latency_rate_records_per_s": 8_000.0,
+        "p50_ms": 9.0,
+        "p99_ms": 50.0,
+        "samples": 80_000.0,
+        "half_drained_rate_records_per_s": 9_500.0,
+        "half_drained_p50_ms": 10.0,
+        "half_drained_p99_ms": 60.0,
+        "half_drained_samples": 95_000.0,
+    }
+    before = format_table(figures, 100).splitlines()
+    assert not any(line.startswith("latency with EventLists") for line in before)
+    figures |= {
+        "half_eventlist_rate_records_per_s": 11_000.0,
+        "half_eventlist_p50_ms": 12.5,
+        "half_eventlist_p99_ms": 31.3,
+        "half_eventlist_samples": 100_000.0,
+    }
+    last = format_table(figures, 100).splitlines()[-1]
+    assert last == (
+        "latency with EventLists of 100 at half their rate, 11,000 records/s: "
+        "p50 12.5 ms, p99 31.3 ms (100000 activities)"
+    )

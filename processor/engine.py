@@ -107,12 +107,16 @@ def _passes(guard: Guard, value: str | None) -> bool:
 
     An absent ``subresource`` makes ``==`` an error, not false, so the rule is kept; an absent
     ``reason`` makes an event rule's match fail (error or false), which skips the rule anyway.
+    An ``actor`` of None is not known yet (the caller has not read the username): kept.
     """
     if guard.absent:
         return value is None
     if value is None:
-        return guard.field == "subresource"
+        return guard.field in _KEPT_WHEN_NONE
     return value in guard.values
+
+
+_KEPT_WHEN_NONE = frozenset(("subresource", "actor"))
 
 
 class RuleTable:
@@ -130,13 +134,20 @@ class RuleTable:
         self.guards = tuple(guards(r.match.node) if r.match else () for r in self.rules)
         self._cache: dict[tuple[str | None, ...], tuple[CompiledRule, ...]] = {}
 
-    def select(self, verb: str | None, subresource: str | None, reason: str | None = None):
-        """The rules that may match (``verb``/``subresource`` for audit, ``reason`` for events)."""
-        key = (verb, subresource, reason)
+    def select(
+        self,
+        verb: str | None,
+        subresource: str | None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ):
+        """The rules that may match (``verb``/``subresource`` and the ``actorRef.type``
+        ``actor``, None when not known, for audit; ``reason`` for events)."""
+        key = (verb, subresource, reason, actor)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        fields = {"verb": verb, "subresource": subresource, "reason": reason}
+        fields = {"verb": verb, "subresource": subresource, "reason": reason, "actor": actor}
         selected = tuple(
             rule
             for rule, gs in zip(self.rules, self.guards, strict=True)
@@ -275,7 +286,7 @@ class Engine:
             if cp.event_rules:
                 self.event_index.setdefault(f"{cp.api_group}/{cp.kind}", []).append(cp)
         self._needs: dict[str, dict[str, Need]] = {}
-        self._selects_nothing: dict[tuple[str, str, str | None], bool] = {}
+        self._selects_nothing: dict[tuple[str, str, str | None, str | None], bool] = {}
 
     # -- audit -------------------------------------------------------------------------------
     def audit_skip_reason(self, stage: str, key: str | None) -> str:
@@ -292,18 +303,24 @@ class Engine:
             return "no_matching_policy"
         return ""
 
-    def audit_selects_nothing(self, key: str, verb: str, subresource: str | None) -> bool:
-        """Whether no rule of the policies under index ``key`` can match this verb/subresource.
+    def audit_selects_nothing(
+        self, key: str, verb: str, subresource: str | None, actor: str | None = None
+    ) -> bool:
+        """Whether no rule of the policies under index ``key`` can match this verb, subresource
+        and actor type (``actorRef.type``; None: not known).
 
         True when every policy's :class:`RuleTable` selects nothing: each rule has a guard
         conjunct that is false for such a record, so evaluating them all would give no match
         and no failure. Such records are counted as no-match from their routing fields, before
         decoding (:func:`processor.records.audit.peek_selector`). Cached per key.
         """
-        cache_key = (key, verb, subresource)
+        cache_key = (key, verb, subresource, actor)
         hit = self._selects_nothing.get(cache_key)
         if hit is None:
-            hit = all(not cp.audit_table.select(verb, subresource) for cp in self.audit_index[key])
+            hit = all(
+                not cp.audit_table.select(verb, subresource, None, actor)
+                for cp in self.audit_index[key]
+            )
             if len(self._selects_nothing) < _SELECT_CACHE_LIMIT:
                 self._selects_nothing[cache_key] = hit
         return hit
@@ -337,12 +354,17 @@ class Engine:
         policies = self.audit_index[key]
         variables = audit_vars(audit)
         out = Translation()
-        verb = subresource = None
+        verb = subresource = actor = None
         if dispatch:
             verb = audit.get("verb", "")
             subresource = audit.get("objectRef", {}).get("subresource")
+            actor = variables["actorRef"]["type"]
         for cp in policies:
-            rules = cp.audit_table.select(verb, subresource) if dispatch else cp.audit_rules
+            rules = (
+                cp.audit_table.select(verb, subresource, None, actor)
+                if dispatch
+                else cp.audit_rules
+            )
             try:
                 hit = self._first_audit_match(cp, audit, variables, rules)
             except RuleFailure as exc:

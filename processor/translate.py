@@ -50,9 +50,10 @@ DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024  # AUDIT_EVENTS maxMsgSize upstream
 
 # Members the fast path leaves unparsed: the audit bodies, and an EventList's items.
 _SPLIT = frozenset((*BODIES, "items"))
-# Members classification and routing read (every other key is kept, as null, for presence tests).
+# Members classification and routing read (every other key is kept, as null, for presence tests);
+# ``user`` gives the actor type that rules guard on (``peek_selector``).
 _ROUTE = frozenset(
-    ("kind", "apiVersion", "stage", "verb", "objectRef", "regarding", "involvedObject")
+    ("kind", "apiVersion", "stage", "verb", "objectRef", "user", "regarding", "involvedObject")
 )
 # Route keys remembered per translator (distinct stage/verb/resource combinations).
 _DECISION_LIMIT = 65536
@@ -262,7 +263,9 @@ class Translator:
         parts = key.decode().split("\0")
         if len(parts) == 2:  # no objectRef
             return self._outcome(parts[0], None, None)
-        return self._outcome(parts[0], f"{parts[2]}/{parts[3]}", (parts[1], parts[4] or None))
+        # the key has no user: the actor is not known here (_fast_audit checks it when read)
+        selector = (parts[1], parts[4] or None, None)
+        return self._outcome(parts[0], f"{parts[2]}/{parts[3]}", selector)
 
     def _decide_document(self, key: bytes, hint: Hint) -> Decision:
         """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``): None
@@ -333,13 +336,13 @@ class Translator:
         return True
 
     def _outcome(
-        self, stage: str, key: str | None, selector: tuple[str, str | None] | None
+        self, stage: str, key: str | None, selector: tuple[str, str | None, str | None] | None
     ) -> Decision:
         """What a record's routing fields alone tell (:func:`peek_route`, :func:`peek_selector`).
 
         ``(routing key, skip reason)`` for a skipped record, ``(routing key, "")`` when no rule
-        can match its verb and subresource (``selector``; None: unknown), None when it must be
-        read.
+        can match its verb, subresource and actor type (``selector``; None: unknown; an actor of
+        None: not known), None when it must be read.
         """
         reason = self.engine.audit_skip_reason(stage, key)
         if reason:

@@ -168,8 +168,9 @@ def body_needs(nodes: Iterable[ast.Node], var: str = "audit") -> dict[str, Need]
 class Guard:
     """A conjunct ``<field> in values`` (``==`` is a one-value set) of a match's ``&&`` chain.
 
-    ``field`` is ``verb`` or ``subresource`` (audit) or ``reason`` (event); ``absent`` is True
-    for ``!has(audit.objectRef.subresource)`` (the field must be missing; ``values`` is empty).
+    ``field`` is ``verb``, ``subresource`` or ``actor`` (``actorRef.type``: audit) or ``reason``
+    (event); ``absent`` is True for ``!has(audit.objectRef.subresource)`` (the field must be
+    missing; ``values`` is empty).
     """
 
     field: str
@@ -180,6 +181,7 @@ class Guard:
 _GUARD_PATHS = {
     ("audit", ("verb",)): "verb",
     ("audit", ("objectRef", "subresource")): "subresource",
+    ("actorRef", ("type",)): "actor",
     ("event", ("reason",)): "reason",
 }
 

@@ -502,11 +502,14 @@ def peek_route(obj: Any) -> tuple[str, str | None] | None:
     return stage, f"{group}/{resource}"
 
 
-def peek_selector(obj: dict[str, Any]) -> tuple[str, str | None] | None:
-    """``(verb, subresource)`` of a record :func:`peek_route` accepted, as they read once decoded.
+def peek_selector(obj: dict[str, Any]) -> tuple[str, str | None, str | None] | None:
+    """``(verb, subresource, actor)`` of a record :func:`peek_route` accepted, as they read once
+    decoded; ``actor`` is the ``actorRef.type`` of its rules (:func:`audit_actor_ref`).
 
     A null or absent verb reads ``""`` and an empty subresource is absent (Go's round trip, see
     :func:`decode_audit`); None when only a full decode can tell (a value of the wrong type).
+    ``actor`` is None when only a full decode can tell the username (``user`` keys in another
+    case, a username that is not a string), which selects as if unknown.
     With :meth:`processor.engine.Engine.audit_selects_nothing` this tells records no rule can
     match from their routing fields alone.
     """
@@ -518,7 +521,21 @@ def peek_selector(obj: dict[str, Any]) -> tuple[str, str | None] | None:
     ref = obj.get("objectRef")
     sub = ref.get("subresource") if type(ref) is dict else None
     if sub is None or sub == "":
-        return verb, None
-    if type(sub) is not str:
+        sub = None
+    elif type(sub) is not str:
         return None
-    return verb, sub
+    return verb, sub, _peek_actor(obj.get("user"))
+
+
+def _peek_actor(user: Any) -> str | None:
+    """``actorRef.type`` for the raw ``user`` value, None when only a full decode can tell."""
+    if user is None:
+        return "unknown"
+    if type(user) is not dict or not user.keys() <= _USER_SET:
+        return None
+    username = user.get("username")
+    if username is None:
+        return "unknown"
+    if type(username) is not str:
+        return None
+    return audit_actor_ref(username)["type"]

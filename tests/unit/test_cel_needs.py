@@ -104,6 +104,14 @@ def test_guards() -> None:
     assert guards(compile_expr("'Ready' == event.reason", EVENT_ENV).node) == (
         Guard("reason", frozenset({"Ready"})),
     )
+    assert guards(
+        compile_expr("actorRef.type == 'user' && audit.verb == 'get'", AUDIT_ENV).node
+    ) == (Guard("actor", frozenset({"user"})), Guard("verb", frozenset({"get"})))
+    assert guards(compile_expr("actorRef.type in ['user', 'serviceaccount']", AUDIT_ENV).node) == (
+        Guard("actor", frozenset({"user", "serviceaccount"})),
+    )
+    # the name is not a guard field (only the type is known from the username this cheaply)
+    assert guards(compile_expr("actorRef.name == 'alice'", AUDIT_ENV).node) == ()
     # a guard under || is not a conjunct of the match
     assert guards(compile_expr("audit.verb == 'a' || audit.verb == 'b'", AUDIT_ENV).node) == ()
 
@@ -130,6 +138,21 @@ def test_rule_table_selects_rules_that_may_match() -> None:
     assert picked("patch", "scale") == [1, 3]
     assert picked("patch", "status") == [3]
     assert picked("get", None) == [3]
+    people = RuleTable(
+        [
+            rule(0, "audit.verb == 'get' && actorRef.type == 'user'"),
+            rule(1, "actorRef.type in ['serviceaccount', 'system']"),
+        ]
+    )
+
+    def acting(verb: str, actor: str | None) -> list[int]:
+        return [r.rule.index for r in people.select(verb, None, None, actor)]
+
+    assert acting("get", "user") == [0]
+    assert acting("get", "system") == [1]
+    assert acting("list", "user") == []
+    assert acting("get", "unknown") == []
+    assert acting("get", None) == [0, 1]  # actor not known: every rule kept
     events = RuleTable([rule(0, "event.reason == 'Ready'", "event"), rule(1, "true", "event")])
     assert [r.rule.index for r in events.select(None, None, "Ready")] == [0, 1]
     assert [r.rule.index for r in events.select(None, None, None)] == [1]

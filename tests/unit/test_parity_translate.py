@@ -123,13 +123,14 @@ def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpu
 def test_records_no_rule_can_match_are_no_match_when_every_rule_runs(
     policies: str, real_policies_dir: Path, corpus: list
 ) -> None:
-    """The early no-match (on verb and subresource, before decoding) is what every rule gives."""
+    """The early no-match (on verb, subresource and actor type, before decoding) is what every
+    rule gives."""
     if policies == "real":
         paths = sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
     else:
         paths = sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
     engine = load_engine(paths, native=False)
-    early = 0
+    early = by_actor = 0
     for record in corpus:
         route = peek_route(record)
         if route is None or route[1] is None or engine.audit_skip_reason(*route):
@@ -139,9 +140,12 @@ def test_records_no_rule_can_match_are_no_match_when_every_rule_runs(
         if not engine.audit_selects_nothing(route[1], *selector):
             continue
         early += 1
+        by_actor += not engine.audit_selects_nothing(route[1], *selector[:2])
         result = engine.translate_audit(decode_audit(record))  # no dispatch: every rule runs
         assert result.activity is None and result.failures == [], record["auditID"]
     assert early > 100, "the corpus must exercise the early no-match"
+    if policies == "bundled":  # most bundled audit rules guard on actorRef.type == 'user'
+        assert by_actor > 100, "the corpus must exercise the actor guard"
 
 
 # --- conformance cases ----------------------------------------------------------------------------

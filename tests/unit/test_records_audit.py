@@ -7,7 +7,7 @@ import pytest
 
 from processor.errors import RecordError
 from processor.records import audit_key, audit_vars, decode_audit, timefmt
-from processor.records.audit import audit_actor_ref
+from processor.records.audit import audit_actor_ref, peek_selector
 
 BASE = {
     "kind": "Event",
@@ -425,3 +425,30 @@ class TestTimefmt:
         assert self.tf.seconds("2026-11-20T10:00:05.9+00:30") == "2026-11-20T09:30:05Z"
         assert len(self.tf.now_millis()) == 24
         assert len(self.tf.now_seconds()) == 20
+
+
+@pytest.mark.parametrize(
+    ("user", "actor"),
+    [
+        ({"username": "alice@example.com", "groups": ["a"]}, "user"),
+        ({"username": "system:serviceaccount:ns:sa"}, "serviceaccount"),
+        ({"username": "system:kube-scheduler"}, "system"),
+        ({"username": ""}, "unknown"),
+        ({"username": None}, "unknown"),
+        ({}, "unknown"),
+        (None, "unknown"),
+        ("absent", "unknown"),
+        # only a full decode can tell: keys in another case, values of the wrong type
+        ({"Username": "alice"}, None),
+        ({"username": "alice", "bogus": 1}, None),
+        ({"username": 7}, None),
+        ("alice", None),
+    ],
+)
+def test_peek_selector_tells_the_actor_type_its_rules_see(user: object, actor: str | None) -> None:
+    record = {k: v for k, v in BASE.items() if k != "user"}
+    if user != "absent":
+        record["user"] = user
+    assert peek_selector(record) == ("create", None, actor)
+    if actor is not None:  # exactly what the rules' actorRef.type reads once decoded
+        assert audit_vars(decode_audit(record))["actorRef"]["type"] == actor

@@ -102,6 +102,10 @@ _TABLE_CACHE_LIMIT = 256
 _SELECT_CACHE_LIMIT = 4096
 
 
+#: Guard fields whose None keeps the rule (an absent subresource, an actor not known yet).
+_KEPT_WHEN_NONE = frozenset(("subresource", "actor"))
+
+
 def _passes(guard: Guard, value: str | None) -> bool:
     """Whether a rule with ``guard`` may match a record whose field has ``value`` (None: absent).
 
@@ -114,9 +118,6 @@ def _passes(guard: Guard, value: str | None) -> bool:
     if value is None:
         return guard.field in _KEPT_WHEN_NONE
     return value in guard.values
-
-
-_KEPT_WHEN_NONE = frozenset(("subresource", "actor"))
 
 
 class RuleTable:

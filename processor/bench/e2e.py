@@ -409,11 +409,10 @@ async def _latency(
         seen[origin] = time.perf_counter()
 
     await nc.subscribe("activities.>", cb=on_activity)
-    tick, i, published = 0.01, 0, 0
+    tick, ticks, i, published = 0.01, 0, 0, 0
     with frozen_heap():
         cpu.start()
         started = time.perf_counter()
-        ticks = 0
         while i < len(messages):
             ticks += 1
             due = rate * ticks * tick

@@ -421,15 +421,21 @@ def decode_audit(
     return out
 
 
+def audit_actor_type(username: str) -> str:
+    """``actorRef.type`` for the raw username (``unknown``, ``serviceaccount``, ``system``,
+    ``user``)."""
+    if not username:
+        return "unknown"
+    if username.startswith("system:serviceaccount:"):
+        return "serviceaccount"
+    if username.startswith("system:"):
+        return "system"
+    return "user"
+
+
 def audit_actor_ref(username: str) -> dict[str, str]:
     """The ``actorRef`` variable of audit rules (§2.1): ``{type, name}`` from the raw username."""
-    if not username:
-        return {"type": "unknown", "name": ""}
-    if username.startswith("system:serviceaccount:"):
-        return {"type": "serviceaccount", "name": username}
-    if username.startswith("system:"):
-        return {"type": "system", "name": username}
-    return {"type": "user", "name": username}
+    return {"type": audit_actor_type(username), "name": username}
 
 
 def audit_vars(audit: dict[str, Any]) -> dict[str, Any]:
@@ -536,6 +542,4 @@ def _peek_actor(user: Any) -> str | None:
     username = user.get("username")
     if username is None:
         return "unknown"
-    if type(username) is not str:
-        return None
-    return audit_actor_ref(username)["type"]
+    return audit_actor_type(username) if type(username) is str else None

@@ -8,7 +8,8 @@ Data flow for one group of deliveries handed over by a pull consumer (one :class
 3. the unit's rows join the open ClickHouse batch, which is flushed by size, bytes or age;
    flushes are sequential (one insert in flight, the next batch fills meanwhile);
 4. only when the batch's insert committed *and* every unit's publishes were acknowledged are the
-   input messages acked.
+   input messages acked. A message that gave nothing to store or publish (a skipped record, no
+   rule matched) is acked right after step 1: it has nothing to wait for.
 
 Nothing is dropped: a failing insert or publish is retried with backoff while the pending inputs get
 ``+WPI`` (in progress) so NATS does not redeliver them, and fetching pauses once
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Item = tuple[str, bytes, str | None]
 MAX_BACKOFF = 30.0
+#: Seconds the deliveries that gave nothing to keep wait, to be acknowledged in one write.
+EARLY_ACK_DELAY = 0.05
 
 
 @dataclass(slots=True)
@@ -109,6 +112,9 @@ class Pipeline:
         self._executor = executor
         self._tasks: list[asyncio.Task[None]] = []
         self._committing: list[Unit] = []
+        self._early: list[Delivery] = []  # nothing to keep: acked within EARLY_ACK_DELAY
+        self._early_records = 0
+        self._early_timer: asyncio.TimerHandle | None = None
         self.committed_messages = 0
         self.committed_records = 0
         self.committed_activities = 0
@@ -119,19 +125,62 @@ class Pipeline:
         self.translator = translator
 
     def handle(self, deliveries: Sequence[Delivery], source: str, partition: str) -> None:
-        """Translate ``deliveries`` (from ``source`` = ``audit``/``event``) and queue them."""
+        """Translate ``deliveries`` (from ``source`` = ``audit``/``event``) and queue them.
+
+        A delivery that gave nothing to keep (no activity, no dead letter, and no raw row as
+        ``store_raw`` is off) waits for nothing: it is acknowledged within
+        :data:`EARLY_ACK_DELAY`, with the others of that moment, not at its batch's commit. On
+        the skip path that is almost every delivery, so acks flow with the input instead of in
+        one burst per commit, and payloads are not held until then.
+        """
         out = Output()
         translate = self.translator.translate
+        keep_all = self.settings.store_raw
+        activities, dead_letters = out.activities, out.dead_letters
+        carrying: list[Delivery] = []
+        done: list[Delivery] = []
+        made = done_records = 0
         for d in deliveries:
+            before = out.records
             translate(d.data, out, source)  # type: ignore[arg-type]
-        unit = self._unit(list(deliveries), out, source)
+            now = len(activities) + len(dead_letters)
+            if now != made or keep_all:
+                carrying.append(d)
+                made = now
+            else:
+                done.append(d)
+                done_records += out.records - before
         self._count(out, source, partition, len(deliveries))
-        if self.settings.store_raw:
-            table, rows = raw_rows(deliveries, source, self.settings.stages)
-            unit.rows.setdefault(table, []).extend(rows)
-        self._add(unit)
+        if carrying:
+            unit = self._unit(carrying, out, out.records - done_records)
+            if keep_all:
+                table, rows = raw_rows(carrying, source, self.settings.stages)
+                unit.rows.setdefault(table, []).extend(rows)
+            self._add(unit)
+        if done:
+            self._early.extend(done)
+            self._early_records += done_records
+            if self._early_timer is None:
+                loop = asyncio.get_running_loop()
+                self._early_timer = loop.call_later(EARLY_ACK_DELAY, self._ack_early_soon)
 
-    def _unit(self, deliveries: list[Delivery], out: Output, source: str) -> Unit:
+    def _ack_early_soon(self) -> None:
+        self._early_timer = None
+        self._tasks.append(asyncio.ensure_future(self._ack_early()))
+
+    async def _ack_early(self) -> None:
+        """Acknowledge the deliveries that had nothing to wait for (see :meth:`handle`)."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        done, records = self._early, self._early_records
+        self._early, self._early_records = [], 0
+        if not done:
+            return
+        await ack_many(self.nc, done)
+        self.committed_messages += len(done)
+        self.committed_records += records
+        self.metrics.records_committed.inc(records)
+
+    def _unit(self, deliveries: list[Delivery], out: Output, records: int) -> Unit:
         prefix = self.settings.output_subject_prefix
         activity_rows = []
         items: list[Item] = []
@@ -147,7 +196,7 @@ class Pipeline:
             log.warning(
                 "dead-letter queue disabled: %d failed records acked", len(out.dead_letters)
             )
-        unit = Unit(deliveries, {"activities": activity_rows}, out.records, time.monotonic())
+        unit = Unit(deliveries, {"activities": activity_rows}, records, time.monotonic())
         if items:
             unit.publish = asyncio.ensure_future(self._publish(items, len(activity_rows)))
         return unit
@@ -321,17 +370,25 @@ class Pipeline:
         """
         self._stopping = True
         self._wake.set()
+        self._cancel_early_timer()
+        await self._ack_early()
         await self._commit_queued()
 
     async def stop(self) -> None:
         """Stop the flush loop and the keepalive task; does not commit (see :meth:`drain`)."""
         self._stopping = True
         self._wake.set()
+        self._cancel_early_timer()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _cancel_early_timer(self) -> None:
+        if self._early_timer is not None:
+            self._early_timer.cancel()
+            self._early_timer = None
 
     @property
     def pending_records(self) -> int:

@@ -238,6 +238,53 @@ def test_stop_during_a_commit_waits_for_it_and_acks(nats_url: str, policy_dir: P
     )
 
 
+async def _unacked(js: Any) -> int:
+    """Messages of the input streams not acknowledged yet (pending or in flight)."""
+    total = 0
+    for stream in ("AUDIT_EVENTS", "EVENTS"):
+        for info in await js.consumers_info(stream):
+            total += info.num_pending + info.num_ack_pending
+    return total
+
+
+def test_records_with_nothing_to_keep_are_acked_without_waiting_for_the_sink(
+    nats_url: str, policy_dir: Path
+):
+    """With the insert stuck (a ClickHouse outage), records that give no activity and no dead
+    letter (``get``: no rule of the policy matches it) are acked and counted as committed; the
+    ones with an activity wait for their commit, then are acked too."""
+    wanted = [records.audit(f"keep-{i}", seq=i) for i in range(5)]
+    skipped = [records.audit(f"read-{i}", seq=i, verb="get") for i in range(20)]
+    sink = GatedSink()
+
+    async def body(worker: Worker, js: Any) -> None:
+        for rec in wanted:
+            await js.publish(records.audit_subject(rec, PARTITIONS), orjson.dumps(rec))
+        await wait_for(sink.entered.is_set, what="an insert in flight")
+        for rec in skipped:
+            await js.publish(records.audit_subject(rec, PARTITIONS), orjson.dumps(rec))
+        await wait_for(
+            lambda: worker.pipeline.committed_records == len(skipped), what="the skipped acked"
+        )
+        deadline = time.monotonic() + 5  # nats-server applies acks on its own goroutine
+        while (left := await _unacked(js)) > len(wanted) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert left == len(wanted)  # the wanted wait for the stuck insert
+        assert worker.pipeline.pending_records == len(wanted)
+        sink.gate.set()
+        await wait_for(
+            lambda: worker.pipeline.committed_records == len(wanted) + len(skipped),
+            what="all committed",
+        )
+        deadline = time.monotonic() + 5
+        while (left := await _unacked(js)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert left == 0
+
+    asyncio.run(with_worker(nats_url, policy_dir, body, sink=sink))
+    assert sorted(summaries(sink)) == sorted(f"alice created deployment keep-{i}" for i in range(5))
+
+
 def test_backpressure_pauses_fetching(nats_url: str, policy_dir: Path):
     recs = [records.audit(f"bp-{i}", seq=i) for i in range(60)]
     sink = MemorySink()

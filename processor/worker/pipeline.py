@@ -9,7 +9,7 @@ Data flow for one group of deliveries handed over by a pull consumer (one :class
    flushes are sequential (one insert in flight, the next batch fills meanwhile);
 4. only when the batch's insert committed *and* every unit's publishes were acknowledged are the
    input messages acked. A message that gave nothing to store or publish (a skipped record, no
-   rule matched) is acked right after step 1: it has nothing to wait for.
+   rule matched) has nothing to wait for: it is acked within ``EARLY_ACK_DELAY`` of step 1.
 
 Nothing is dropped: a failing insert or publish is retried with backoff while the pending inputs get
 ``+WPI`` (in progress) so NATS does not redeliver them, and fetching pauses once
@@ -175,7 +175,11 @@ class Pipeline:
         self._early, self._early_records = [], 0
         if not done:
             return
-        await ack_many(self.nc, done)
+        try:
+            await ack_many(self.nc, done)
+        except Exception as exc:  # connection closed: NATS redelivers them after ack_wait
+            log.warning("ack of %d messages with nothing to keep failed: %r", len(done), exc)
+            return
         self.committed_messages += len(done)
         self.committed_records += records
         self.metrics.records_committed.inc(records)

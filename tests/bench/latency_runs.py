@@ -3,10 +3,9 @@
 One p99 of a 10 s phase on this shared 2-core machine moves by 2-4x between identical runs, so a
 verdict needs several. Each run starts a fresh nats-server and ``activity run`` worker (chDB),
 publishes single records (or EventLists of ``--list-size``) at ``--rate`` records/s for 10 s and
-times each record to its activity on ``activities.>``
-(:func:`processor.bench.e2e.latency`); the corpus is made once. Prints one line per run (p50,
-p99, the CPU of the worker, nats-server and this process, how busy the cores were) and the
-median p99. Not a test: run it as
+times each record to its activity on ``activities.>`` (:func:`processor.bench.e2e.latency`); the
+corpus is made once. Prints each run's p50 and p99 with the bench's CPU line (worker, nats-server,
+this process, how busy the cores were) and the median p99. Not a test: run it as
 
     python tests/bench/latency_runs.py --rate 8000 [--runs 5] [--list-size 1] \\
         [--policies policies/kubernetes/apps-deployments.yaml]
@@ -18,7 +17,7 @@ import argparse
 import statistics
 
 from processor.bench.corpus import generate
-from processor.bench.e2e import Corpus, latency
+from processor.bench.e2e import Corpus, cpu_line, latency
 from processor.policy.bundled import bundled_policy_dir
 
 SECONDS = 10.0
@@ -37,19 +36,11 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         r = latency(corpus, args.rate, args.policies, SECONDS, args.list_size)
         p99s.append(r["p99_ms"])
-        cpu = ", ".join(
-            f"{name} {r[key]:.0f}%"
-            for name, key in (
-                ("worker", "worker_cpu_pct"),
-                ("nats-server", "nats_server_cpu_pct"),
-                ("bench", "bench_cpu_pct"),
-                ("cores busy", "system_busy_pct"),
-            )
-            if key in r
-        )
         print(
             f"run {run}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-            f"({r['samples']:.0f} activities; {cpu})",
+            f"({r['samples']:.0f} activities)",
+            *cpu_line(r),
+            sep="\n",
             flush=True,
         )
     print(f"median p99 of {len(p99s)} runs: {statistics.median(p99s):.1f} ms")

@@ -200,6 +200,20 @@ class GatedSink(MemorySink):
         super().insert(table, rows, token)
 
 
+async def _backlogs(js: Any) -> list[tuple[str, int, int]]:
+    """(consumer, messages not delivered, delivered and not acked) of the input streams."""
+    return [
+        (info.name, info.num_pending, info.num_ack_pending)
+        for stream in ("AUDIT_EVENTS", "EVENTS")
+        for info in await js.consumers_info(stream)
+    ]
+
+
+async def _unacked(js: Any) -> int:
+    """Messages of the input streams not acknowledged yet (pending or in flight)."""
+    return sum(pending + unacked for _, pending, unacked in await _backlogs(js))
+
+
 def test_stop_during_a_commit_waits_for_it_and_acks(nats_url: str, policy_dir: Path):
     """SIGTERM while the flush loop's insert runs (its activities already on ACTIVITIES): the
     stop waits for that commit and acks its input instead of leaving it to redelivery."""
@@ -220,11 +234,7 @@ def test_stop_during_a_commit_waits_for_it_and_acks(nats_url: str, policy_dir: P
         release.cancel()
         deadline = time.monotonic() + 3  # nats-server applies acks on its own goroutine
         while True:
-            left = [
-                (info.name, info.num_pending, info.num_ack_pending)
-                for stream in ("AUDIT_EVENTS", "EVENTS")
-                for info in await js.consumers_info(stream)
-            ]
+            left = await _backlogs(js)
             if all(p == u == 0 for _, p, u in left) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
@@ -236,15 +246,6 @@ def test_stop_during_a_commit_waits_for_it_and_acks(nats_url: str, policy_dir: P
     assert sorted(summaries(sink)) == sorted(
         f"alice created deployment {r['objectRef']['name']}" for r in recs
     )
-
-
-async def _unacked(js: Any) -> int:
-    """Messages of the input streams not acknowledged yet (pending or in flight)."""
-    total = 0
-    for stream in ("AUDIT_EVENTS", "EVENTS"):
-        for info in await js.consumers_info(stream):
-            total += info.num_pending + info.num_ack_pending
-    return total
 
 
 def test_records_with_nothing_to_keep_are_acked_without_waiting_for_the_sink(

@@ -25,7 +25,10 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
    do not show up as latency.
    Each latency phase also reports the CPU that the worker, nats-server and this process used
    while publishing, and how busy the machine's cores were (and how much the hypervisor took):
-   the figures share the cores, so a tail is read against them (:mod:`processor.bench.cpu`).
+   the figures share the cores, so a tail is read against them (:mod:`processor.bench.cpu`);
+5. the transport alone: the first latency phase and the EventList one again with no worker,
+   the messages delivered to a consumer that only acks (:mod:`processor.bench.transport`): the
+   latency nats-server and the loopback add at those rates, printed under each.
 
 The stores (JetStream, chDB) live in the system's temporary directory: ``TMPDIR=/dev/shm``
 puts them in memory, which leaves the virtual disk's I/O out of the figures.
@@ -49,6 +52,7 @@ from typing import Any
 
 import orjson
 
+from processor.bench import transport
 from processor.bench.corpus import generate
 from processor.bench.cpu import CpuWindow
 from processor.errors import ProcessorError
@@ -387,9 +391,28 @@ def latency(
         pids = {"worker": worker.pid, "bench": os.getpid()}
         if server.pid is not None:
             pids["nats_server"] = server.pid
-        # a corpus shorter than rate x seconds makes the phase shorter (the samples say so)
-        messages = Corpus(corpus.records[: int(rate * seconds)]).messages(list_size)
+        messages = _phase_messages(corpus, rate, seconds, list_size)
         return asyncio.run(_latency(url, messages, rate, CpuWindow(pids)))
+
+
+def transport_latency(
+    corpus: Corpus, rate: float, seconds: float, list_size: int = 1
+) -> dict[str, float]:
+    """The same phase with no worker (:mod:`processor.bench.transport`): p50/p99 ms from publish
+    to delivery, the floor nats-server and the loopback put under the worker's latency."""
+    with fresh_server("bench-transport-") as (url, _tmp, _server):
+        messages = _phase_messages(corpus, rate, seconds, list_size)
+        try:
+            return transport.latency(url, messages, rate, PARTITIONS)
+        except RuntimeError as exc:
+            raise BenchError(str(exc)) from exc
+
+
+def _phase_messages(
+    corpus: Corpus, rate: float, seconds: float, list_size: int
+) -> list[tuple[list[str], str, bytes]]:
+    # a corpus shorter than rate x seconds makes the phase shorter (the samples say so)
+    return Corpus(corpus.records[: int(rate * seconds)]).messages(list_size)
 
 
 async def _latency(
@@ -442,14 +465,20 @@ async def _latency(
 
 # -- the run -----------------------------------------------------------------------------------
 def run(
-    count: int, seed: int, list_size: int, policies: list[str], latency_rate: float | None = None
+    count: int,
+    seed: int,
+    list_size: int,
+    policies: list[str],
+    latency_rate: float | None = None,
+    mix: str = "standard",
 ) -> dict[str, Any]:
-    """All phases; returns the figures (records/s, ratios, latency).
+    """All phases over ``count`` records of the corpus ``mix``; returns the figures (records/s,
+    ratios, latency).
 
     The latency phase runs at ``latency_rate`` records/s, by default half the live capacity, and
     again at half the drained single-record rate.
     """
-    corpus = Corpus(list(generate(count, seed)))
+    corpus = Corpus(list(generate(count, seed, mix=mix)))
     singles = corpus.singles()
     with fresh_server("bench-base-") as (url, _tmp, _server):
         stock = asyncio.run(stock_fetch_rate(url, singles))
@@ -461,8 +490,11 @@ def run(
     lat = latency(corpus, rate, policies, seconds=10)
     at_drained = latency(corpus, single / 2, policies, seconds=10)
     at_lists = latency(corpus, batched / 2, policies, seconds=10, list_size=list_size)
+    floor = transport_latency(corpus, rate, seconds=10)
+    floor_lists = transport_latency(corpus, batched / 2, seconds=10, list_size=list_size)
     return {
         "records": count,
+        "mix": mix,
         "stock_fetch_ack_msgs_per_s": stock,
         "raw_pull_consumer_msgs_per_s": raw,
         "worker_eventlist_records_per_s": batched,
@@ -478,6 +510,8 @@ def run(
         **{f"half_drained_{k}": v for k, v in at_drained.items()},
         "half_eventlist_rate_records_per_s": batched / 2,
         **{f"half_eventlist_{k}": v for k, v in at_lists.items()},
+        **{f"transport_{k}": v for k, v in floor.items()},
+        **{f"half_eventlist_transport_{k}": v for k, v in floor_lists.items()},
     }
 
 
@@ -493,7 +527,10 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         (f"worker, EventList messages of {list_size}", figures["worker_eventlist_records_per_s"]),
         ("worker, single-record messages", figures["worker_single_records_per_s"]),
     ]
-    lines = [f"{'path':<56} {'records/s':>12} {'vs baseline':>12}"]
+    lines = [
+        f"corpus: {figures['records']:,} records, {figures.get('mix', 'standard')} mix",
+        f"{'path':<56} {'records/s':>12} {'vs baseline':>12}",
+    ]
     lines += [f"{name:<56} {rate:>12,.0f} {rate / stock:>11.2f}x" for name, rate in rows]
     lines.append(
         f"worker rates run to the last record translated; all committed and acked after "
@@ -513,6 +550,7 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         f"({figures['samples']:.0f} activities)"
     )
     lines += cpu_line(figures)
+    lines += transport_line(figures)
     lines.append(
         f"latency at half the drained rate, {figures['half_drained_rate_records_per_s']:,.0f} "
         f"records/s: p50 {figures['half_drained_p50_ms']:.1f} ms, "
@@ -529,7 +567,19 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
             f"({figures['half_eventlist_samples']:.0f} activities)"
         )
         lines += cpu_line(figures, "half_eventlist_")
+        lines += transport_line(figures, "half_eventlist_")
     return "\n".join(lines)
+
+
+def transport_line(figures: dict[str, Any], prefix: str = "") -> list[str]:
+    """The transport's own latency at a phase's rate (one line, or none if not measured)."""
+    p99 = figures.get(f"{prefix}transport_p99_ms")
+    if p99 is None:
+        return []
+    return [
+        "  nats-server alone at that rate (no worker; a consumer that only acks): "
+        f"p50 {figures[f'{prefix}transport_p50_ms']:.1f} ms, p99 {p99:.1f} ms"
+    ]
 
 
 def cpu_line(figures: dict[str, Any], prefix: str = "") -> list[str]:

@@ -52,12 +52,12 @@ def default_policy_paths() -> list[str]:
     return paths
 
 
-def generate_lines(count: int, seed: int) -> list[bytes]:
-    """The standard corpus (:mod:`processor.bench.corpus`), one record per line, in memory."""
+def generate_lines(count: int, seed: int, mix: str = "standard") -> list[bytes]:
+    """The seeded corpus (:mod:`processor.bench.corpus`), one record per line, in memory."""
     from processor.bench.corpus import generate
 
     dumps = orjson.dumps
-    return [dumps(record) for record in generate(count, seed=seed)]
+    return [dumps(record) for record in generate(count, seed=seed, mix=mix)]
 
 
 @dataclass

@@ -4,9 +4,10 @@
 ``orjson.loads`` full-decode ceiling, the pure-Python path and the native path on the same corpus
 and policies (:mod:`processor.bench.harness`) and prints a table (``--json`` for machines).
 
-``activity bench --generate FILE`` writes the standard, seeded corpus of
-:mod:`processor.bench.corpus` as JSON lines (``-`` for stdout); ``--batch N`` groups audit events
-into ``EventList`` lines of up to N items, as the audit webhook sends them.
+``activity bench --generate FILE`` writes the seeded corpus of :mod:`processor.bench.corpus` as
+JSON lines (``-`` for stdout); ``--batch N`` groups audit events into ``EventList`` lines of up to
+N items, as the audit webhook sends them. ``--mix`` picks the corpus mix for every mode: the
+write-heavy ``standard`` stress mix or the ``production`` one (mostly skipped records).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
         help="throughput benchmark (naive, full-decode ceiling, python, native); corpus generator",
         description="Measure records/s of the naive cel-python baseline, the orjson.loads "
         "ceiling, the pure-Python path and the native path on one corpus, in one process. "
-        "--generate FILE writes the standard, seeded corpus of audit events and Kubernetes "
+        "--generate FILE writes the seeded corpus of audit events and Kubernetes "
         "Events as JSON lines instead.",
     )
     parser.add_argument(
@@ -36,6 +37,14 @@ def register(subparsers: Any) -> None:
         "--count", type=_non_negative, default=None, help="records (default: 10000; bench 20000)"
     )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default: 1)")
+    parser.add_argument(
+        "--mix",
+        choices=("standard", "production"),
+        default="standard",
+        help="corpus mix: standard (write-heavy stress mix, about 15%% of records become "
+        "activities with the bundled policies) or production (the workload of "
+        "performance-notes.md: reads, lease renewals, controllers' writes; about 1 in 300)",
+    )
     parser.add_argument(
         "--batch",
         type=_non_negative,
@@ -128,7 +137,7 @@ def _handle(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     target = sys.stdout.buffer if args.generate == "-" else args.generate
     count = 10000 if args.count is None else args.count
-    stats = write_jsonl(target, count, seed=args.seed, batch=args.batch)
+    stats = write_jsonl(target, count, seed=args.seed, batch=args.batch, mix=args.mix)
     elapsed = time.perf_counter() - started
     rate = stats.records / elapsed if elapsed > 0 else 0.0
     print(
@@ -160,8 +169,8 @@ def _bench(args: argparse.Namespace) -> int:
             lines = lines[: args.count]
     else:
         count = 20000 if args.count is None else args.count
-        say(f"generating {count} records (seed {args.seed})")
-        lines = generate_lines(count, args.seed)
+        say(f"generating {count} records (seed {args.seed}, {args.mix} mix)")
+        lines = generate_lines(count, args.seed, args.mix)
     if not lines:
         print("activity bench: the corpus is empty", file=sys.stderr)
         return 1
@@ -190,7 +199,7 @@ def _e2e(args: argparse.Namespace) -> int:
     policies = args.policies if args.policies is not None else [str(bundled_policy_dir())]
     count = 50_000 if args.count is None else args.count
     try:
-        figures = e2e.run(count, args.seed, args.list_size, policies, args.latency_rate)
+        figures = e2e.run(count, args.seed, args.list_size, policies, args.latency_rate, args.mix)
     except e2e.BenchError as exc:
         print(f"activity bench --e2e: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ Translates the standard corpus with the bundled policies through the worker's tr
 decoded and evaluated (:meth:`processor.engine.Engine.translate_audit` calls), then the
 translate rate (process CPU, best and median of ``--repeat``). Not a test: run it as
 
-    python tests/bench/translate_mix.py [--count 30000] [--seed 1] [--repeat 5]
+    python tests/bench/translate_mix.py [--count 30000] [--seed 1] [--repeat 5] [--mix production]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 import orjson
 
 from processor.bench.corpus import generate
+from processor.bench.corpus.vocab import MIXES
 from processor.policy.bundled import bundled_policy_dir
 from processor.translate import Output
 from processor.worker.policies import compile_set
@@ -27,10 +28,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="standard")
     args = parser.parse_args()
     compiled = compile_set([str(bundled_policy_dir())], {}, stages=None, max_record_bytes=10 << 20)
     translator, engine = compiled.translator, compiled.translator.engine
-    payloads = [orjson.dumps(r) for r in generate(args.count, args.seed)]
+    payloads = [orjson.dumps(r) for r in generate(args.count, args.seed, mix=args.mix)]
 
     evaluated = 0
     translate_audit = engine.translate_audit

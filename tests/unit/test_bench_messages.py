@@ -49,6 +49,8 @@ def test_lists_group_audit_records_per_subject_and_carry_their_origins():
 
 def test_table_reports_the_eventlist_latency_when_measured():
     figures = {
+        "records": 100_000,
+        "mix": "production",
         "stock_fetch_ack_msgs_per_s": 10_000.0,
         "raw_pull_consumer_msgs_per_s": 30_000.0,
         "worker_eventlist_records_per_s": 22_000.0,
@@ -67,6 +69,7 @@ def test_table_reports_the_eventlist_latency_when_measured():
         "half_drained_samples": 95_000.0,
     }
     before = format_table(figures, 100).splitlines()
+    assert before[0] == "corpus: 100,000 records, production mix"
     assert not any(line.startswith("latency with EventLists") for line in before)
     figures |= {
         "half_eventlist_rate_records_per_s": 11_000.0,

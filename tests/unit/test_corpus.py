@@ -146,3 +146,67 @@ def test_cli_bench_without_generate_measures(
     assert result["records"] == 40 and result["counts"]["records"] == 40
     assert all(p["records_per_s"] > 0 for p in result["paths"])
     assert result["identical"] in (True, None)
+
+
+def test_mixes_are_named_and_standard_is_the_default() -> None:
+    assert [orjson.dumps(r) for r in generate(300, seed=2)] == [
+        orjson.dumps(r) for r in generate(300, seed=2, mix="standard")
+    ]
+    with pytest.raises(ValueError, match="mix must be one of standard, production"):
+        next(generate(1, mix="busy"))
+
+
+def _shares(records: list[dict]) -> tuple[float, float, float]:
+    """(reads among audit events, people among main-resource writers, Events among records)."""
+    audit = _audit(records)
+    reads = sum(r["verb"] in ("get", "list", "watch") for r in audit) / len(audit)
+    writes = [
+        r
+        for r in audit
+        if r["verb"] in ("create", "update", "patch", "delete")
+        and "subresource" not in r["objectRef"]
+    ]
+    people = sum(r["user"]["username"].endswith(".com") for r in writes) / len(writes)
+    return reads, people, 1 - len(audit) / len(records)
+
+
+def test_the_production_mix_is_mostly_reads_renewals_and_controllers() -> None:
+    standard = _shares(list(generate(4000, seed=3)))
+    production = _shares(list(generate(4000, seed=3, mix="production")))
+    assert production[0] >= 0.55 > 0.5 >= standard[0]  # reads (leases are renewed by update)
+    assert production[1] <= 0.03 < 0.1 <= standard[1]  # people among the writers
+    assert production[2] <= 0.01 < standard[2]  # Kubernetes Events
+
+
+def test_the_production_mix_turns_few_records_into_activities() -> None:
+    from processor.policy.bundled import bundled_policy_dir
+    from processor.translate import Output
+    from processor.worker.policies import compile_set
+
+    translator = compile_set(
+        [str(bundled_policy_dir())], {}, stages=None, max_record_bytes=10 << 20
+    ).translator
+    shares = {}
+    for mix in ("standard", "production"):
+        out = Output()
+        for record in generate(20000, seed=1, mix=mix):
+            translator.translate(orjson.dumps(record), out, None)
+        assert out.records == 20000 and out.errors == 0
+        shares[mix] = len(out.activities) / out.records
+    assert 0.001 <= shares["production"] <= 0.01  # about one record in three hundred
+    assert shares["standard"] >= 0.1
+
+
+def test_cli_generate_takes_the_mix(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    assert main(["bench", "--generate", str(path), "--count", "100", "--mix", "production"]) == 0
+    expected = io.BytesIO()
+    write_jsonl(expected, 100, seed=1, mix="production")
+    assert path.read_bytes() == expected.getvalue()
+    assert expected.getvalue() != _standard_bytes(100)
+
+
+def _standard_bytes(count: int) -> bytes:
+    buf = io.BytesIO()
+    write_jsonl(buf, count, seed=1)
+    return buf.getvalue()

@@ -14,7 +14,6 @@ from processor.bench.corpus.vocab import (
     NODES,
     READ_VERBS,
     SERVICE_ACCOUNTS,
-    VERB_CUM,
     VERBS,
     WRITE_VERBS,
     Ident,
@@ -48,7 +47,10 @@ class AuditGen(BodyGen):
                 node_ip,
             )
         r = rng.random()
-        human_share = 0.45 if verb in WRITE_VERBS and sub == "" else 0.12
+        mix = self.mix
+        human_share = (
+            mix.human_write_share if verb in WRITE_VERBS and sub == "" else mix.human_other_share
+        )
         if kind.resource == "leases" or r >= human_share + 0.5:
             name, agent = rng.choice(CONTROLLERS)
             groups = ["system:authenticated"]
@@ -104,7 +106,7 @@ class AuditGen(BodyGen):
         if kind.resource == "leases":
             # kubelets and leader elections renew by update; gets only on start-up or conflict
             return ("update", "") if rng.random() < 0.97 else ("get", "")
-        verb = rng.choices(VERBS, cum_weights=VERB_CUM)[0]
+        verb = rng.choices(VERBS, cum_weights=self.mix.verb_cum)[0]
         sub = ""
         if verb in ("update", "patch"):
             x = rng.random()

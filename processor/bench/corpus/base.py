@@ -12,20 +12,23 @@ from processor.bench.corpus.vocab import (
     BASE_TIME,
     HEX_TO_NAME,
     INVENTORY_GROUP,
+    MIXES,
     NAMESPACES,
     NODES,
     REGIONS,
     SITES,
     Ident,
     Kind,
+    Mix,
 )
 
 
 class GenBase:
     """Seeded state shared by every part of the generator."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, mix: Mix = MIXES["standard"]) -> None:
         self.rng = random.Random(seed)
+        self.mix = mix
         self.clock_us = 0
         self.rv = 4_812_345
         self.pools: dict[str, list[Ident]] = {}

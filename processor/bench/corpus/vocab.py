@@ -156,6 +156,34 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 VERB_CUM = tuple(itertools.accumulate((38, 16, 2, 12, 12, 13, 7)))
 
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """How a corpus spreads its records over verbs, actors and record types."""
+
+    #: cumulative weights of :data:`VERBS`
+    verb_cum: tuple[float, ...]
+    #: the share of people among the actors of main-resource writes (create/update/patch/delete
+    #: without a subresource); the rest are controllers and service accounts
+    human_write_share: float
+    #: the same share for reads and subresource writes
+    human_other_share: float
+    #: the share of Kubernetes Events among the records
+    event_ratio: float
+
+
+#: ``standard``: a stress mix, write-heavy and with many people writing (about 15% of the records
+#: become activities with the bundled policies). ``production``: the workload of
+#: ``performance-notes.md`` (reads, lease renewals and controllers' writes; about one record in
+#: three hundred becomes an activity, still some thirty times production's share, so that a
+#: latency run has activities to time).
+MIXES: dict[str, Mix] = {
+    "standard": Mix(VERB_CUM, 0.45, 0.12, 0.1),
+    "production": Mix(
+        tuple(itertools.accumulate((52.0, 18.0, 6.0, 1.0, 14.0, 8.5, 0.5))), 0.01, 0.004, 0.004
+    ),
+}
+
 NODE_CONDITIONS: tuple[str, ...] = ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
 KUBELET_AGENT = "kubelet/v1.30.2 (linux/amd64) kubernetes/3968350"
 

@@ -28,7 +28,8 @@ def write_jsonl(
     count: int,
     seed: int = 1,
     batch: int = 0,
-    event_ratio: float = 0.1,
+    event_ratio: float | None = None,
+    mix: str = "standard",
 ) -> CorpusStats:
     """Write the corpus as JSON lines, streaming (memory bounded by one batch).
 
@@ -38,7 +39,8 @@ def write_jsonl(
         seed: the corpus seed.
         batch: 0 writes one record per line; N > 0 groups audit events into
             ``audit.k8s.io/v1`` ``EventList`` lines of up to N items (Events stay one per line).
-        event_ratio: the share of Kubernetes Events.
+        event_ratio: the share of Kubernetes Events (``None``: the mix's own).
+        mix: the corpus mix (:data:`processor.bench.corpus.vocab.MIXES`).
 
     Returns:
         Counts of what was written.
@@ -47,11 +49,13 @@ def write_jsonl(
         raise ValueError("batch must be >= 0")
     if isinstance(path_or_file, (str, os.PathLike)):
         with open(path_or_file, "wb") as fh:
-            return _write(fh, count, seed, batch, event_ratio)
-    return _write(path_or_file, count, seed, batch, event_ratio)
+            return _write(fh, count, seed, batch, event_ratio, mix)
+    return _write(path_or_file, count, seed, batch, event_ratio, mix)
 
 
-def _write(dst: IO[bytes], count: int, seed: int, batch: int, event_ratio: float) -> CorpusStats:
+def _write(
+    dst: IO[bytes], count: int, seed: int, batch: int, event_ratio: float | None, mix: str
+) -> CorpusStats:
     dumps = orjson.dumps
     chunk: list[bytes] = []
     chunk_bytes = 0
@@ -82,7 +86,7 @@ def _write(dst: IO[bytes], count: int, seed: int, batch: int, event_ratio: float
         )
         items.clear()
 
-    for rec in generate(count, seed, event_ratio):
+    for rec in generate(count, seed, event_ratio, mix):
         if rec["apiVersion"] == "audit.k8s.io/v1":
             audit += 1
             if batch:

@@ -5,6 +5,9 @@ second; here a batch is published with up to ``window`` PubAcks outstanding, all
 wildcard inbox subscription (reply ``<inbox>.<n>``), and :meth:`JsPublisher.publish_all` returns
 once every PubAck of its batch arrived. The window is shared by concurrent calls.
 
+PubAcks take the frame splitter's short path (:mod:`processor.stream.frames`) when the client
+allows it, as the pull consumers' messages do; otherwise nats-py's subscription callback.
+
 A PubAck with ``"error"``, a ``503`` (no stream listens on the subject) or no PubAck within
 ``timeout`` of the last progress fails the message; the call then raises a retriable
 :class:`PublishError` naming how many failed. With message ids (``Nats-Msg-Id``) a retry is
@@ -23,6 +26,7 @@ from typing import Any
 import orjson
 
 from processor.errors import ProcessorError
+from processor.stream import frames
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,7 @@ class JsPublisher:
         self._pending: dict[int, _Call] = {}
         self._seq = 0
         self._room = asyncio.Event()
+        self._splitter: frames.FrameSplitter | None = None
 
     @property
     def outstanding(self) -> int:
@@ -148,6 +153,8 @@ class JsPublisher:
         """Unsubscribe the PubAck inbox (pending calls then time out)."""
         sub, self._sub = self._sub, None
         if sub is not None:
+            if self._splitter is not None:
+                self._splitter.unregister(sub._id)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -158,22 +165,36 @@ class JsPublisher:
         async with self._lock:
             if self._sub is None:
                 prefix = self.nc.new_inbox() + "."
+                self._prefix = prefix
                 self._sub = await self.nc.subscribe(
                     prefix + "*", cb=self._on_ack, pending_msgs_limit=-1, pending_bytes_limit=-1
                 )
-                self._prefix = prefix
+                self._splitter = frames.install(self.nc)
+                if self._splitter is not None:
+                    self._splitter.register(self._sub._id, self._on_frame)
 
     async def _on_ack(self, msg: Any) -> None:
+        """A PubAck on nats-py's message path (:func:`frames.install` declined the client)."""
+        status = "" if msg.data else (msg.headers or {}).get("Status", "")
+        self._settle(msg.subject[len(self._prefix) :], msg.data, status)
+
+    async def _on_frame(self, subject: bytes, reply: bytes, hdr: bytes | None, data: bytes) -> None:
+        """A PubAck from the frame splitter: no ``Msg``, no queue, no task hop per PubAck."""
+        status = ""
+        if hdr and not data:
+            status = ((await self.nc._process_headers(hdr)) or {}).get("Status", "")
+        self._settle(subject[len(self._prefix) :], data, status)
+
+    def _settle(self, seq_text: str | bytes, data: bytes, status: str) -> None:
+        """Count the PubAck of the message ``seq_text`` (the reply subject's last token)."""
         try:
-            seq = int(msg.subject[len(self._prefix) :])
+            seq = int(seq_text)
         except ValueError:
             return
         call = self._pending.pop(seq, None)
         if call is None:  # timed out already
             return
-        data: bytes = msg.data
         if not data:
-            status = (msg.headers or {}).get("Status", "")
             if status == "503":
                 call.fail("no stream listens on the subject (503 no responders)")
             else:

@@ -7,10 +7,19 @@ from typing import Any
 
 import pytest
 
+from processor.stream import frames
 from processor.stream.publisher import JsPublisher, PublishError
 from tests.integration.nats_server import connect, unique
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True, params=["frames", "nats-py"])
+def message_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with PubAcks on both paths: the frame splitter and nats-py's callback."""
+    if request.param == "nats-py":
+        monkeypatch.setattr(frames, "install", lambda nc: None)
+    return str(request.param)
 
 
 async def _stream(nc: Any, **config: Any) -> tuple[Any, str]:
@@ -24,13 +33,15 @@ async def _messages(js: Any, stream: str) -> int:
     return int((await js.stream_info(stream)).state.messages)
 
 
-def test_publishes_everything_within_the_window(nats_url: str):
+def test_publishes_everything_within_the_window(nats_url: str, message_path: str):
     async def main() -> None:
         nc = await connect(nats_url)
         js, stream = await _stream(nc)
         publisher = JsPublisher(js, window=10)
         items = [(f"{stream}.{i % 3}", b"%d" % i, None) for i in range(500)]
         await publisher.publish_all(items)
+        # on the frame path nats-py's subscription never sees a PubAck
+        assert (publisher._sub._received == 0) == (message_path == "frames")
         assert await _messages(js, stream) == 500
         assert publisher.stats.max_outstanding == 10  # reached, never exceeded
         assert (publisher.stats.published, publisher.stats.acked) == (500, 500)

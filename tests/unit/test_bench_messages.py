@@ -82,3 +82,22 @@ def test_table_reports_the_eventlist_latency_when_measured():
         "latency with EventLists of 100 at half their rate, 11,000 records/s: "
         "p50 12.5 ms, p99 31.3 ms (100000 activities)"
     )
+    figures |= {
+        "transport_p50_ms": 3.0,
+        "transport_p99_ms": 9.5,
+        "half_eventlist_transport_p50_ms": 2.5,
+        "half_eventlist_transport_p99_ms": 17.25,
+    }
+    lines = format_table(figures, 100).splitlines()
+    transport = [line for line in lines if "nats-server alone" in line]
+    assert transport == [
+        "  nats-server alone at that rate (no worker; a consumer that only acks): "
+        "p50 3.0 ms, p99 9.5 ms",
+        "  nats-server alone at that rate (no worker; a consumer that only acks): "
+        "p50 2.5 ms, p99 17.2 ms",
+    ]
+    # each under its own phase: the first latency line, and the EventList one (last)
+    assert lines.index(transport[0]) == 1 + next(
+        i for i, line in enumerate(lines) if line.startswith("latency publish -> ACTIVITIES")
+    )
+    assert lines[-1] == transport[1]

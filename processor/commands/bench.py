@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from processor.bench.corpus.vocab import MIXES
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -39,11 +41,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default: 1)")
     parser.add_argument(
         "--mix",
-        choices=("standard", "production"),
+        choices=tuple(MIXES),
         default="standard",
         help="corpus mix: standard (write-heavy stress mix, about 15%% of records become "
         "activities with the bundled policies) or production (the workload of "
-        "performance-notes.md: reads, lease renewals, controllers' writes; about 1 in 300)",
+        "performance-notes.md: reads, lease renewals, controllers' writes; about 1 in 300 with "
+        "the bundled policies)",
     )
     parser.add_argument(
         "--batch",

@@ -174,9 +174,10 @@ class Mix:
 
 #: ``standard``: a stress mix, write-heavy and with many people writing (about 15% of the records
 #: become activities with the bundled policies). ``production``: the workload of
-#: ``performance-notes.md`` (reads, lease renewals and controllers' writes; about one record in
-#: three hundred becomes an activity, still some thirty times production's share, so that a
-#: latency run has activities to time).
+#: ``performance-notes.md`` (reads, lease renewals and controllers' writes; with the bundled
+#: policies, which leave system writes out, about one record in three hundred becomes an
+#: activity: still some thirty times production's share, so that a latency run has activities to
+#: time).
 MIXES: dict[str, Mix] = {
     "standard": Mix(VERB_CUM, 0.45, 0.12, 0.1),
     "production": Mix(

@@ -152,7 +152,7 @@ def test_mixes_are_named_and_standard_is_the_default() -> None:
     from processor.bench.corpus.vocab import MIXES
     from processor.commands.bench import MIX_NAMES
 
-    assert MIX_NAMES == tuple(MIXES)
+    assert tuple(MIXES) == MIX_NAMES
     assert [orjson.dumps(r) for r in generate(300, seed=2)] == [
         orjson.dumps(r) for r in generate(300, seed=2, mix="standard")
     ]

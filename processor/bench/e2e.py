@@ -55,6 +55,7 @@ import orjson
 from processor.bench import transport
 from processor.bench.corpus import generate
 from processor.bench.cpu import CpuWindow
+from processor.bench.paced import Message, p50_p99, publish_paced
 from processor.errors import ProcessorError
 from processor.service import frozen_heap
 from processor.stream.connection import tune_client
@@ -102,11 +103,11 @@ class Corpus:
     def lists(self, size: int) -> list[tuple[str, bytes]]:
         return [(subject, payload) for _, subject, payload in self.messages(size)]
 
-    def messages(self, size: int) -> list[tuple[list[str], str, bytes]]:
+    def messages(self, size: int) -> list[Message]:
         """The records as messages: audit records in EventLists of ``size`` per partition subject
         (each record as itself when ``size`` is 1), Kubernetes Events one per message; each with
         the origin ids of its records (what their activities carry as ``spec.origin.id``)."""
-        out: list[tuple[list[str], str, bytes]] = []
+        out: list[Message] = []
         pending: dict[str, list[dict[str, Any]]] = {}
         for record in self.records:
             subject = self.subject(record)
@@ -408,15 +409,13 @@ def transport_latency(
             raise BenchError(str(exc)) from exc
 
 
-def _phase_messages(
-    corpus: Corpus, rate: float, seconds: float, list_size: int
-) -> list[tuple[list[str], str, bytes]]:
+def _phase_messages(corpus: Corpus, rate: float, seconds: float, list_size: int) -> list[Message]:
     # a corpus shorter than rate x seconds makes the phase shorter (the samples say so)
     return Corpus(corpus.records[: int(rate * seconds)]).messages(list_size)
 
 
 async def _latency(
-    url: str, messages: list[tuple[list[str], str, bytes]], rate: float, cpu: CpuWindow
+    url: str, messages: list[Message], rate: float, cpu: CpuWindow
 ) -> dict[str, float]:
     """Publish ``messages`` (made before the clock starts: the bench shares the two cores with
     the worker and nats-server, so it does as little as it can while they are timed) in 10 ms
@@ -431,36 +430,20 @@ async def _latency(
         origin = orjson.loads(msg.data)["spec"]["origin"]["id"]
         seen[origin] = time.perf_counter()
 
+    def stamp(origins: list[str], _subject: str) -> None:
+        now = time.perf_counter()
+        for origin in origins:
+            sent[origin] = now
+
     await nc.subscribe("activities.>", cb=on_activity)
-    tick, ticks, i, published = 0.01, 0, 0, 0
     with frozen_heap():
         cpu.start()
-        started = time.perf_counter()
-        while i < len(messages):
-            ticks += 1
-            due = rate * ticks * tick
-            while i < len(messages) and published < due:
-                origins, subject, payload = messages[i]
-                now = time.perf_counter()
-                for origin in origins:
-                    sent[origin] = now
-                await nc.publish(subject, payload)
-                published += len(origins)
-                i += 1
-            delay = started + ticks * tick - time.perf_counter()
-            await asyncio.sleep(max(delay, 0))
+        await publish_paced(nc, messages, rate, stamp)
         used = cpu.stop()
         await asyncio.sleep(3)
         await nc.drain()
-    lat = sorted((seen[k] - sent[k]) * 1000 for k in seen if k in sent)
-    if not lat:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "samples": 0, **used}
-    return {
-        "p50_ms": lat[len(lat) // 2],
-        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-        "samples": float(len(lat)),
-        **used,
-    }
+    lat = [(seen[k] - sent[k]) * 1000 for k in seen if k in sent]
+    return {**p50_p99(lat), "samples": float(len(lat)), **used}
 
 
 # -- the run -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from processor.bench.paced import Message, p50_p99, publish_paced
 from processor.config import Settings
 from processor.stream.consumer import PullConsumer, ack_many, request_bytes
 from processor.stream.topology import ensure_streams
@@ -89,9 +90,7 @@ async def _receive(url: str, partitions: int) -> None:
     sys.stdout.flush()
 
 
-def latency(
-    url: str, messages: list[tuple[list[str], str, bytes]], rate: float, partitions: int
-) -> dict[str, float]:
+def latency(url: str, messages: list[Message], rate: float, partitions: int) -> dict[str, float]:
     """p50/p99 ms from publish to delivery of ``messages`` published at ``rate`` records/s."""
     cmd = [sys.executable, "-m", "processor.bench.transport", url, str(partitions)]
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as proc:
@@ -110,36 +109,19 @@ def latency(
         finally:
             if proc.poll() is None:
                 proc.kill()
-    lat = sorted((at - sent[stream][seq - 1]) * 1000 for stream, seq, at in got)
-    if not lat:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "messages": 0.0}
-    return {
-        "p50_ms": lat[len(lat) // 2],
-        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-        "messages": float(len(lat)),
-    }
+    lat = [(at - sent[stream][seq - 1]) * 1000 for stream, seq, at in got]
+    return {**p50_p99(lat), "messages": float(len(lat))}
 
 
-async def _publish(
-    url: str, messages: list[tuple[list[str], str, bytes]], rate: float
-) -> dict[str, list[float]]:
+async def _publish(url: str, messages: list[Message], rate: float) -> dict[str, list[float]]:
     """Publish as the latency phase does; the publish times per stream, in sequence order."""
     import nats
 
     nc = await nats.connect(url)
     sent: dict[str, list[float]] = {stream: [] for _, stream in STREAMS}
-    tick, ticks, i, published = 0.01, 0, 0, 0
-    started = time.perf_counter()
-    while i < len(messages):
-        ticks += 1
-        due = rate * ticks * tick
-        while i < len(messages) and published < due:
-            origins, subject, payload = messages[i]
-            sent[stream_of(subject)].append(time.time())
-            await nc.publish(subject, payload)
-            published += len(origins)
-            i += 1
-        await asyncio.sleep(max(started + ticks * tick - time.perf_counter(), 0))
+    await publish_paced(
+        nc, messages, rate, lambda _origins, subject: sent[stream_of(subject)].append(time.time())
+    )
     await nc.flush()
     await nc.drain()
     return sent

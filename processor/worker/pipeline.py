@@ -118,6 +118,10 @@ class Pipeline:
         self.committed_messages = 0
         self.committed_records = 0
         self.committed_activities = 0
+        #: why the last insert failed ("" once one succeeded): readiness reports it
+        self.sink_error = ""
+        #: why the last activity or dead-letter publish failed ("" once one succeeded)
+        self.publish_error = ""
 
     # -- intake ---------------------------------------------------------------------------------
     def set_translator(self, translator: Translator) -> None:
@@ -236,6 +240,7 @@ class Pipeline:
             try:
                 await self.publisher.publish_all(items)
             except Exception as exc:
+                self.publish_error = f"publish failing: {exc}"
                 log.warning(
                     "publish of %d messages failed, retrying in %.1fs: %s", len(items), delay, exc
                 )
@@ -243,6 +248,7 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
+            self.publish_error = ""
             self.metrics.publish_latency.observe(time.perf_counter() - started)
             self.metrics.messages_published.inc(activities)
             return
@@ -324,6 +330,7 @@ class Pipeline:
                 await loop.run_in_executor(self._executor, self.sink.insert, table, rows, token)
             except Exception as exc:
                 self.metrics.sink_errors.labels(table).inc()
+                self.sink_error = f"insert into {table} failing: {exc}"
                 if isinstance(exc, SinkError) and not exc.retriable:
                     await self._refused(table, rows, exc)
                     return
@@ -334,6 +341,7 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
+            self.sink_error = ""
             self.metrics.flush_latency.labels(table).observe(time.perf_counter() - started)
             self.metrics.batch_rows.labels(table).observe(len(rows))
             return
@@ -398,6 +406,13 @@ class Pipeline:
     def pending_records(self) -> int:
         """Records received and not yet acked."""
         return self._pending_records
+
+    def oldest_pending_age(self) -> float:
+        """Seconds the oldest received and not yet acknowledged input has waited (0: none)."""
+        units = self._waiting_units()
+        if not units:
+            return 0.0
+        return max(0.0, time.monotonic() - min(u.created for u in units))
 
     # -- metrics --------------------------------------------------------------------------------
     def _count(self, out: Output, source: str, partition: str, messages: int) -> None:

@@ -13,11 +13,20 @@ is kept as a JSON string (UTF-8 text) or as base64 (other bytes), and the extra 
 :func:`original_payload_bytes` gives the bytes back for a retry.
 
 Error types are accurate (decision 7): a failing match is ``cel_match``, not ``cel_summary``.
+Beyond upstream's, ``internal`` (an unexpected exception while handling one record),
+``activity_too_large`` (the rendered Activity exceeds the ACTIVITIES stream's message size) and
+``max_deliveries`` (NATS gave up redelivering an input) keep every input accounted for
+(``docs/reliability.md``).
+
+A dead letter too large for the dead-letter stream is published as a pointer instead
+(:func:`pointer_record`): ``originalPayload`` is null and ``originalPayloadRef`` names the input
+stream, sequence and byte span that hold the payload; ``activity dlq retry`` reads it from there.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 from typing import Any, Final
 
@@ -30,8 +39,11 @@ __all__ = [
     "CEL_SUMMARY",
     "ERROR_TYPES",
     "EVENT_TYPES",
+    "INTERNAL",
     "KIND_RESOLVE",
+    "MAX_DELIVERIES",
     "PUBLISH",
+    "TOO_LARGE",
     "UNMARSHAL",
     "audit_dlq_resource",
     "dead_letter_record",
@@ -39,6 +51,8 @@ __all__ = [
     "encode_dead_letter",
     "event_dlq_resource",
     "original_payload_bytes",
+    "payload_from_ref",
+    "pointer_record",
 ]
 
 UNMARSHAL: Final = "unmarshal"
@@ -46,7 +60,14 @@ CEL_MATCH: Final = "cel_match"
 CEL_SUMMARY: Final = "cel_summary"
 KIND_RESOLVE: Final = "kind_resolve"
 PUBLISH: Final = "publish"
-ERROR_TYPES: Final = frozenset({UNMARSHAL, CEL_MATCH, CEL_SUMMARY, KIND_RESOLVE, PUBLISH})
+INTERNAL: Final = "internal"
+TOO_LARGE: Final = "activity_too_large"
+MAX_DELIVERIES: Final = "max_deliveries"
+ERROR_TYPES: Final = frozenset(
+    {UNMARSHAL, CEL_MATCH, CEL_SUMMARY, KIND_RESOLVE, PUBLISH, INTERNAL, TOO_LARGE, MAX_DELIVERIES}
+)
+#: Longest ``error`` text kept (an error can quote a value of any size).
+MAX_ERROR_CHARS: Final = 4096
 EVENT_TYPES: Final = frozenset({"audit", "k8s-event"})
 
 
@@ -60,12 +81,16 @@ def _is_json(payload: bytes) -> bool:
     return True
 
 
-def _payload_fields(payload: bytes | str | dict[str, Any] | list[Any]) -> dict[str, Any]:
-    if isinstance(payload, dict | list):
-        return {"originalPayload": orjson.Fragment(orjson.dumps(payload))}
+def _payload_fields(payload: Any) -> dict[str, Any]:
     if isinstance(payload, str):
         payload = payload.encode("utf-8", "surrogatepass")
-    payload = bytes(payload)
+    elif isinstance(payload, bytearray | memoryview):
+        payload = bytes(payload)
+    elif not isinstance(payload, bytes):  # an already-decoded value (dict, list, number, null)
+        try:
+            return {"originalPayload": orjson.Fragment(orjson.dumps(payload))}
+        except TypeError:
+            payload = repr(payload).encode()
     if payload.strip() and _is_json(payload):
         return {"originalPayload": orjson.Fragment(payload)}
     try:
@@ -115,7 +140,7 @@ def dead_letter_record(
         raise ValueError(f"unknown DLQ error type {error_type!r}")
     record: dict[str, Any] = {"type": event_type}
     record.update(_payload_fields(original_payload))
-    record["error"] = error
+    record["error"] = _clip(error)
     record["errorType"] = error_type
     record["policyName"] = policy_name
     record["policyVersion"] = policy_version
@@ -127,6 +152,55 @@ def dead_letter_record(
         record["resource"] = _omit_empty(resource, ("apiGroup", "kind", "name", "namespace"))
     record["retryCount"] = 0
     return record
+
+
+def _clip(error: str) -> str:
+    if len(error) <= MAX_ERROR_CHARS:
+        return error
+    return f"{error[:MAX_ERROR_CHARS]}... ({len(error) - MAX_ERROR_CHARS} more characters)"
+
+
+def pointer_record(
+    record: dict[str, Any], stream: str, sequence: int, span: tuple[int, int], payload: bytes
+) -> dict[str, Any]:
+    """``record`` without its payload, pointing at where the payload is kept instead.
+
+    Args:
+        record: a dead letter from :func:`dead_letter_record`.
+        stream, sequence: the input message that holds the payload.
+        span: ``(start, end)`` of the payload within that message's data.
+        payload: the payload itself (for its size and digest).
+    """
+    out = {k: v for k, v in record.items() if k != "originalPayloadEncoding"}
+    out["originalPayload"] = None
+    out["originalPayloadRef"] = {
+        "stream": stream,
+        "sequence": sequence,
+        "start": span[0],
+        "end": span[1],
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    out["error"] = _clip(
+        f"{record.get('error', '')} [payload of {len(payload)} bytes too large for the "
+        f"dead-letter stream: kept in {stream} at sequence {sequence}]"
+    )
+    return out
+
+
+def payload_from_ref(ref: dict[str, Any], data: bytes) -> bytes:
+    """The payload a pointer's ``originalPayloadRef`` names, cut from its message ``data``.
+
+    Raises:
+        ValueError: the span or the digest does not match (the message is not the one named).
+    """
+    start, end = int(ref["start"]), int(ref["end"])
+    if not 0 <= start <= end <= len(data):
+        raise ValueError(f"span [{start}, {end}) is outside the message of {len(data)} bytes")
+    payload = data[start:end]
+    if hashlib.sha256(payload).hexdigest() != ref.get("sha256"):
+        raise ValueError("payload digest does not match the dead letter's originalPayloadRef")
+    return payload
 
 
 def encode_dead_letter(record: dict[str, Any]) -> bytes:

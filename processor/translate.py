@@ -23,6 +23,8 @@ Two implementations give identical results (:mod:`processor.native` selects one)
 
 from __future__ import annotations
 
+import bisect
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,11 +33,18 @@ import orjson
 
 from processor.activity import audit_tenant
 from processor.cel.needs import BODIES
-from processor.deadletter import audit_dlq_resource, dead_letter_record, event_dlq_resource
+from processor.deadletter import (
+    INTERNAL,
+    UNMARSHAL,
+    audit_dlq_resource,
+    dead_letter_record,
+    event_dlq_resource,
+)
 from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
+from processor.records._json import json_type
 from processor.records.audit import (
     EVENT_KEYS,
     OBJECT_REF_KEYS,
@@ -44,6 +53,9 @@ from processor.records.audit import (
     peek_selector,
 )
 from processor.records.lazy import decode_audit_split
+from processor.records.spans import list_item_spans
+
+log = logging.getLogger(__name__)
 
 Hint = Literal["audit", "event"] | None
 DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024  # AUDIT_EVENTS maxMsgSize upstream
@@ -60,6 +72,8 @@ _DECISION_LIMIT = 65536
 _UNKNOWN = object()
 # What a route key tells: (routing key, skip reason or "" for no match), None: read the record.
 Decision = tuple[str | None, str] | None
+#: Where a record's text is: ``payload[start:end]`` (the whole payload, or one EventList item).
+Origin = tuple[bytes, int, int]
 
 
 @dataclass
@@ -69,7 +83,11 @@ class Output:
     activities: list[dict[str, Any]] = field(default_factory=list)
     #: the name of the policy behind each of ``activities``, in the same order
     policies: list[str] = field(default_factory=list)
+    #: the input text behind each of ``activities`` (for a dead letter if it cannot be published)
+    origins: list[Origin] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    #: the input text behind each of ``dead_letters``, in the same order
+    dead_origins: list[Origin] = field(default_factory=list)
     records: int = 0
     no_match: int = 0
     skipped: int = 0
@@ -82,7 +100,14 @@ class Output:
     def clear(self) -> None:
         self.activities.clear()
         self.policies.clear()
+        self.origins.clear()
         self.dead_letters.clear()
+        self.dead_origins.clear()
+
+    def dead(self, record: dict[str, Any], origin: Origin) -> None:
+        """Add the dead letter ``record`` of the input text at ``origin``."""
+        self.dead_letters.append(record)
+        self.dead_origins.append(origin)
 
     def skip(self, reason: str, n: int = 1) -> None:
         """Count ``n`` records skipped for ``reason``."""
@@ -121,6 +146,8 @@ class Translator:
         # route key -> outcome: of EventList items (see _fast_list) and of single audit events
         self._decisions: dict[bytes, Decision] = {}
         self._document_decisions: dict[Hint, dict[bytes, Decision]] = {None: {}, "audit": {}}
+        #: payloads or items the fast path raised on (the twin took them): a bug if not 0
+        self.fast_path_errors = 0
 
     @property
     def implementation(self) -> str:
@@ -141,23 +168,39 @@ class Translator:
             out: accumulates activities, dead letters and counters.
             hint: the stream the payload came from (``audit`` or ``event``); None detects it.
         """
+        if type(payload) is not bytes:
+            payload = bytes(payload) if isinstance(payload, bytearray | memoryview) else payload
+            if isinstance(payload, str):
+                payload = payload.encode("utf-8", "surrogatepass")
         if (
             self._scan is not None
             and type(payload) is bytes
             and len(payload) <= self.max_record_bytes
-            and self._fast(payload, out, hint)
         ):
-            return
-        self._twin(payload, out, hint)
+            try:
+                if self._fast(payload, out, hint):
+                    return
+            except Exception:  # out is untouched when the fast path raises: the twin decides
+                self.fast_path_errors += 1
+                log.debug("fast path failed on a payload; the twin takes it", exc_info=True)
+        records = out.records
+        try:
+            self._twin(payload, out, hint)
+        except Exception as exc:  # a bug, not bad input: the payload is kept, the stream goes on
+            log.error("translating a payload failed: %r", exc, exc_info=True)
+            if out.records == records:
+                out.records += 1
+            self._internal(out, "k8s-event" if hint == "event" else "audit", _whole(payload), exc)
 
     def _twin(self, payload: bytes, out: Output, hint: Hint) -> None:
         dlq_type = "k8s-event" if hint == "event" else "audit"
+        origin = _whole(payload)
         if len(payload) > self.max_record_bytes:
             out.records += 1
             self._unmarshal(
                 out,
                 dlq_type,
-                payload,
+                origin,
                 f"record of {len(payload)} bytes exceeds the limit of "
                 f"{self.max_record_bytes} bytes",
             )
@@ -166,29 +209,52 @@ class Translator:
             obj = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
             out.records += 1
-            self._unmarshal(out, dlq_type, payload, f"invalid JSON: {exc}")
+            self._unmarshal(out, dlq_type, origin, f"invalid JSON: {_json_error(exc, payload)}")
             return
         kind = classify_record(obj) if hint != "event" else "event"
         if kind == "audit_list":
             items = obj.get("items")
             if type(items) is not list:
                 out.records += 1
-                self._unmarshal(out, "audit", payload, "EventList items must be a list")
+                what = json_type(items) if "items" in obj else "missing"
+                self._unmarshal(out, "audit", origin, f"EventList items must be a list, not {what}")
                 return
-            for item in items:
-                self._audit(item, out, None)
+            spans = _ListSpans(payload, items)
+            for i, item in enumerate(items):
+                self._guarded(item, out, spans, i)
+        elif type(obj) is not dict and hint != "event":
+            out.records += 1
+            self._unmarshal(out, dlq_type, origin, f"record is {_a(obj)}, not an object")
         elif kind == "audit" or (kind is None and hint == "audit"):
-            self._audit(obj, out, payload)
+            self._audit(obj, out, origin, "record")
         elif kind == "event":
-            self._event(obj, out, payload)
+            self._event(obj, out, origin)
         else:
             out.records += 1
             self._unmarshal(
                 out,
                 dlq_type,
-                payload,
+                origin,
                 "record is neither an audit event, an audit EventList nor a Kubernetes Event",
             )
+
+    def _guarded(self, item: Any, out: Output, spans: _ListSpans, i: int) -> None:
+        """One EventList item through the twin; an exception costs this item alone."""
+        records = out.records
+        try:
+            self._audit(item, out, spans, i)
+        except Exception as exc:
+            log.error("translating EventList item %d failed: %r", i, exc, exc_info=True)
+            if out.records == records:
+                out.records += 1
+            self._internal(out, "audit", spans.origin(i), exc, f"EventList item {i}: ")
+
+    def _internal(
+        self, out: Output, dlq_type: str, origin: Origin, exc: BaseException, where: str = ""
+    ) -> None:
+        out.errors += 1
+        error = f"{where}internal error: {type(exc).__name__}: {exc}"
+        out.dead(dead_letter_record(dlq_type, _text(origin), error, INTERNAL), origin)
 
     # -- fast path ---------------------------------------------------------------------------
     def _fast(self, payload: bytes, out: Output, hint: Hint) -> bool:
@@ -224,8 +290,9 @@ class Translator:
             self._fast_list(payload, rest, tally, out)
             return True
         if kind == "audit" or (kind is None and hint == "audit"):
-            if not self._fast_audit(payload, (text, spans, route_text), out, probe):
-                self._audit(orjson.loads(payload), out, payload)
+            origin = _whole(payload)
+            if not self._fast_audit(payload, (text, spans, route_text), out, probe, origin):
+                self._audit(orjson.loads(payload), out, origin, "record")
             return True
         return False
 
@@ -244,17 +311,25 @@ class Translator:
         scan = self._scan
         assert scan is not None
         decisions = self._decisions
+        spans: _ListSpans | None = None
         for s, e, key in rest:
-            if key is not None and key not in decisions:
-                decision = self._decide(key)
-                if len(decisions) < _DECISION_LIMIT:
-                    decisions[key] = decision
-                if decision is not None:
-                    _count(out, decision, 1)
+            try:
+                if key is not None and key not in decisions:
+                    decision = self._decide(key)
+                    if len(decisions) < _DECISION_LIMIT:
+                        decisions[key] = decision
+                    if decision is not None:
+                        _count(out, decision, 1)
+                        continue
+                item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
+                if item is not None and self._fast_audit(payload, item, out, None, (payload, s, e)):
                     continue
-            item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
-            if item is None or not self._fast_audit(payload, item, out, None):
-                self._audit(orjson.loads(payload[s:e]), out, None)
+            except Exception:  # out is untouched: the twin takes the item
+                self.fast_path_errors += 1
+                log.debug("fast path failed on an EventList item", exc_info=True)
+            if spans is None:
+                spans = _ListSpans(payload, None)
+            self._guarded(orjson.loads(payload[s:e]), out, spans, spans.index_of(s, e))
         for key, n in tally.items():
             _count(out, decisions[key], n)  # type: ignore[arg-type]  # tallied: not None
 
@@ -278,7 +353,9 @@ class Translator:
             return None
         return self._decide(route)
 
-    def _fast_audit(self, buf: bytes, split: tuple, out: Output, probe: dict | None) -> bool:
+    def _fast_audit(
+        self, buf: bytes, split: tuple, out: Output, probe: dict | None, origin: Origin
+    ) -> bool:
         """One audit event from its split text; False (``out`` untouched) for the twin.
 
         ``probe`` is the parsed route text (routing values, other keys null) when at hand.
@@ -313,7 +390,7 @@ class Translator:
             return False
         out.records += 1
         out.receive(route[1])
-        self._collect(result, out)
+        self._collect(result, out, origin)
         return True
 
     def _fast_event(self, payload: bytes, out: Output, probe: dict) -> bool:
@@ -332,7 +409,7 @@ class Translator:
         if result.failures:
             return False
         out.records += 1
-        self._collect(result, out)
+        self._collect(result, out, _whole(payload))
         return True
 
     def _outcome(
@@ -353,31 +430,39 @@ class Translator:
         return None
 
     # -- twin ----------------------------------------------------------------------------------
-    def _unmarshal(self, out: Output, dlq_type: str, payload: Any, error: str) -> None:
+    def _unmarshal(self, out: Output, dlq_type: str, origin: Origin, error: str) -> None:
         out.errors += 1
-        out.dead_letters.append(dead_letter_record(dlq_type, payload, error, "unmarshal"))
+        out.dead(dead_letter_record(dlq_type, _text(origin), error, UNMARSHAL), origin)
 
-    def _audit(self, obj: Any, out: Output, payload: bytes | None) -> None:
-        route = peek_route(obj)
-        if route is not None:
-            decision = self._outcome(*route, peek_selector(obj))
-            if decision is not None:
-                _count(out, decision, 1)
-                return
+    def _audit(self, obj: Any, out: Output, at: Origin | _ListSpans, where: str | int) -> None:
+        """One audit event (decoded JSON): ``at`` and ``where`` say where its text is --
+        the whole payload (an :data:`Origin`, ``where`` names it) or item ``where`` of a list."""
+        if type(obj) is dict:
+            route = peek_route(obj)
+            if route is not None:
+                decision = self._outcome(*route, peek_selector(obj))
+                if decision is not None:
+                    _count(out, decision, 1)
+                    return
         out.records += 1
+        origin = at.origin(int(where)) if isinstance(at, _ListSpans) else at
+        if type(obj) is not dict:
+            name = f"EventList item {where}" if isinstance(at, _ListSpans) else str(where)
+            self._unmarshal(out, "audit", origin, f"{name} is {_a(obj)}, not an object")
+            return
         try:
             audit = decode_audit(obj, copy=False)
         except RecordError as exc:
-            self._unmarshal(out, "audit", payload if payload is not None else obj, str(exc))
+            self._unmarshal(out, "audit", origin, str(exc))
             return
         out.receive(audit_key(audit))
         result = self.engine.translate_audit(audit)
-        self._collect(result, out)
+        self._collect(result, out, origin)
         if result.failures:
-            original = payload if payload is not None else obj
+            original = _text(origin)
             tenant = audit_tenant(audit.get("user"))
             for f in result.failures:
-                out.dead_letters.append(
+                out.dead(
                     dead_letter_record(
                         "audit",
                         original,
@@ -388,26 +473,28 @@ class Translator:
                         f.rule_index,
                         tenant,
                         audit_dlq_resource(audit, f.policy.kind),
-                    )
+                    ),
+                    origin,
                 )
 
-    def _event(self, obj: Any, out: Output, payload: bytes | None) -> None:
+    def _event(self, obj: Any, out: Output, origin: Origin) -> None:
         out.records += 1
         try:
             event = decode_event(obj, copy=False)
         except RecordError as exc:
-            self._unmarshal(out, "k8s-event", payload if payload is not None else obj, str(exc))
+            self._unmarshal(out, "k8s-event", origin, str(exc))
             return
         result = self.engine.translate_event(event)
-        self._collect(result, out)
+        self._collect(result, out, origin)
         if result.failures:
             found = involved_object(event) if event is not None else None
             api_group, _kind, involved = found if found is not None else ("", "", {})
+            original = _text(origin)
             for f in result.failures:
-                out.dead_letters.append(
+                out.dead(
                     dead_letter_record(
                         "k8s-event",
-                        payload if payload is not None else obj,
+                        original,
                         f"failed to evaluate {_stage(f.error_type)}: {f.message}",
                         f.error_type,
                         f.policy.name,
@@ -415,14 +502,16 @@ class Translator:
                         f.rule_index,
                         None,
                         event_dlq_resource(api_group, f.policy.kind, involved),
-                    )
+                    ),
+                    origin,
                 )
 
     @staticmethod
-    def _collect(result: Translation, out: Output) -> None:
+    def _collect(result: Translation, out: Output, origin: Origin) -> None:
         if result.activity is not None:
             out.activities.append(result.activity)
             out.policies.append(result.policy.name if result.policy is not None else "")
+            out.origins.append(origin)
         elif result.skipped:
             out.skip(result.skipped)
         elif not result.failures:
@@ -443,3 +532,71 @@ def _count(out: Output, decision: tuple[str | None, str], n: int) -> None:
 
 def _stage(error_type: str) -> str:
     return {"cel_match": "match", "cel_summary": "summary"}.get(error_type, "build")
+
+
+def _whole(payload: bytes) -> Origin:
+    return payload, 0, len(payload)
+
+
+def _text(origin: Origin) -> bytes:
+    """The input text at ``origin``."""
+    buf, start, end = origin
+    return buf if start == 0 and end == len(buf) else buf[start:end]
+
+
+def _a(value: Any) -> str:
+    """``a number``, ``an array``, ``null``: a JSON value's type for a reason text."""
+    name = json_type(value)
+    return name if name == "null" else f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _json_error(exc: Exception, payload: bytes) -> str:
+    text = str(exc)
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"invalid UTF-8 at byte {bad.start}"
+    return text
+
+
+class _ListSpans:
+    """The text of each item of an EventList payload, found when first needed.
+
+    Args:
+        payload: the EventList's bytes (valid JSON).
+        items: its decoded items (to re-encode one if its span cannot be found); None when
+            the caller has no decoded list (the fast path), where spans are always found.
+    """
+
+    __slots__ = ("_items", "_spans", "_starts", "payload")
+
+    def __init__(self, payload: bytes, items: list[Any] | None) -> None:
+        self.payload = payload
+        self._items = items
+        self._spans: list[tuple[int, int]] | None = None
+        self._starts: list[int] | None = None
+
+    def _all(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            found = list_item_spans(self.payload)
+            ok = found is not None and (self._items is None or len(found) == len(self._items))
+            self._spans = found if ok and found is not None else []
+        return self._spans
+
+    def origin(self, i: int) -> Origin:
+        """Where item ``i``'s text is (re-encoded from its value if its span is unknown)."""
+        spans = self._all()
+        if i < len(spans):
+            return self.payload, *spans[i]
+        value = orjson.dumps(self._items[i]) if self._items is not None else b"null"
+        return value, 0, len(value)
+
+    def index_of(self, start: int, end: int) -> int:
+        """The index of the item whose text is ``payload[start:end]``."""
+        spans = self._all()
+        if self._starts is None:
+            self._starts = [s for s, _ in spans]
+        i = bisect.bisect_left(self._starts, start)
+        if i < len(spans) and spans[i] == (start, end):
+            return i
+        raise LookupError(f"no EventList item at bytes {start}-{end}")

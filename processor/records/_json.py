@@ -24,8 +24,8 @@ def load_object(
     Raises:
         RecordError: the payload is not valid JSON.
     """
-    if isinstance(raw, dict):
-        if not copy:
+    if not isinstance(raw, bytes | bytearray | memoryview | str):  # already decoded
+        if not copy or not isinstance(raw, dict | list):
             return raw
         try:
             raw = orjson.dumps(raw, option=_DUMP_OPTS)

@@ -17,6 +17,7 @@ safe: a duplicate (``"duplicate": true``) counts as success.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -54,6 +55,8 @@ class PublishError(ProcessorError):
         self.total = total
         self.reasons = list(reasons)
         self.retriable = retriable
+        #: positions stored before the failure (see :meth:`JsPublisher.publish_all`)
+        self.fresh: list[int] = []
 
 
 @dataclass(slots=True)
@@ -72,6 +75,8 @@ class _Call:
     """The PubAcks one ``publish_all`` call waits for."""
 
     seqs: list[int] = field(default_factory=list)
+    #: positions (in the call's items) of the messages the stream stored now, not as duplicates
+    fresh: list[int] = field(default_factory=list)
     left: int = 0
     failed: int = 0
     reasons: list[str] = field(default_factory=list)
@@ -113,14 +118,19 @@ class JsPublisher:
         """PubAcks currently awaited."""
         return len(self._pending)
 
-    async def publish_all(self, items: Sequence[Item]) -> None:
+    async def publish_all(self, items: Sequence[Item]) -> list[int]:
         """Publish ``(subject, payload, msg_id or None)`` items and wait for every PubAck.
 
+        Returns:
+            The positions in ``items`` of the messages the stream stored (a PubAck that is not
+            a ``duplicate``), in PubAck order.
+
         Raises:
-            PublishError: (retriable) some PubAck was an error, or missing after ``timeout``.
+            PublishError: (retriable) some PubAck was an error, or missing after ``timeout``;
+                its ``fresh`` lists the positions stored meanwhile.
         """
         if not items:
-            return
+            return []
         await self._subscribe()
         call = _Call()
         publish = self.nc.publish
@@ -147,7 +157,10 @@ class JsPublisher:
         await self._wait_done(call)
         if call.failed:
             self.stats.failed += call.failed
-            raise PublishError(call.failed, len(items), call.reasons)
+            error = PublishError(call.failed, len(items), call.reasons)
+            error.fresh = call.fresh
+            raise error
+        return call.fresh
 
     async def close(self) -> None:
         """Unsubscribe the PubAck inbox (pending calls then time out)."""
@@ -205,6 +218,8 @@ class JsPublisher:
             self.stats.acked += 1
             if b'"duplicate"' in data and orjson.loads(data).get("duplicate"):
                 self.stats.duplicates += 1
+            else:
+                call.fresh.append(bisect.bisect_left(call.seqs, seq))  # seqs ascend
         call.left -= 1
         if call.left == 0 and call.sent:
             call.done.set()

@@ -28,10 +28,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "STREAMS",
+    "OutputLimits",
     "StreamSpec",
     "TopologyError",
     "ensure_consumer",
     "ensure_streams",
+    "output_limits",
     "partition_consumer_name",
 ]
 
@@ -142,6 +144,41 @@ async def _ensure_stream(js: Any, spec: StreamSpec, provision: bool, replicas: i
             list(spec.subjects),
         )
     return False
+
+
+#: Bytes kept free in each output message for its headers (``Nats-Msg-Id``).
+HEADER_RESERVE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimits:
+    """The largest message bodies the output streams take (headers reserved).
+
+    Attributes:
+        activity_bytes: the largest Activity ``ACTIVITIES`` stores.
+        dead_letter_bytes: the largest dead letter ``ACTIVITY_DEAD_LETTER`` stores.
+    """
+
+    activity_bytes: int
+    dead_letter_bytes: int
+
+
+async def output_limits(js: Any, max_payload: int) -> OutputLimits:
+    """Read the output streams' ``max_msg_size`` (bounded by the server's ``max_payload``).
+
+    A stream that cannot be read (missing, no permission) is bounded by ``max_payload`` alone.
+    """
+
+    async def limit(name: str) -> int:
+        size = -1
+        try:
+            size = (await js.stream_info(name)).config.max_msg_size or -1
+        except Exception as exc:
+            log.warning("cannot read %s's max message size, using the server's: %s", name, exc)
+        cap = max_payload if size <= 0 else min(size, max_payload)
+        return max(cap - HEADER_RESERVE, 1)
+
+    return OutputLimits(await limit("ACTIVITIES"), await limit("ACTIVITY_DEAD_LETTER"))
 
 
 def partition_consumer_name(base: str, n: int) -> str:

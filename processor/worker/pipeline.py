@@ -31,18 +31,26 @@ from typing import Any
 
 from processor.activity import encode_activity
 from processor.config import Settings
-from processor.deadletter import dead_letter_record, encode_dead_letter
+from processor.deadletter import (
+    TOO_LARGE,
+    dead_letter_record,
+    encode_dead_letter,
+    pointer_record,
+)
 from processor.metrics import Metrics
 from processor.sink.base import Sink, SinkError
 from processor.stream.consumer import Delivery, ack_many, in_progress_many
-from processor.stream.publisher import JsPublisher
+from processor.stream.publisher import JsPublisher, PublishError
+from processor.stream.topology import OutputLimits
 from processor.subjects import activity_subject, dlq_subject
-from processor.translate import Output, Translator
+from processor.translate import Origin, Output, Translator
 from processor.worker.raw import raw_rows
 
 log = logging.getLogger(__name__)
 
 Item = tuple[str, bytes, str | None]
+#: A delivery and the ends of what it produced in the group's Output (activities, dead letters).
+Mark = tuple[Delivery, int, int]
 MAX_BACKOFF = 30.0
 #: Seconds the deliveries that gave nothing to keep wait, to be acknowledged in one write.
 EARLY_ACK_DELAY = 0.05
@@ -82,6 +90,7 @@ class Pipeline:
         metrics: the worker's metrics.
         executor: the storage thread (:func:`~processor.worker.sinkthread.sink_executor`) that
             inserts run on; its owner shuts it down.
+        limits: the output streams' message sizes (read from the streams at start).
         on_pressure: called with True when fetching must pause and False when it may resume.
     """
 
@@ -94,6 +103,7 @@ class Pipeline:
         settings: Settings,
         metrics: Metrics,
         executor: concurrent.futures.Executor,
+        limits: OutputLimits,
         on_pressure: Callable[[bool], None] | None = None,
     ) -> None:
         self.translator = translator
@@ -102,6 +112,7 @@ class Pipeline:
         self.publisher = publisher
         self.settings = settings
         self.metrics = metrics
+        self.limits = limits
         self.on_pressure = on_pressure
         self._batch = Batch()
         self._pending_records = 0
@@ -142,6 +153,7 @@ class Pipeline:
         keep_all = self.settings.store_raw
         activities, dead_letters = out.activities, out.dead_letters
         carrying: list[Delivery] = []
+        marks: list[Mark] = []
         done: list[Delivery] = []
         made = done_records = 0
         for d in deliveries:
@@ -150,13 +162,14 @@ class Pipeline:
             now = len(activities) + len(dead_letters)
             if now != made or keep_all:
                 carrying.append(d)
+                marks.append((d, len(activities), len(dead_letters)))
                 made = now
             else:
                 done.append(d)
                 done_records += out.records - before
         self._count(out, source, partition, len(deliveries))
         if carrying:
-            unit = self._unit(carrying, out, out.records - done_records)
+            unit = self._unit(carrying, marks, out, out.records - done_records, source)
             if keep_all:
                 table, rows = raw_rows(carrying, source, self.settings.stages)
                 unit.rows.setdefault(table, []).extend(rows)
@@ -188,26 +201,70 @@ class Pipeline:
         self.committed_records += records
         self.metrics.records_committed.inc(records)
 
-    def _unit(self, deliveries: list[Delivery], out: Output, records: int) -> Unit:
+    def _unit(
+        self, deliveries: list[Delivery], marks: list[Mark], out: Output, records: int, source: str
+    ) -> Unit:
+        """The unit of ``deliveries``: activity rows, and the activities and dead letters to
+        publish. An Activity larger than ACTIVITIES takes becomes a dead letter
+        (``activity_too_large``); a dead letter larger than the DLQ takes, a pointer to its input
+        (:func:`~processor.deadletter.pointer_record`). ``marks`` say which delivery made what."""
         prefix = self.settings.output_subject_prefix
+        limit = self.limits.activity_bytes
         activity_rows = []
         items: list[Item] = []
-        for activity in out.activities:
+        dead: list[tuple[dict[str, Any], Origin, Delivery]] = []
+        owner = 0
+        for i, activity in enumerate(out.activities):
+            while marks[owner][1] <= i:
+                owner += 1
             data = encode_activity(activity)
+            if len(data) > limit:
+                record = _too_large(
+                    activity, out.policies[i], out.origins[i], len(data), limit, source
+                )
+                dead.append((record, out.origins[i], marks[owner][0]))
+                continue
             activity_rows.append(data)
             items.append((activity_subject(activity, prefix), data, activity["metadata"]["name"]))
+        owner = 0
+        for j, record in enumerate(out.dead_letters):
+            while marks[owner][2] <= j:
+                owner += 1
+            dead.append((record, out.dead_origins[j], marks[owner][0]))
+        letters: list[dict[str, Any]] = []
         if self.settings.dlq_enabled:
-            for record in out.dead_letters:
-                items.append(_dlq_item(record))
-                self._count_dead_letter(record)
-        elif out.dead_letters:
-            log.warning(
-                "dead-letter queue disabled: %d failed records acked", len(out.dead_letters)
-            )
+            for record, origin, delivery in dead:
+                item, record = self._dlq_item(record, origin, delivery)
+                items.append(item)
+                letters.append(record)
+        elif dead:
+            log.warning("dead-letter queue disabled: %d failed records acked", len(dead))
         unit = Unit(deliveries, {"activities": activity_rows}, records, time.monotonic())
         if items:
-            unit.publish = asyncio.ensure_future(self._publish(items, len(activity_rows)))
+            unit.publish = asyncio.ensure_future(self._publish(items, len(activity_rows), letters))
         return unit
+
+    def _dlq_item(
+        self, record: dict[str, Any], origin: Origin, delivery: Delivery
+    ) -> tuple[Item, dict[str, Any]]:
+        """The DLQ message of ``record`` (from ``delivery``), with an id that is the same on
+        every redelivery, so the stream stores it once."""
+        buf, start, end = origin
+        if buf is not delivery.data:  # text re-encoded from its value: point at the message
+            buf, start, end = delivery.data, 0, len(delivery.data)
+        stream = _stream_of(delivery)
+        key = (
+            f"{stream}\0{delivery.stream_seq}\0{start}\0{end}\0{record.get('errorType')}\0"
+            f"{record.get('policyName')}\0{record.get('ruleIndex')}"
+        )
+        msg_id = "dlq-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        subject, data, _ = _dlq_item(record)
+        if len(data) > self.limits.dead_letter_bytes:
+            record = pointer_record(
+                record, stream, delivery.stream_seq, (start, end), buf[start:end]
+            )
+            subject, data, _ = _dlq_item(record)
+        return (subject, data, msg_id), record
 
     def _add(self, unit: Unit) -> None:
         batch = self._batch
@@ -233,13 +290,21 @@ class Pipeline:
             self.on_pressure(paused)
 
     # -- publish --------------------------------------------------------------------------------
-    async def _publish(self, items: list[Item], activities: int) -> None:
+    async def _publish(
+        self, items: list[Item], activities: int, letters: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Publish ``items`` until every one is stored; the last ``len(letters)`` are the dead
+        letters, counted once each when the stream stores them (not as a duplicate)."""
         delay = 0.1
+        first = len(items) - len(letters)
+        counted: set[int] = set()
         while True:
             started = time.perf_counter()
             try:
-                await self.publisher.publish_all(items)
+                fresh = await self.publisher.publish_all(items)
             except Exception as exc:
+                if isinstance(exc, PublishError):
+                    self._count_fresh(exc.fresh, first, letters, counted)
                 self.publish_error = f"publish failing: {exc}"
                 log.warning(
                     "publish of %d messages failed, retrying in %.1fs: %s", len(items), delay, exc
@@ -248,10 +313,19 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
                 continue
+            self._count_fresh(fresh, first, letters, counted)
             self.publish_error = ""
             self.metrics.publish_latency.observe(time.perf_counter() - started)
             self.metrics.messages_published.inc(activities)
             return
+
+    def _count_fresh(
+        self, fresh: list[int], first: int, letters: Sequence[dict[str, Any]], counted: set[int]
+    ) -> None:
+        for position in fresh:
+            if position >= first and position not in counted:
+                counted.add(position)
+                self._count_dead_letter(letters[position - first])
 
     # -- flush ----------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -355,8 +429,9 @@ class Pipeline:
         log.error("%s refused a row, dead-lettering it: %s", table, exc)
         kind = "k8s-event" if table == "k8s_events" else "audit"
         record = dead_letter_record(kind, rows[0], f"insert into {table} refused: {exc}", "publish")
-        self._count_dead_letter(record)
-        await self._publish([_dlq_item(record)], 0)
+        subject, data, _ = _dlq_item(record)
+        msg_id = "dlq-refused-" + hashlib.blake2b(rows[0], digest_size=16).hexdigest()
+        await self._publish([(subject, data, msg_id)], 0, [record])
 
     async def _keepalive(self) -> None:
         """Tell NATS that inputs waiting longer than a third of ack_wait are still in progress."""
@@ -461,6 +536,33 @@ def _dlq_item(record: dict[str, Any]) -> Item:
     kind = resource.get("kind", "") if resource is not None else ""
     subject = dlq_subject(record.get("type", "audit"), group, kind)
     return subject, encode_dead_letter(record), None
+
+
+def _too_large(
+    activity: dict[str, Any], policy: str, origin: Origin, size: int, limit: int, source: str
+) -> dict[str, Any]:
+    """The dead letter of an Activity too large for ACTIVITIES (its input kept, not its text)."""
+    buf, start, end = origin
+    spec = activity.get("spec") or {}
+    resource = spec.get("resource") or {}
+    return dead_letter_record(
+        "audit" if source == "audit" else "k8s-event",
+        buf if start == 0 and end == len(buf) else buf[start:end],
+        f"activity {activity['metadata']['name']} of {size} bytes exceeds the {limit} bytes "
+        "an ACTIVITIES message can hold",
+        TOO_LARGE,
+        policy,
+        tenant=spec.get("tenant") if source == "audit" else None,
+        resource={k: resource.get(k, "") for k in ("apiGroup", "kind", "name", "namespace")},
+    )
+
+
+def _stream_of(delivery: Delivery) -> str:
+    """The stream a delivery came from (its ack subject: ``$JS.ACK.<stream>.<consumer>...``)."""
+    parts = delivery.reply.split(".")
+    if len(parts) > 2 and parts[1] == "ACK":
+        return parts[4] if len(parts) >= 12 else parts[2]  # v2 subjects carry domain + hash
+    return ""
 
 
 def _token(table: str, rows: list[bytes]) -> str:

@@ -1,0 +1,101 @@
+"""The raw text of each EventList item, for dead letters that keep it byte for byte.
+
+The scanner (:mod:`processor.records.jsonscan` and its native twin) locates items only in input it
+is sure of; anything doubtful (exponents, deep nesting, surrogate escapes) is decoded whole with
+orjson, which gives values, not their text. A dead letter must keep what the producer sent
+(``docs/reliability.md``), so for such input :func:`list_item_spans` finds the items' spans in the
+bytes orjson already accepted. It tokenises with one regular expression (strings whole, then
+structural characters), so it costs a pass in C over the payload, taken only when an item of a
+doubtful list is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+__all__ = ["list_item_spans"]
+
+# A string (whole, escapes included) or one structural character.
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
+_WS = b" \t\n\r"
+
+
+def list_item_spans(payload: bytes | str) -> list[tuple[int, int]] | None:
+    """Spans ``(start, end)`` of the items of the top-level object's ``items`` array.
+
+    ``payload`` must be JSON that orjson accepts. As orjson does, the last ``items`` member wins
+    when the key repeats, and keys are compared after unescaping.
+
+    Returns:
+        One span per item, in order (``payload[start:end]`` is the item's text), or None when
+        the top level is not an object or has no ``items`` array.
+    """
+    buf = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    depth = 0
+    found: list[tuple[int, int]] | None = None
+    items: list[tuple[int, int]] | None = None  # the items array being read (at depth 2)
+    seg = 0  # where the current item's text starts: after the array's "[" or the last ","
+    expect_key = False
+    is_items = False
+    for m in _TOKEN.finditer(buf):
+        c = buf[m.start()]
+        if c == 0x22:  # a string: a key at depth 1, else a value (its text is in a segment)
+            if depth == 1 and expect_key:
+                is_items = _key(m.group()) == "items"
+                expect_key = False
+        elif c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+            if depth == 1:
+                if c != 0x7B:
+                    return None
+                expect_key = True
+            elif depth == 2 and is_items and c == 0x5B:
+                items, seg = [], m.end()
+        elif c == 0x5D or c == 0x7D:  # ] }
+            if items is not None and depth == 2:  # the end of the items array
+                span = _strip(buf, seg, m.start())
+                if span is not None:
+                    items.append(span)
+                found, items = items, None
+            depth -= 1
+        elif c == 0x2C:  # ,
+            if items is not None and depth == 2:
+                span = _strip(buf, seg, m.start())
+                if span is not None:
+                    items.append(span)
+                seg = m.end()
+            elif depth == 1:
+                expect_key, is_items = True, False
+        elif depth == 1 and is_items:  # the colon after "items": the last such member wins
+            nxt = _skip_ws(buf, m.end())
+            if nxt >= len(buf) or buf[nxt] != 0x5B:
+                found, is_items = None, False
+    return found
+
+
+def _key(tok: bytes) -> str:
+    if b"\\" not in tok:
+        return tok[1:-1].decode("utf-8", "replace")
+    try:
+        key = orjson.loads(tok)
+    except orjson.JSONDecodeError:
+        return ""
+    return key if isinstance(key, str) else ""
+
+
+def _skip_ws(buf: bytes, i: int) -> int:
+    n = len(buf)
+    while i < n and buf[i] in _WS:
+        i += 1
+    return i
+
+
+def _strip(buf: bytes, start: int, stop: int) -> tuple[int, int] | None:
+    """``(start, stop)`` without the surrounding whitespace; None when nothing is left."""
+    while start < stop and buf[start] in _WS:
+        start += 1
+    while stop > start and buf[stop - 1] in _WS:
+        stop -= 1
+    return (start, stop) if start < stop else None

@@ -17,6 +17,7 @@ from processor.query.output import FORMATS, print_items
 from processor.query.service import DEFAULT_LIMIT, QueryRequest, iter_pages, run_query
 from processor.query.tables import ACTIVITIES, AUDIT_LOGS, K8S_EVENTS, TABLES, Table
 from processor.query.timeparse import NS
+from processor.query.tokenkeys import DEFAULT_FILE_NAME, TokenKeys, load_keys
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +71,14 @@ def add_query_flags(parser: argparse.ArgumentParser, table: Table) -> None:
     _add_scope(parser, actor=table is not K8S_EVENTS)
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="rows per page (1-1000)")
     parser.add_argument("--continue", dest="continue_token", default="", metavar="TOKEN")
+    parser.add_argument(
+        "--token-key-file",
+        default=None,
+        metavar="PATH",
+        help="continue-token signing keys, one per line, the first signs (env "
+        "ACTIVITY_TOKEN_KEY_FILE, or ACTIVITY_TOKEN_KEYS=new,old; default token-keys in the "
+        "data dir, created on first use)",
+    )
     parser.add_argument("--all-pages", action="store_true", help="follow continue tokens")
     parser.add_argument("-o", "--output", choices=FORMATS, default="table")
     parser.add_argument("--no-headers", action="store_true", help="table output without headers")
@@ -86,6 +95,14 @@ def parse_duration(text: str) -> int:
     if not number.isdigit() or unit not in units or int(number) <= 0:
         raise QueryError(f"invalid duration {text!r} (use <N><s|m|h|d|w>, e.g. 30d)")
     return int(number) * units[unit] * NS
+
+
+def token_keys(args: argparse.Namespace) -> TokenKeys:
+    """The continue-token keys: flag, environment, else ``<data dir>/token-keys`` (created)."""
+    from processor.sink.factory import default_data_dir
+
+    default = default_data_dir() / DEFAULT_FILE_NAME
+    return load_keys(getattr(args, "token_key_file", None), os.environ, default)
 
 
 def request_from(args: argparse.Namespace) -> QueryRequest:
@@ -116,9 +133,10 @@ def _handle_query(args: argparse.Namespace) -> int:
         return 2
     try:
         request = request_from(args)
+        keys = token_keys(args)
         backend = open_backend(args)
         try:
-            return _print_pages(backend, request, args)
+            return _print_pages(backend, request, args, keys)
         finally:
             backend.close()
     except (QueryError, SinkError, ValueError) as exc:
@@ -126,10 +144,12 @@ def _handle_query(args: argparse.Namespace) -> int:
         return 1
 
 
-def _print_pages(backend: Any, request: QueryRequest, args: argparse.Namespace) -> int:
+def _print_pages(
+    backend: Any, request: QueryRequest, args: argparse.Namespace, keys: TokenKeys
+) -> int:
     table = request.table.name
     if not args.all_pages:
-        page = run_query(backend, request)
+        page = run_query(backend, request, keys=keys)
         print_items(table, page.items, args.output, headers=not args.no_headers)
         if page.continue_token:
             print(
@@ -142,7 +162,7 @@ def _print_pages(backend: Any, request: QueryRequest, args: argparse.Namespace) 
         return 0
     collected: list[dict[str, Any]] = []
     total = 0
-    for number, page in enumerate(iter_pages(backend, request)):
+    for number, page in enumerate(iter_pages(backend, request, keys=keys)):
         total += len(page.items)
         if args.output in ("json", "yaml"):
             collected += page.items

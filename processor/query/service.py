@@ -18,6 +18,7 @@ from processor.query.selectors import compile_selector
 from processor.query.sql import DATABASE, DEDUP, Select, check_identifier
 from processor.query.tables import Table
 from processor.query.timeparse import resolve_window
+from processor.query.tokenkeys import TokenKeys, process_keys
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,16 @@ class Plan:
     end_ns: int
 
 
-def build(request: QueryRequest, now_ns: int, database: str = DATABASE) -> Plan:
+def build(
+    request: QueryRequest, now_ns: int, database: str = DATABASE, keys: TokenKeys | None = None
+) -> Plan:
     """Validate ``request`` and build its SELECT.
+
+    Args:
+        request: the request; its continue token, if any, is verified with ``keys``.
+        now_ns: the current time.
+        database: the database of the tables.
+        keys: the continue-token keys (``None``: this process's random key).
 
     Raises:
         QueryError: any invalid parameter (time, limit, filter, selector, token, scope).
@@ -94,12 +103,18 @@ def build(request: QueryRequest, now_ns: int, database: str = DATABASE) -> Plan:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT} (0 = {DEFAULT_LIMIT})")
     expr = _conditions(request)
     cur = None
+    max_window = request.max_window_ns or table.max_window_ns
     if request.continue_token:
-        key_len = len(table.sort_key)
-        cur = cursor.decode(request.continue_token, request.binding(), key_len, now_ns // 10**6)
+        cur = cursor.decode(
+            request.continue_token,
+            request.binding(),
+            len(table.sort_key),
+            now_ns // 10**6,
+            keys or process_keys(),
+        )
+        cursor.check_window(cur, request.start, request.end, max_window, now_ns)
         start_ns, end_ns = cur.start_ns, cur.end_ns
     else:
-        max_window = request.max_window_ns or table.max_window_ns
         window = resolve_window(request.start, request.end, now_ns, max_window)
         start_ns, end_ns = window.start, window.end
     select = Select(table, check_identifier(database))
@@ -153,16 +168,25 @@ def _search_terms(request: QueryRequest) -> list[str]:
 
 
 def run_query(
-    backend: Backend, request: QueryRequest, now_ns: int | None = None, dedup: str = DEDUP
+    backend: Backend,
+    request: QueryRequest,
+    now_ns: int | None = None,
+    dedup: str = DEDUP,
+    keys: TokenKeys | None = None,
 ) -> Page:
     """Fetch one page of ``request``.
+
+    ``keys`` verify the request's continue token and sign the next one; ``None`` uses a random
+    key of this process, so tokens do not work in another process (the CLI passes
+    :func:`processor.query.tokenkeys.load_keys`).
 
     Raises:
         QueryError: an invalid request (nothing is sent to the store).
         processor.sink.base.SinkError: the store failed.
     """
     now = time.time_ns() if now_ns is None else now_ns
-    plan = build(request, now, getattr(backend, "database", DATABASE))
+    keys = keys or process_keys()
+    plan = build(request, now, getattr(backend, "database", DATABASE), keys)
     if dedup == "collapse":
         rows = fetch_collapsed(backend, plan.select, plan.limit + 1)
     else:
@@ -173,7 +197,7 @@ def run_query(
     if more:
         key = cursor.key_of(rows[-1], len(request.table.sort_key))
         position = cursor.Cursor(key, plan.start_ns, plan.end_ns)
-        token = cursor.encode(position, request.binding(), now // 10**6)
+        token = cursor.encode(position, request.binding(), now // 10**6, keys)
     items = [orjson.loads(row["doc"]) for row in rows]
     log.debug("query %s: %d rows, more=%s", request.table.name, len(items), more)
     return Page(items, token, plan.start_ns, plan.end_ns)
@@ -218,12 +242,15 @@ def _collapse(rows: list[dict[str, Any]], n_keys: int) -> list[dict[str, Any]]:
 
 
 def iter_pages(
-    backend: Backend, request: QueryRequest, max_pages: int | None = None
+    backend: Backend,
+    request: QueryRequest,
+    max_pages: int | None = None,
+    keys: TokenKeys | None = None,
 ) -> Iterator[Page]:
-    """Every page of ``request`` in order, following continue tokens."""
+    """Every page of ``request`` in order, following continue tokens (signed with ``keys``)."""
     count = 0
     while True:
-        page = run_query(backend, request)
+        page = run_query(backend, request, keys=keys)
         yield page
         count += 1
         if not page.continue_token or (max_pages is not None and count >= max_pages):

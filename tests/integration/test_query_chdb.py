@@ -341,6 +341,9 @@ def run_cli(data: Data, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int
     from tests.integration.test_query_history import with_registrars
 
     with_registrars(monkeypatch)
+    for name in ("ACTIVITY_TOKEN_KEYS", "ACTIVITY_TOKEN_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACTIVITY_DATA_DIR", str(Path(data.sink.path).parent))  # token key file
     return cli.main([*argv, "--clickhouse-url", f"chdb://{data.sink.path}"])
 
 

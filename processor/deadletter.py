@@ -33,6 +33,7 @@ from typing import Any, Final
 import orjson
 
 from processor.records import timefmt
+from processor.records.spans import member_span
 
 __all__ = [
     "CEL_MATCH",
@@ -220,14 +221,19 @@ def decode_dead_letter(data: bytes | str) -> dict[str, Any]:
     return record
 
 
-def original_payload_bytes(record: dict[str, Any]) -> bytes:
+def original_payload_bytes(record: dict[str, Any], data: bytes | None = None) -> bytes:
     """The input bytes to republish from a decoded DLQ record (:func:`decode_dead_letter`).
 
-    JSON payloads come back compact (as upstream's Go re-compacting does); on a record fresh from
-    :func:`dead_letter_record` they come back verbatim.
+    With the DLQ message's ``data``, a JSON payload comes back byte for byte (its text in the
+    message); without it, compact (as upstream's Go re-compacting does). A pointer record
+    (``originalPayloadRef``) holds no payload: read it with :func:`payload_from_ref`.
     """
     payload = record.get("originalPayload")
     encoding = record.get("originalPayloadEncoding")
+    if data is not None and encoding is None:
+        span = member_span(data, "originalPayload")
+        if span is not None:
+            return data[span[0] : span[1]]
     if encoding == "text" and isinstance(payload, str):
         return payload.encode("utf-8", "surrogatepass")
     if encoding == "base64" and isinstance(payload, str):

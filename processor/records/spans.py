@@ -15,7 +15,7 @@ import re
 
 import orjson
 
-__all__ = ["list_item_spans"]
+__all__ = ["list_item_spans", "member_span"]
 
 # A string (whole, escapes included) or one structural character.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
@@ -72,6 +72,40 @@ def list_item_spans(payload: bytes | str) -> list[tuple[int, int]] | None:
             nxt = _skip_ws(buf, m.end())
             if nxt >= len(buf) or buf[nxt] != 0x5B:
                 found, is_items = None, False
+    return found
+
+
+def member_span(payload: bytes, key: str) -> tuple[int, int] | None:
+    """The span of the top-level object's member ``key`` (the last one, as orjson reads it).
+
+    ``payload`` must be JSON that orjson accepts; None when the top level is not an object or
+    has no such member.
+    """
+    depth = 0
+    found: tuple[int, int] | None = None
+    seg = -1  # where the value being read starts (after the colon), -1 when not ours
+    expect_key = is_key = False
+    for m in _TOKEN.finditer(payload):
+        c = payload[m.start()]
+        if c == 0x22:
+            if depth == 1 and expect_key:
+                is_key = _key(m.group()) == key
+                expect_key = False
+        elif c == 0x5B or c == 0x7B:
+            depth += 1
+            if depth == 1:
+                if c != 0x7B:
+                    return None
+                expect_key = True
+        elif c == 0x5D or c == 0x7D or c == 0x2C:
+            if depth == 1 and seg >= 0:
+                found, seg = _strip(payload, seg, m.start()), -1
+            if c == 0x2C:
+                expect_key = depth == 1 or expect_key
+            else:
+                depth -= 1
+        elif depth == 1 and is_key:  # the colon after the key
+            seg, is_key = m.end(), False
     return found
 
 

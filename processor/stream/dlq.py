@@ -6,7 +6,9 @@ republished to ``audit.k8s.retry`` / ``events.retry`` (read by the workers' shar
 dead letter is acked (ACTIVITY_DEAD_LETTER is a work queue, so an ack removes it) only after the
 republish was acknowledged. A record that fails again is dead-lettered again by the worker.
 Unlike upstream, a dead letter that cannot be parsed or does not match the filter is left in the
-queue (never acked and dropped), so nothing is lost by a retry run.
+queue (never acked and dropped), so nothing is lost by a retry run. The payload is republished byte
+for byte (its text in the dead letter, not a re-encoding); a pointer dead letter's payload
+(``originalPayloadRef``, ``docs/reliability.md``) is read back from its input stream.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from processor.deadletter import decode_dead_letter, original_payload_bytes
+from nats.js.errors import NotFoundError
+
+from processor.deadletter import decode_dead_letter, original_payload_bytes, payload_from_ref
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +120,14 @@ async def _retry_one(
 ) -> None:
     try:
         record = decode_dead_letter(msg.data)
-        payload = original_payload_bytes(record)
+        ref = record.get("originalPayloadRef")
+        if isinstance(ref, dict):  # too large for the DLQ: the input stream holds it
+            held = await js.get_msg(str(ref.get("stream")), int(ref.get("sequence", 0)))
+            payload = payload_from_ref(ref, held.data or b"")
+        else:
+            payload = original_payload_bytes(record, msg.data)
         subject, stream = RETRY_SUBJECTS[record.get("type", "")]
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError, NotFoundError) as exc:
         log.warning("dead letter on %s is unreadable, left in the queue: %s", msg.subject, exc)
         report.unreadable += 1
         return

@@ -319,6 +319,17 @@ class Pipeline:
             self.metrics.messages_published.inc(activities)
             return
 
+    async def publish_dead_letter(
+        self, record: dict[str, Any], stream: str, seq: int, data: bytes | None
+    ) -> None:
+        """Publish a dead letter of the input ``stream``/``seq`` (its ``data``, None if gone)
+        that no delivery carries (:mod:`processor.worker.advisories`); returns once stored."""
+        subject, body, _ = _dlq_item(record)
+        if data is not None and len(body) > self.limits.dead_letter_bytes:
+            record = pointer_record(record, stream, seq, (0, len(data)), data)
+            subject, body, _ = _dlq_item(record)
+        await self._publish([(subject, body, f"dlq-maxdeliver-{stream}-{seq}")], 0, [record])
+
     def _count_fresh(
         self, fresh: list[int], first: int, letters: Sequence[dict[str, Any]], counted: set[int]
     ) -> None:

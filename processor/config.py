@@ -51,6 +51,7 @@ class Settings:
     dlq_enabled: bool = True
     output_subject_prefix: str = "activities"
     health_addr: str = "127.0.0.1:8081"
+    ready_max_pending_age: float = 120.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -67,9 +68,12 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
-        for name in ("ack_wait", "batch_max_age", "watch_interval"):
+        for name in ("ack_wait", "batch_max_age", "watch_interval", "ready_max_pending_age"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if 0 < self.ready_max_pending_age <= self.batch_max_age:
+            # every batch waits up to batch_max_age: readiness would flap under normal load
+            problems.append("ready_max_pending_age must be greater than batch_max_age")
         if not 0 <= self.sink_nice <= 19:
             problems.append("sink_nice must be between 0 and 19")
         if self.max_pending_records < self.batch_max_records:
@@ -119,6 +123,8 @@ FIELDS: dict[str, str] = {
     "dlq_enabled": "publish failed records to ACTIVITY_DEAD_LETTER",
     "output_subject_prefix": "subject prefix of published activities",
     "health_addr": "HOST:PORT of /healthz, /readyz and /metrics ('' = off)",
+    "ready_max_pending_age": "seconds the oldest unacknowledged input may wait before /readyz "
+    "fails (sink or NATS wedged; liveness is not affected)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

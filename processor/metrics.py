@@ -136,6 +136,11 @@ class Metrics:
         self.pending_records = Gauge(
             f"{NS}_pending_records", "Records waiting for a flush and ack", registry=r
         )
+        self.oldest_pending = Gauge(
+            f"{NS}_oldest_pending_seconds",
+            "Seconds the oldest received and not yet acknowledged input has waited",
+            registry=r,
+        )
         self.paused = Gauge(
             f"{NS}_fetch_paused", "1 while fetching is paused (backpressure)", registry=r
         )

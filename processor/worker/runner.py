@@ -237,11 +237,17 @@ class Worker(Service):
         self.health = HealthServer(
             self.settings.health_addr,
             self.metrics,
+            # liveness stays ping + nats: a failing sink or publish is an outage elsewhere, and
+            # restarting the pod would only redeliver its inputs; readiness reports it instead
             health={"ping": lambda: "", "nats": self._nats_check},
             ready={
                 "started": lambda: "" if self.ready else "starting",
                 "policies": self._policy_check,
+                "pending": self._pending_check,
+                "sink": lambda: self.pipeline.sink_error if self.pipeline else "",
+                "publish": lambda: self.pipeline.publish_error if self.pipeline else "",
             },
+            refresh=self._oldest_pending,
         )
         await self.health.start()
 
@@ -250,6 +256,18 @@ class Worker(Service):
 
     def _policy_check(self) -> str:
         return "" if self.reloader.current is not None else "no policy set loaded"
+
+    def _pending_check(self) -> str:
+        age, bound = self._oldest_pending(), self.settings.ready_max_pending_age
+        if age <= bound:
+            return ""
+        return f"oldest unacknowledged input waited {age:.0f}s (bound {bound:g}s)"
+
+    def _oldest_pending(self) -> float:
+        """Seconds the oldest unacknowledged input has waited; also sets its gauge."""
+        age = self.pipeline.oldest_pending_age() if self.pipeline is not None else 0.0
+        self.metrics.oldest_pending.set(age)
+        return age
 
     # -- running --------------------------------------------------------------------------------
     def _swap(self, translator: Translator) -> None:
@@ -270,6 +288,7 @@ class Worker(Service):
         stalls = 0
         while True:
             await asyncio.sleep(LAG_INTERVAL)
+            self._oldest_pending()
             total = sum(c.stats.stalls for c in self.consumers)
             if total > stalls:
                 self.metrics.consumer_stalls.inc(total - stalls)

@@ -31,6 +31,14 @@ def test_precedence_flag_env_file(tmp_path):
     assert settings.batch_max_age == 0.5
 
 
+def test_ready_max_pending_age_from_flag_and_environment():
+    env = {"ACTIVITY_READY_MAX_PENDING_AGE": "45.5"}
+    assert build_settings(_parse([]), environ=env).ready_max_pending_age == 45.5
+    args = _parse(["--ready-max-pending-age", "300"])
+    assert build_settings(args, environ=env).ready_max_pending_age == 300.0
+    assert Settings().ready_max_pending_age == 120.0
+
+
 def test_config_file_from_environment(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("store_raw: true\n")
@@ -63,6 +71,11 @@ def test_policy_flag_takes_several_paths():
         ({"ACTIVITY_PARTITION_COUNT": "many"}, "partition_count: expected int"),
         ({"ACTIVITY_PARTITION_COUNT": "0"}, "partition_count must be at least 1"),
         ({"ACTIVITY_BATCH_MAX_AGE": "0"}, "batch_max_age must be positive"),
+        ({"ACTIVITY_READY_MAX_PENDING_AGE": "0"}, "ready_max_pending_age must be positive"),
+        (
+            {"ACTIVITY_READY_MAX_PENDING_AGE": "2", "ACTIVITY_BATCH_MAX_AGE": "5"},
+            "ready_max_pending_age must be greater than batch_max_age",
+        ),
         ({"ACTIVITY_STORE_RAW": "maybe"}, "store_raw: expected true or false"),
         (
             {"ACTIVITY_MAX_PENDING_RECORDS": "10", "ACTIVITY_BATCH_MAX_RECORDS": "100"},

@@ -70,6 +70,12 @@ class Metrics:
             ["event_type", "api_group", "kind", "error_type", "policy_name"],
             registry=r,
         )
+        self.max_deliveries = Counter(
+            f"{NS}_max_deliveries_total",
+            "Inputs NATS stopped redelivering (MaxDeliver reached); each is dead-lettered",
+            ["stream", "consumer"],
+            registry=r,
+        )
         self.dlq_publish_latency = Histogram(
             f"{NS}_dlq_publish_latency_seconds",
             "Dead-letter publish latency (per batch)",

@@ -418,6 +418,7 @@ class Pipeline:
                 self.sink_error = f"insert into {table} failing: {exc}"
                 if isinstance(exc, SinkError) and not exc.retriable:
                     await self._refused(table, rows, exc)
+                    self.sink_error = ""  # refused rows are dead-lettered: nothing is stuck
                     return
                 log.warning(
                     "insert of %d rows into %s failed, retrying in %.1fs: %s",

@@ -34,8 +34,14 @@ from processor.stream.partitions import (
     parse_partitions,
 )
 from processor.stream.publisher import JsPublisher
-from processor.stream.topology import ensure_consumer, ensure_streams, partition_consumer_name
+from processor.stream.topology import (
+    ensure_consumer,
+    ensure_streams,
+    output_limits,
+    partition_consumer_name,
+)
 from processor.translate import Translator
+from processor.worker.advisories import MaxDeliveriesWatch
 from processor.worker.health import HealthServer
 from processor.worker.pipeline import Pipeline
 from processor.worker.reload import PolicyReloader
@@ -79,6 +85,7 @@ class Worker(Service):
         self.js: Any = None
         self.pipeline: Pipeline | None = None
         self.consumers: list[PullConsumer] = []
+        self.advisories: MaxDeliveriesWatch | None = None
         self.health: HealthServer | None = None
         self.ready = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,10 +129,20 @@ class Worker(Service):
             s,
             self.metrics,
             self._sink_thread,
+            await output_limits(self.js, self.pub_nc.max_payload),
             on_pressure=self._pressure,
         )
         self._tasks.append(asyncio.ensure_future(self.pipeline.run()))
         await self._start_consumers()
+        self.advisories = MaxDeliveriesWatch(
+            self.nc,
+            self.js,
+            [(c.stream, c.durable, "audit" if c.stream == "AUDIT_EVENTS" else "k8s-event")
+             for c in self.consumers],
+            self.metrics,
+            self.pipeline.publish_dead_letter,
+        )  # fmt: skip
+        await self.advisories.start()
         await self._start_reload()
         await self._start_health()
         self._tasks.append(asyncio.ensure_future(self._watch_lag()))
@@ -309,6 +326,8 @@ class Worker(Service):
         self.ready = False
         for consumer in self.consumers:
             await consumer.stop()
+        if self.advisories is not None:
+            await self.advisories.stop()
         if self.pipeline is not None:
             started = time.monotonic()
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import orjson
 import pytest
@@ -26,18 +25,13 @@ from processor.kinds import KindResolver
 from processor.records import audit_vars, decode_audit, decode_event, involved_object
 from processor.records import normalize_event as norm_event
 from processor.subjects import activity_subject
-
-_ROOT = Path(__file__).resolve().parents[2]
-_CANDIDATES = (
-    _ROOT / "conformance" / "cases",
-    _ROOT / "tests" / "conformance" / "cases",
-    Path("/work/shared/conformance/cases"),
-)
-CASES = next((p for p in _CANDIDATES if p.is_dir()), None)
+from tests.conftest import require_shared
 
 
 def load_case(name):
-    return yaml.safe_load((CASES / name).read_text())
+    """A conformance case of ``../shared`` (skips, or fails under PROCESSOR_REQUIRE_SHARED=1,
+    when the corpus is absent)."""
+    return yaml.safe_load((require_shared("conformance", "cases") / name).read_text())
 
 
 def assert_subset(expected, actual, path="$"):
@@ -553,7 +547,6 @@ class TestEventActivity:
         )
 
 
-@pytest.mark.skipif(CASES is None, reason="conformance cases not found")
 class TestConformanceShapes:
     """Build the conformance cases' activities with the links their summaries would collect."""
 

@@ -9,6 +9,7 @@ import pytest
 
 from processor import __version__, cli, native
 from processor.policy.lint import lint_paths, normalise_expression
+from tests.conftest import require_shared
 
 HEADER = """\
 apiVersion: activity.miloapis.com/v1alpha1
@@ -221,11 +222,9 @@ def test_nothing_to_lint_is_an_error(tmp_path, capsys):
 
 
 def test_real_corpus_lints_without_errors(real_policies_dir, capsys):
+    older = require_shared("real-policies", "older-versions")
     code, lines, _ = run(
-        capsys,
-        "lint",
-        *map(str, sorted(real_policies_dir.glob("*.yaml"))),
-        str(real_policies_dir / "older-versions"),
+        capsys, "lint", *map(str, sorted(real_policies_dir.glob("*.yaml"))), str(older)
     )
     assert code == 0
     assert all(": warning: " in line for line in lines)

@@ -18,9 +18,6 @@ from processor.policy import (
     read_documents,
 )
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-CORPUS = SHARED / "real-policies"
-
 
 def policy_yaml(name: str = "p", kind: str = "Deployment", rules: str = "") -> str:
     body = textwrap.dedent(rules).strip("\n")

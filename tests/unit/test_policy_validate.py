@@ -21,9 +21,8 @@ from processor.policy.validate import (
     policy_warnings,
     validate_policy,
 )
+from tests.conftest import require_shared, shared_files
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "real-policies"
-FIXTURES = CORPUS / "test-fixtures"
 REGEX_ERROR = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
     "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used "
@@ -32,12 +31,9 @@ REGEX_ERROR = (
 
 
 def corpus_files(*parts: str, recursive: bool = False) -> list:
-    """Corpus files as pytest params (one skipped param when the corpus is absent)."""
-    folder = CORPUS.joinpath(*parts)
-    if not folder.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"{folder} is absent"))]
-    files = sorted(folder.rglob("*.yaml") if recursive else folder.glob("*.yaml"))
-    return [pytest.param(f, id=str(f.relative_to(CORPUS))) for f in files]
+    """Files of ``../shared/real-policies/parts`` as pytest params (a placeholder that skips, or
+    fails under ``PROCESSOR_REQUIRE_SHARED=1``, when the corpus is absent)."""
+    return shared_files("real-policies", *parts, recursive=recursive)
 
 
 def make(rules: str = "", kind: str = "Deployment") -> Policy:
@@ -318,8 +314,9 @@ def fixture_key(path: Path) -> str:
     return path.stem.removeprefix("datum-cloud-activity__")
 
 
-def test_every_invalid_fixture_exists(real_policies_dir):
-    present = {fixture_key(p) for p in (real_policies_dir / "test-fixtures").glob("*.yaml")}
+def test_every_invalid_fixture_exists():
+    fixtures = require_shared("real-policies", "test-fixtures")
+    present = {fixture_key(p) for p in fixtures.glob("*.yaml")}
     assert set(INVALID_FIXTURES) <= present
 
 

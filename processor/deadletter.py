@@ -69,6 +69,8 @@ ERROR_TYPES: Final = frozenset(
 )
 #: Longest ``error`` text kept (an error can quote a value of any size).
 MAX_ERROR_CHARS: Final = 4096
+#: Longest resource or tenant field a pointer keeps (Kubernetes names stop at 253).
+MAX_NAME_CHARS: Final = 512
 EVENT_TYPES: Final = frozenset({"audit", "k8s-event"})
 
 
@@ -155,10 +157,10 @@ def dead_letter_record(
     return record
 
 
-def _clip(error: str) -> str:
-    if len(error) <= MAX_ERROR_CHARS:
-        return error
-    return f"{error[:MAX_ERROR_CHARS]}... ({len(error) - MAX_ERROR_CHARS} more characters)"
+def _clip(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def pointer_record(
@@ -173,6 +175,9 @@ def pointer_record(
         payload: the payload itself (for its size and digest).
     """
     out = {k: v for k, v in record.items() if k != "originalPayloadEncoding"}
+    for key in ("resource", "tenant"):  # their values come from the record: any size
+        if isinstance(out.get(key), dict):
+            out[key] = {k: _clip(v, MAX_NAME_CHARS) for k, v in out[key].items()}
     out["originalPayload"] = None
     out["originalPayloadRef"] = {
         "stream": stream,

@@ -81,12 +81,19 @@ class NatsServer:
     Attributes:
         store_dir: the JetStream store directory.
         log_file: where the server's log goes.
+        max_payload: the largest message a client may publish (None: the server's 1 MiB).
     """
 
     def __init__(
-        self, store_dir: Path, *, port: int | None = None, log_file: Path | None = None
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        max_payload: int | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
+        self.max_payload = max_payload
         self.log_file = Path(log_file) if log_file else self.store_dir / "nats-server.log"
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -137,6 +144,10 @@ class NatsServer:
         port = "-1" if self._port is None else str(self._port)
         cmd = [nats_server_binary(), "-js", "-sd", str(self.store_dir)]
         cmd += ["-a", "127.0.0.1", "-p", port]
+        if self.max_payload is not None:  # no flag for it: a config file (flags still win)
+            conf = self.store_dir / "nats-server.conf"
+            conf.write_text(f"max_payload: {int(self.max_payload)}\n")
+            cmd += ["-c", str(conf)]
         self._log = open(self.log_file, "ab")  # noqa: SIM115 - kept open while the server runs
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT

@@ -35,13 +35,15 @@ def require_nats_binary() -> str:
 
 
 @contextmanager
-def running_nats(root: Path, request: pytest.FixtureRequest | None = None) -> Iterator[NatsServer]:
+def running_nats(
+    root: Path, request: pytest.FixtureRequest | None = None, max_payload: int | None = None
+) -> Iterator[NatsServer]:
     """A started server with its store and log under ``root``; stopped (or killed) on exit.
 
     With ``request`` (a function-scoped fixture's), the log tail is printed if the test failed.
     """
     require_nats_binary()
-    server = NatsServer(root / "store", log_file=root / "nats-server.log")
+    server = NatsServer(root / "store", log_file=root / "nats-server.log", max_payload=max_payload)
     server.start()
     failed_before = request.session.testsfailed if request else 0
     try:

@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +35,29 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from processor.activity import encode_activity
-from processor.bench.corpus import generate
+from processor.bench.hostile import (
+    AUDITS,
+    EVENTS,
+    ITEM_VALUES,
+    MIB,
+    PATHS,
+    TOP_LEVEL,
+    WRONG,
+    Builder,
+)
 from processor.commands.translate import load_engine
 from processor.config import Settings
 from processor.deadletter import original_payload_bytes, payload_from_ref
 from processor.stream.server import NatsServer
 from processor.translate import Output, Translator
 from processor.worker.runner import Worker
-from tests.integration import records
 from tests.integration.nats_server import require_nats_binary
 
 pytestmark = pytest.mark.integration
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
-MIB = 1 << 20
 #: The server takes what AUDIT_EVENTS takes (10 MiB); its default 1 MiB would refuse the input.
 MAX_PAYLOAD = 12 * MIB
-INPUT_LIMIT = 10 * MIB - 4096  # the largest input record generated (AUDIT_EVENTS' max, less slack)
 
 
 class Rig:
@@ -111,23 +116,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
 
 # --- what goes in ------------------------------------------------------------------------------
 
-POOL = list(generate(40, seed=23))
-AUDITS = [r for r in POOL if r.get("apiVersion") == "audit.k8s.io/v1"]
-EVENTS = [r for r in POOL if r.get("apiVersion") != "audit.k8s.io/v1"]
-TOP_LEVEL = [b"null", b"42", b"-0.5e3", b'"text"', b"true", b"false", b"[1,2,3]", b"{}", b"[]"]
-ITEM_VALUES = [None, 42, -1.5, "text", True, [1, "a"], {}, {"kind": "Event"}]
-WRONG = [None, 42, 1.5, True, "text", [1, "a"], {"x": 1}]
-#: fields the bundled policies and the decoder read
-PATHS = [
-    ("verb",), ("stage",), ("auditID",), ("kind",), ("apiVersion",), ("objectRef",),
-    ("objectRef", "name"), ("objectRef", "namespace"), ("objectRef", "resource"),
-    ("objectRef", "apiGroup"), ("objectRef", "subresource"), ("user",), ("user", "username"),
-    ("user", "groups"), ("user", "extra"), ("responseStatus",), ("responseStatus", "code"),
-    ("requestObject",), ("responseObject",), ("annotations",), ("impersonatedUser",),
-    ("requestReceivedTimestamp",), ("stageTimestamp",), ("sourceIPs",),
-]  # fmt: skip
-DEEP = 100_000
-
 record_spec = st.one_of(
     st.tuples(st.just("valid"), st.integers(0, len(AUDITS) - 1)),
     st.tuples(st.just("wanted"), st.sampled_from(["create", "update", "delete", "patch"])),
@@ -160,89 +148,6 @@ message_spec = st.one_of(
         ),
     ),
 )
-
-
-class Builder:
-    """Turns specs into message bytes; every record gets an id unique to the example."""
-
-    def __init__(self, example: int) -> None:
-        self.prefix = f"c{example}-"
-        self.n = 0
-
-    def uid(self) -> str:
-        self.n += 1
-        return f"{self.prefix}{self.n}"
-
-    def stamp(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A copy with a unique id, dated now (the activities table drops rows past 60 days)."""
-        record = orjson.loads(orjson.dumps(record))
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if "auditID" in record:
-            record["auditID"] = self.uid()
-            record["requestReceivedTimestamp"] = record["stageTimestamp"] = now
-        else:
-            record.setdefault("metadata", {})["uid"] = self.uid()
-            for key in ("eventTime", "lastTimestamp", "firstTimestamp"):
-                if record.get(key):
-                    record[key] = now if key == "eventTime" else now[:19] + "Z"
-        return record
-
-    def record(self, spec: tuple) -> dict[str, Any] | bytes | Any:
-        kind = spec[0]
-        if kind == "valid":
-            return self.stamp(AUDITS[spec[1]])
-        if kind == "wanted":
-            return self.stamp(records.audit(self.uid(), verb=spec[1]))
-        if kind == "wrong":
-            rec = self.stamp(AUDITS[spec[1] % len(AUDITS)])
-            target = rec
-            for key in spec[2][:-1]:
-                if not isinstance(target.get(key), dict):
-                    target[key] = {}
-                target = target[key]
-            target[spec[2][-1]] = spec[3]
-            return rec
-        if kind == "dupkey":  # a repeated "verb": the last one counts, as in orjson and Go
-            text = orjson.dumps(self.stamp(AUDITS[spec[1]]))
-            return text[:-1] + b',"verb":"create"}'
-
-        if kind == "deepfield":
-            text = orjson.dumps(self.stamp(AUDITS[spec[1]]))
-            return text[:-1] + b',"requestObject":' + b"[" * DEEP + b"]" * DEEP + b"}"
-        if kind == "hugename":  # a create the policy renders: the name lands in the Activity
-            return self.stamp(records.audit("n" * spec[1], verb="create"))
-        if kind == "item":
-            return spec[1]
-        raise AssertionError(spec)
-
-    def message(self, spec: tuple) -> tuple[str, bytes, str]:
-        kind = spec[0]
-        if kind == "top":
-            return "audit.k8s.p0", spec[1], "audit"
-        if kind == "eventtop":
-            return "events.p0", spec[1], "event"
-        if kind == "event":
-            return "events.p1", orjson.dumps(self.stamp(EVENTS[spec[1]])), "event"
-        if kind == "utf8":
-            text = orjson.dumps(self.stamp(AUDITS[spec[1]]))
-            cut = text.index(b'"auditID":"') + 11
-            return "audit.k8s.p1", text[:cut] + b"\xff\xfe" + text[cut:], "audit"
-        if kind == "truncated":
-            text = orjson.dumps(self.stamp(AUDITS[spec[1]]))
-            return "audit.k8s.p0", text[: int(len(text) * spec[2])], "audit"
-        if kind == "deep":
-            return "audit.k8s.p1", b"[" * DEEP + b"]" * DEEP, "audit"
-        if kind == "hugeinput":  # a record as large as the input stream takes
-            rec = self.stamp(records.audit(self.uid(), verb="create"))
-            rec["requestObject"] = {"data": "x" * (INPUT_LIMIT - 1000)}
-            return "audit.k8s.p0", orjson.dumps(rec), "audit"
-        if kind == "list":
-            items = [self.record(s) for s in spec[1]]
-            parts = [i if isinstance(i, bytes) else orjson.dumps(i) for i in items]
-            body = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":['
-            return "audit.k8s.p1", body + b",".join(parts) + b"]}", "audit"
-        rec = self.record(spec)
-        return "audit.k8s.p0", rec if isinstance(rec, bytes) else orjson.dumps(rec), "audit"
 
 
 # --- what comes out ----------------------------------------------------------------------------
@@ -390,7 +295,7 @@ def exchange(rig: Rig, messages: list[tuple[str, bytes, str]], prefix: str) -> N
 )
 def test_every_input_is_accounted_for_exactly_once(rig: Rig, specs: list[tuple]) -> None:
     rig.examples += 1
-    builder = Builder(rig.examples)
+    builder = Builder(f"c{rig.examples}-")
     exchange(rig, [builder.message(s) for s in specs], builder.prefix)
 
 
@@ -401,7 +306,7 @@ def test_an_activity_too_large_for_its_stream_does_not_stop_the_partition(rig: R
     (``activity_too_large``, as a pointer: the record is too large for the DLQ too) and the
     records after it on the same partition are stored and acknowledged.
     """
-    builder = Builder(10_000)
+    builder = Builder("big-")
     huge = builder.message(("hugename", MIB))
     after = [builder.message(("wanted", "create")) for _ in range(20)]
     assert len(huge[1]) > MIB
@@ -411,7 +316,7 @@ def test_an_activity_too_large_for_its_stream_does_not_stop_the_partition(rig: R
 def test_a_null_item_costs_itself_alone(rig: Rig) -> None:
     """Issue defect 2: a ``null`` EventList item failed its whole pull group, which NATS then
     dropped after MaxDeliver. Now the item is dead-lettered and its neighbours go on."""
-    builder = Builder(10_001)
+    builder = Builder("null-")
     listed = builder.message(
         ("list", [("wanted", "create"), ("item", None), ("wanted", "create"), ("item", 42)])
     )

@@ -71,7 +71,30 @@ RETRIABLE_CODES = frozenset(
         425,  # SYSTEM_ERROR
         473,  # DEADLOCK_AVOIDED
         999,  # KEEPER_EXCEPTION
+        # the storage's files, not the data: a read-only, full or failing disk (an operator
+        # repairs it; the same block then inserts fine)
+        74,  # CANNOT_READ_FROM_FILE_DESCRIPTOR
+        75,  # CANNOT_WRITE_TO_FILE_DESCRIPTOR
+        76,  # CANNOT_OPEN_FILE
+        77,  # CANNOT_CLOSE_FILE
+        87,  # CANNOT_SEEK_THROUGH_FILE
+        88,  # CANNOT_TRUNCATE_FILE
+        172,  # CANNOT_CREATE_DIRECTORY
+        204,  # CANNOT_FSYNC
+        274,  # AIO_READ_ERROR
+        275,  # AIO_WRITE_ERROR
+        294,  # CANNOT_WRITE_TO_FILE
+        586,  # CANNOT_CREATE_FILE
+        641,  # CANNOT_APPEND_TO_FILE
     }
+)
+
+#: An operating-system error of the storage's files inside a generic one (1000 POCO_EXCEPTION,
+#: 1001 STD_EXCEPTION): chDB reports a read-only data directory as ``Code: 1001 ...
+#: filesystem error: in create_directories: Permission denied``.
+_OS_ERROR = re.compile(
+    r"filesystem error|Permission denied|Read-only file system|No space left on device|"
+    r"Disk quota exceeded|Input/output error|Too many open files"
 )
 
 _CODE = re.compile(r"Code:\s*(\d+)")
@@ -174,6 +197,16 @@ def checked_tables(tables: Mapping[str, str]) -> dict[str, str]:
 def sql_string(value: str) -> str:
     """``value`` as a single-quoted ClickHouse string literal (for DDL and bookkeeping only)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def is_retriable(code: int | None, text: str) -> bool:
+    """Whether a ClickHouse error is an outage to retry, not bad data or SQL to give up on.
+
+    A non-retriable insert error makes the pipeline dead-letter the rows, so anything the
+    storage's environment causes (the codes of :data:`RETRIABLE_CODES`, an OS error of its
+    files under any code) must be retriable: the data is fine and inserts once it is repaired.
+    """
+    return code in RETRIABLE_CODES or _OS_ERROR.search(text) is not None
 
 
 def error_code(text: str) -> int | None:

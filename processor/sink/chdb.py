@@ -40,12 +40,12 @@ import orjson
 from processor.sink.base import (
     DEFAULT_DATABASE,
     JSON_COLUMNS,
-    RETRIABLE_CODES,
     SinkError,
     check_identifier,
     check_token,
     checked_tables,
     error_code,
+    is_retriable,
     json_column,
     missing_tables_error,
 )
@@ -230,4 +230,4 @@ def _sink_error(exc: Exception, what: str) -> SinkError:
     text = str(exc)
     code = error_code(text)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return SinkError(f"chDB {what} failed: {first}", retriable=code in RETRIABLE_CODES, code=code)
+    return SinkError(f"chDB {what} failed: {first}", retriable=is_retriable(code, text), code=code)

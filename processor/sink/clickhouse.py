@@ -25,11 +25,11 @@ from clickhouse_driver import Client, errors
 from processor.sink.base import (
     DEFAULT_DATABASE,
     JSON_COLUMNS,
-    RETRIABLE_CODES,
     SinkError,
     check_identifier,
     check_token,
     checked_tables,
+    is_retriable,
     json_column,
     missing_tables_error,
 )
@@ -192,6 +192,6 @@ def _server_error(exc: errors.ServerException, sql: str) -> SinkError:
     what = sql.split(None, 3)[:3]
     return SinkError(
         f"ClickHouse error {code} on {' '.join(what)}...: {first}",
-        retriable=code in RETRIABLE_CODES,
+        retriable=is_retriable(code, str(exc.message or exc)),
         code=code,
     )

@@ -101,7 +101,7 @@ class PolicyReloader:
         if self.paths:
             self._tasks.append(asyncio.ensure_future(self._poll_files(interval)))
         if kv is not None:
-            self._tasks.append(asyncio.ensure_future(self._watch_kv(kv)))
+            self._tasks.append(asyncio.ensure_future(self._watch_kv(kv, interval)))
 
     async def _poll_files(self, interval: float) -> None:
         while True:
@@ -111,39 +111,59 @@ class PolicyReloader:
                 self.fingerprint = fingerprint
                 self.reload("files")
 
-    async def _watch_kv(self, kv: Any) -> None:
+    async def _watch_kv(self, kv: Any, interval: float) -> None:
         """Follow every key of the bucket; the initial values are applied as one update."""
         while True:
             try:
-                await self._follow(kv)
+                await self._follow(kv, interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("policy bucket watch failed, restarting: %s", exc)
                 await asyncio.sleep(1.0)
 
-    async def _follow(self, kv: Any) -> None:
+    async def _follow(self, kv: Any, interval: float) -> None:
+        """Watch until the watch fails or the bucket's stream is gone or created anew.
+
+        nats-py's ordered consumer neither fails nor notices when its stream is deleted: it
+        resumes a re-created bucket after the old one's last sequence, so the new bucket's first
+        updates would be skipped without a word. Every ``interval`` the stream's creation time is
+        compared with the one watched; a difference (or a missing bucket) restarts the watch,
+        whose initial values are then the whole bucket, as a worker starting now would read it.
+        """
+        created = (await kv.status()).stream_info.created
         watcher = await kv.watchall()
-        entries = dict(self.kv_entries)
-        initial = True
+        updates = asyncio.ensure_future(self._apply(watcher))
         try:
-            async for entry in watcher:
-                if entry is None:  # end of the initial values
-                    initial = False
-                    if entries != self.kv_entries:
-                        self.reload("kv", entries)
-                    entries = dict(self.kv_entries)
-                    continue
-                if entry.operation in ("DEL", "PURGE") or entry.value is None:
-                    entries.pop(entry.key, None)
-                else:
-                    entries[entry.key] = entry.value
-                if not initial:
-                    self.reload("kv", entries)
-                    entries = dict(self.kv_entries)
+            while not updates.done():
+                await asyncio.wait({updates}, timeout=interval)
+                if not updates.done() and (await kv.status()).stream_info.created != created:
+                    raise RuntimeError("the policy bucket was deleted and created again")
+            updates.result()
         finally:
+            updates.cancel()
+            await asyncio.gather(updates, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await watcher.stop()
+
+    async def _apply(self, watcher: Any) -> None:
+        """Apply the watch's initial values as one update, then every change as it comes."""
+        entries: dict[str, bytes] = {}  # the initial values are the whole bucket
+        initial = True
+        async for entry in watcher:
+            if entry is None:  # end of the initial values
+                initial = False
+                if entries != self.kv_entries:
+                    self.reload("kv", entries)
+                entries = dict(self.kv_entries)
+                continue
+            if entry.operation in ("DEL", "PURGE") or entry.value is None:
+                entries.pop(entry.key, None)
+            else:
+                entries[entry.key] = entry.value
+            if not initial:
+                self.reload("kv", entries)
+                entries = dict(self.kv_entries)
 
     async def stop(self) -> None:
         """Stop watching."""

@@ -16,6 +16,7 @@ import pytest
 from processor.cli import main
 from processor.config import Settings
 from processor.sink.memory import MemorySink
+from processor.stream.consumer import PULL_REQUESTS
 from processor.stream.topology import ensure_streams
 from processor.worker.runner import Worker
 from tests.integration import records
@@ -287,23 +288,55 @@ def test_records_with_nothing_to_keep_are_acked_without_waiting_for_the_sink(
 
 
 def test_backpressure_pauses_fetching(nats_url: str, policy_dir: Path):
-    recs = [records.audit(f"bp-{i}", seq=i) for i in range(60)]
-    sink = MemorySink()
-    sink.fail_next(3)
+    """With the insert stuck, fetching stops once ``max_pending_records`` wait: what NATS has
+    delivered stays near that bound (plus the pull requests already out, a batch each) while the
+    rest waits undelivered; the commit resumes fetching and everything lands once."""
+    recs = [records.audit(f"bp-{i}", seq=i) for i in range(200)]
+    sink = GatedSink()
+    limit, pull_batch = 10, 2
 
     async def body(worker: Worker, js: Any) -> None:
+        try:
+            await paused_then_resumed(worker, js)
+        finally:
+            sink.gate.set()  # a failed check must not leave the stop waiting for the insert
+
+    async def paused_then_resumed(worker: Worker, js: Any) -> None:
+        gauge = worker.metrics.paused._value.get
         for rec in recs:
             await js.publish(records.audit_subject(rec, PARTITIONS), orjson.dumps(rec))
+        await wait_for(lambda: gauge() == 1, what="fetching paused")
+        assert all(c.paused for c in worker.consumers)
+        # what is out: the pending records plus the requests every consumer had outstanding
+        bound = limit + len(worker.consumers) * PULL_REQUESTS * pull_batch
+        for _ in range(10):  # the bound holds over time, not at one instant
+            await asyncio.sleep(0.1)
+            backlog = await _backlogs(js)
+            assert sum(unacked for _, _, unacked in backlog) <= bound, backlog
+            assert worker.pipeline.pending_records <= bound
+        assert sum(pending for _, pending, _ in backlog) >= len(recs) - bound  # never fetched
+        assert gauge() == 1
+        sink.gate.set()
         await wait_for(lambda: worker.pipeline.committed_messages >= len(recs), timeout=30)
-        paused = worker.metrics.paused._value.get()
-        assert paused == 0
+        assert gauge() == 0
+        assert not any(c.paused for c in worker.consumers)
+        assert await _settled(js)
 
-    asyncio.run(
-        with_worker(
-            nats_url, policy_dir, body, sink=sink, batch_max_records=5, max_pending_records=10
-        )
-    )
-    assert len(set(summaries(sink))) == 60
+    limits = {"batch_max_records": 5, "max_pending_records": limit, "pull_batch": pull_batch}
+    asyncio.run(with_worker(nats_url, policy_dir, body, sink=sink, **limits))
+    got = summaries(sink)
+    assert len(got) == len(set(got)) == len(recs)
+
+
+async def _settled(js: Any, timeout: float = 5.0) -> bool:
+    """Whether every input is acknowledged within ``timeout`` (nats-server applies acks on its
+    own goroutine, moments after they are sent)."""
+    deadline = time.monotonic() + timeout
+    while await _unacked(js):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def test_hot_reload_from_kv_and_rejection(nats_url: str, policy_dir: Path, tmp_path: Path):

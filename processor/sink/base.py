@@ -71,6 +71,11 @@ RETRIABLE_CODES = frozenset(
         425,  # SYSTEM_ERROR
         473,  # DEADLOCK_AVOIDED
         999,  # KEEPER_EXCEPTION
+        # the schema or the account, not the data: a dropped table or database, revoked grants
+        60,  # UNKNOWN_TABLE
+        81,  # UNKNOWN_DATABASE
+        497,  # ACCESS_DENIED
+        516,  # AUTHENTICATION_FAILED
         # the storage's files, not the data: a read-only, full or failing disk (an operator
         # repairs it; the same block then inserts fine)
         74,  # CANNOT_READ_FROM_FILE_DESCRIPTOR

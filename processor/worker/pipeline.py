@@ -404,8 +404,32 @@ class Pipeline:
 
         The server refusing the data itself (a non-retriable :class:`SinkError`, e.g. code 349)
         would block the partition forever if retried: the block is split in halves until the
-        refused rows are isolated, and those are dead-lettered (``publish``) instead.
+        refused rows are isolated, and those are dead-lettered (``publish``) instead. When every
+        row of a block of several is refused, the storage is at fault, not the data (a dropped
+        table, a permission): the block is retried with backoff, like an outage.
         """
+        delay = 0.2
+        while True:
+            exc = await self._try_insert(table, rows)
+            if exc is None:
+                return
+            refused = await self._isolate(table, rows, exc)
+            if len(rows) > 1 and len(refused) == len(rows):
+                self.sink_error = f"insert into {table} failing: every row refused: {exc}"
+                log.warning(
+                    "every row of a block of %d was refused by %s, retrying in %.1fs: %s",
+                    len(rows), table, delay, exc,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+                continue
+            for row, error in refused:
+                await self._dead_letter_row(table, row, error)
+            self.sink_error = ""  # refused rows are dead-lettered: nothing is stuck
+            return
+
+    async def _try_insert(self, table: str, rows: list[bytes]) -> SinkError | None:
+        """Insert ``rows``, retrying transient failures; the refusal if the server refuses."""
         token = _token(table, rows)
         loop = asyncio.get_running_loop()
         delay = 0.2
@@ -417,9 +441,7 @@ class Pipeline:
                 self.metrics.sink_errors.labels(table).inc()
                 self.sink_error = f"insert into {table} failing: {exc}"
                 if isinstance(exc, SinkError) and not exc.retriable:
-                    await self._refused(table, rows, exc)
-                    self.sink_error = ""  # refused rows are dead-lettered: nothing is stuck
-                    return
+                    return exc
                 log.warning(
                     "insert of %d rows into %s failed, retrying in %.1fs: %s",
                     len(rows), table, delay, exc,
@@ -430,19 +452,28 @@ class Pipeline:
             self.sink_error = ""
             self.metrics.flush_latency.labels(table).observe(time.perf_counter() - started)
             self.metrics.batch_rows.labels(table).observe(len(rows))
-            return
+            return None
 
-    async def _refused(self, table: str, rows: list[bytes], exc: SinkError) -> None:
-        if len(rows) > 1:
-            half = len(rows) // 2
-            await self._insert(table, rows[:half])
-            await self._insert(table, rows[half:])
-            return
+    async def _isolate(
+        self, table: str, rows: list[bytes], exc: SinkError
+    ) -> list[tuple[bytes, SinkError]]:
+        """Store the rows of a refused block that the server takes; the refused ones."""
+        if len(rows) == 1:
+            return [(rows[0], exc)]
+        half = len(rows) // 2
+        refused: list[tuple[bytes, SinkError]] = []
+        for part in (rows[:half], rows[half:]):
+            error = await self._try_insert(table, part)
+            if error is not None:
+                refused += await self._isolate(table, part, error)
+        return refused
+
+    async def _dead_letter_row(self, table: str, row: bytes, exc: SinkError) -> None:
         log.error("%s refused a row, dead-lettering it: %s", table, exc)
         kind = "k8s-event" if table == "k8s_events" else "audit"
-        record = dead_letter_record(kind, rows[0], f"insert into {table} refused: {exc}", "publish")
+        record = dead_letter_record(kind, row, f"insert into {table} refused: {exc}", "publish")
         subject, data, _ = _dlq_item(record)
-        msg_id = "dlq-refused-" + hashlib.blake2b(rows[0], digest_size=16).hexdigest()
+        msg_id = "dlq-refused-" + hashlib.blake2b(row, digest_size=16).hexdigest()
         await self._publish([(subject, data, msg_id)], 0, [record])
 
     async def _keepalive(self) -> None:

@@ -444,6 +444,29 @@ def test_refused_rows_are_dead_lettered_and_the_rest_stored(nats_url: str, polic
     assert len(summaries(sink)) == 6
 
 
+def test_a_block_refused_row_by_row_is_retried_not_dead_lettered(nats_url: str, policy_dir: Path):
+    """Every row of a block refused (a dropped table, revoked grants) is the storage's fault:
+    the block waits and retries like an outage instead of dead-lettering good data."""
+    recs = [records.audit(f"all-{i}", seq=i) for i in range(6)]
+    sink = MemorySink()
+    sink.fail_next(10_000, retriable=False)
+
+    async def body(worker: Worker, js: Any) -> None:
+        before = (await js.stream_info("ACTIVITY_DEAD_LETTER")).state.messages
+        await js.publish("audit.k8s.p0", records.event_list(recs))
+        await wait_for(lambda: "every row refused" in worker.pipeline.sink_error)
+        await asyncio.sleep(0.5)
+        assert worker.pipeline.committed_messages == 0
+        assert (await js.stream_info("ACTIVITY_DEAD_LETTER")).state.messages == before
+        sink.fail_next(0)
+        await wait_for(lambda: worker.pipeline.committed_messages >= 1, what="retried and stored")
+        assert (await js.stream_info("ACTIVITY_DEAD_LETTER")).state.messages == before
+        assert worker.pipeline.sink_error == ""
+
+    asyncio.run(with_worker(nats_url, policy_dir, body, sink=sink))
+    assert len(summaries(sink)) == 6
+
+
 def test_a_refused_single_row_goes_to_the_dead_letter_queue(nats_url: str, policy_dir: Path):
     sink = MemorySink()
     sink.fail_next(1, retriable=False)

@@ -15,29 +15,38 @@ def register(subparsers: Any) -> None:
         help="run the pipeline on a bundled scenario (no setup needed)",
         description="Start the bundled nats-server and chDB, run a worker with the bundled "
         "policies, publish a scenario of audit events and Kubernetes Events, print the resulting "
-        "timeline and exit.",
+        "timeline and exit. The last lines say where the data went and, when it is kept "
+        "(--data-dir or --keep), the commands that explore it.",
     )
     parser.add_argument(
-        "--data-dir", default=None, help="keep NATS and chDB data here (default: a temporary dir)"
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="keep the NATS and chDB data in DIR (default: a temporary directory, deleted on exit)",
     )
     parser.add_argument(
-        "--keep", action="store_true", help="keep running afterwards and print how to connect"
+        "--keep",
+        action="store_true",
+        help="keep running afterwards, print how to connect, and keep the data after Ctrl-C "
+        "(in --data-dir, else in a new temporary directory)",
     )
     parser.add_argument("--log-level", default="WARNING", help="worker log level")
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.demo.explore import data_report
     from processor.demo.run import demo_dir, run_demo
     from processor.logging import setup_logging
 
     setup_logging(args.log_level)
-    with demo_dir(args.data_dir) as path:
+    with demo_dir(args.data_dir, keep=args.keep) as path:
         try:
             run_loop(run_demo(path, keep=args.keep, out=sys.stdout))
-        except KeyboardInterrupt:
-            return 0
+        except KeyboardInterrupt:  # how --keep ends
+            pass
         except TimeoutError as exc:
             print(f"activity demo: {exc}", file=sys.stderr)
             return 1
+        print(data_report(path, kept=bool(args.data_dir) or args.keep), flush=True)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from processor.demo.actors import ALICE, CAROL, INVENTORY_CONTROLLER, controller, kubelet
+from processor.demo.records import Json, seconds
 from processor.demo.scenes import FIXED_IMAGE, NS, WEB_RS, WORKER_RS, deployment
 from processor.demo.story import (
     EVENT_NAMESPACE,
@@ -16,7 +17,12 @@ from processor.demo.story import (
 
 
 def circuit_before_provider(s: Story) -> None:
-    """Carol creates Circuit ams-fra-1 before Provider zayo exists; it is ready once she adds it."""
+    """Carol creates Circuit ams-fra-1 before Provider zayo exists; it is ready once she adds it.
+
+    The controller's status writes return the whole object, as the API server does, and Carol
+    later raises the Circuit's bandwidth: ``activity history circuits ams-fra-1 --diff`` on the
+    demo's data shows the created object, the two status changes and the spec change.
+    """
     spec = {
         "providerRef": {"name": "zayo"},
         "type": "ProviderCircuit",
@@ -25,6 +31,12 @@ def circuit_before_provider(s: Story) -> None:
         "zEnd": {"kind": "Site", "name": "fra1"},
     }
     inv = {"group": INVENTORY_GROUP, "version": INVENTORY_VERSION}
+
+    def circuit(spec: Json, status: Json | None = None) -> Json:
+        return s.obj(
+            900, INVENTORY_API, "Circuit", "ams-fra-1", spec=spec, status=status, manager="datumctl"
+        )
+
     s.audit(
         900,
         CAROL,
@@ -38,7 +50,7 @@ def circuit_before_provider(s: Story) -> None:
             "metadata": {"name": "ams-fra-1"},
             "spec": spec,
         },
-        response=s.obj(900, INVENTORY_API, "Circuit", "ams-fra-1", spec=spec, manager="datumctl"),
+        response=circuit(spec),
     )
     s.audit(
         900.3,
@@ -50,18 +62,18 @@ def circuit_before_provider(s: Story) -> None:
         message='providers.inventory.miloapis.com "zayo" not found',
         **inv,
     )
+    not_found = 'Provider "zayo" not found'
     s.status_patch(
-        900.4, INVENTORY_CONTROLLER, "circuits", "ams-fra-1", "", INVENTORY_GROUP, INVENTORY_VERSION
-    )
-    _ready_event(
-        s,
-        900.5,
-        "Circuit",
+        900.4,
+        INVENTORY_CONTROLLER,
+        "circuits",
         "ams-fra-1",
-        "ams-fra-1",
-        "ProviderNotFound",
-        'Provider "zayo" not found',
+        "",
+        INVENTORY_GROUP,
+        INVENTORY_VERSION,
+        current=circuit(spec, _ready_status(s, 900.4, "ProviderNotFound", not_found)),
     )
+    _ready_event(s, 900.5, "Circuit", "ams-fra-1", "ams-fra-1", "ProviderNotFound", not_found)
     s.reads(930, INVENTORY_CONTROLLER, "providers", "", INVENTORY_GROUP)
     pspec = {"displayName": "Zayo", "type": "Transit"}
     s.audit(
@@ -80,9 +92,24 @@ def circuit_before_provider(s: Story) -> None:
         response=s.obj(1000, INVENTORY_API, "Provider", "zayo", spec=pspec),
     )
     s.status_patch(
-        1000.3, INVENTORY_CONTROLLER, "providers", "zayo", "", INVENTORY_GROUP, INVENTORY_VERSION
+        1000.3,
+        INVENTORY_CONTROLLER,
+        "providers",
+        "zayo",
+        "",
+        INVENTORY_GROUP,
+        INVENTORY_VERSION,
+        current=s.obj(
+            1000,
+            INVENTORY_API,
+            "Provider",
+            "zayo",
+            spec=pspec,
+            status=_ready_status(s, 1000.3, "Accepted", ""),
+        ),
     )
     _ready_event(s, 1000.4, "Provider", "zayo", "Zayo", "Accepted", "")
+    ready = _ready_status(s, 1000.6, "Accepted", "")
     s.status_patch(
         1000.6,
         INVENTORY_CONTROLLER,
@@ -91,8 +118,21 @@ def circuit_before_provider(s: Story) -> None:
         "",
         INVENTORY_GROUP,
         INVENTORY_VERSION,
+        current=circuit(spec, ready),
     )
     _ready_event(s, 1000.7, "Circuit", "ams-fra-1", "ams-fra-1", "Accepted", "")
+    upgraded = spec | {"bandwidthMbps": 100000}
+    s.audit(
+        1050,
+        CAROL,
+        "patch",
+        "circuits",
+        name="ams-fra-1",
+        **inv,
+        query="fieldManager=kubectl-patch",
+        request={"spec": {"bandwidthMbps": 100000}},
+        response=circuit(upgraded, ready),
+    )
     node = {
         "siteRef": {"name": "ams1"},
         "placement": {"rackRef": {"name": "r7"}, "startUnit": 12, "unitHeight": 1},
@@ -107,6 +147,7 @@ def circuit_before_provider(s: Story) -> None:
         request={"kind": "Node", "metadata": {"name": "n1"}, "spec": node},
         response=s.obj(1100, INVENTORY_API, "Node", "n1", spec=node),
     )
+    rack = {"topology.inventory.miloapis.com/rack": "r7"}
     s.audit(
         1100.4,
         INVENTORY_CONTROLLER,
@@ -114,9 +155,24 @@ def circuit_before_provider(s: Story) -> None:
         "nodes",
         name="n1",
         **inv,
-        request={"metadata": {"labels": {"topology.inventory.miloapis.com/rack": "r7"}}},
+        request={"metadata": {"labels": rack}},
+        response=s.obj(1100, INVENTORY_API, "Node", "n1", spec=node, labels=rack),
     )
     _ready_event(s, 1100.5, "Node", "n1", "n1", "Accepted", "")
+
+
+def _ready_status(s: Story, offset: float, reason: str, message: str) -> Json:
+    """An inventory object's ``status``: its Ready condition as the controller sets it."""
+    ready = reason == "Accepted"
+    condition = {
+        "type": "Ready",
+        "status": "True" if ready else "False",
+        "reason": reason,
+        "message": message or "All references resolved",
+        "observedGeneration": 1,
+        "lastTransitionTime": seconds(s.at(offset)),
+    }
+    return {"observedGeneration": 1, "conditions": [condition]}
 
 
 def _ready_event(

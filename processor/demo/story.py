@@ -120,10 +120,23 @@ class Story:
         self.status_patch(offset + 2.0, kubelet(node), "pods", pod, ns, "", "v1")
 
     def status_patch(
-        self, offset: float, user: User, resource: str, name: str, ns: str, group: str, version: str
+        self,
+        offset: float,
+        user: User,
+        resource: str,
+        name: str,
+        ns: str,
+        group: str,
+        version: str,
+        current: Json | None = None,
     ) -> None:
-        """A controller's status write (the noise every object produces)."""
-        body = {"status": {"observedGeneration": 1}}
+        """A controller's status write (the noise every object produces).
+
+        With ``current`` (the whole object with its new ``status``) the response is that object,
+        as the API server returns it, so ``activity history`` can show the version; otherwise
+        the request and response carry only the status.
+        """
+        body = {"status": current["status"] if current else {"observedGeneration": 1}}
         self.audit(
             offset,
             user,
@@ -135,7 +148,7 @@ class Story:
             version=version,
             subresource="status",
             request=body,
-            response=body,
+            response=current if current else body,
         )
 
     def reads(self, offset: float, user: User, resource: str, ns: str, group: str = "") -> None:

@@ -1,11 +1,18 @@
-"""``activity demo`` as a newcomer runs it: a fresh process, nothing set up."""
+"""``activity demo`` as a newcomer runs it: a fresh process, nothing set up.
+
+Then as the newcomer goes on: every command the demo prints for its kept data is run as printed,
+against that data, and must show the demo's story.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,31 +21,137 @@ from processor.demo.scenario import scenario
 pytestmark = pytest.mark.integration
 
 
-def test_demo_prints_the_timeline_and_exits_zero(tmp_path, require_nats):
-    env = dict(os.environ, HOME=str(tmp_path), COLUMNS="200")
+ACTIVITY = [sys.executable, "-m", "processor"]
+
+#: What each printed follow-up command must show on the demo's data (its output, one string each).
+EXPECTED_OUTPUT = {
+    "query": ["carol created Circuit ams-fra-1", "Circuit ams-fra-1 is ready"],
+    "history": [
+        "Change #4",
+        "Created resource",
+        '"reason": "ProviderNotFound"',
+        '+        "status": "True",',
+        "Changes: spec",
+        '+    "bandwidthMbps": 100000,',
+    ],
+    "audit": ["bob", "shop/deployments/web", "403"],
+    "events": ["NotReady", "Circuit/ams-fra-1", "BackOff", "NodeNotReady"],
+    "facets": ["FIELD: spec.actor.name", "carol", "FIELD: spec.resource.kind", "Circuit"],
+}
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, HOME=str(tmp_path), COLUMNS="200", **extra)
     env.pop("ACTIVITY_CLICKHOUSE_URL", None)
+    env.pop("ACTIVITY_DATA_DIR", None)
+    return env
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "processor", "demo"],
-        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+        [*ACTIVITY, "demo", *args],
+        capture_output=True, text=True, env=_env(tmp_path), timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _summary(lines: list[str]) -> tuple[int, re.Match[str]]:
+    """The index and match of the counts line (no rate in it: ``activity bench`` measures that)."""
+    pattern = (
+        rf"{len(scenario())} records in \d+ messages -> (\d+) activities, 0 dead letters "
+        r"\(throughput: `activity bench`\)"
+    )
+    for number, line in enumerate(lines):
+        match = re.fullmatch(pattern, line)
+        if match:
+            return number, match
+    raise AssertionError("no summary line in:\n" + "\n".join(lines[-12:]))
+
+
+def _printed_commands(stdout: str) -> list[str]:
+    """The follow-up commands the demo printed (indented lines starting with ``activity``)."""
+    report = stdout[stdout.rindex("The data is kept in") :]
+    return [line.strip() for line in report.splitlines() if line.startswith("  activity ")]
+
+
+def _run_printed(command: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    argv = shlex.split(command)
+    assert argv[0] == "activity", command
+    return subprocess.run(
+        [*ACTIVITY, *argv[1:]],
+        capture_output=True, text=True, env=_env(tmp_path), timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_demo_prints_the_timeline_and_exits_zero(tmp_path, require_nats):
+    proc = _demo(tmp_path)
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["TIME", "ORIGIN", "ACTOR", "KIND", "SUMMARY"]
-    summary = lines[-1]
-    records = len(scenario())
-    match = re.fullmatch(
-        rf"{records} records in \d+ messages -> (\d+) activities, 0 dead letters, "
-        r"[\d.]+s \([\d,]+ records/s\)",
-        summary,
-    )
-    assert match, summary
-    assert int(match.group(1)) == len(lines) - 2  # one table row per stored activity
-    text = "\n".join(lines)
+    number, match = _summary(lines)
+    assert int(match.group(1)) == number - 1  # one table row per stored activity
+    assert "records/s" not in proc.stdout
+    text = "\n".join(lines[:number])
     order = [
         "carol created Circuit ams-fra-1",
         'Circuit ams-fra-1 is not ready: Provider "zayo" not found',
         "carol registered Provider Zayo",
         "Circuit ams-fra-1 is ready",
+        "carol updated Circuit ams-fra-1",
     ]
     positions = [text.index(s) for s in order]
     assert positions == sorted(positions)
+    # the last lines: where the data went (a temporary directory, gone) and how to keep it
+    report = "\n".join(lines[number + 1 :])
+    gone = re.search(r"The data \(NATS and chDB in (\S+)\) is deleted on exit", report)
+    assert gone, report
+    assert not Path(gone.group(1)).exists()
+    assert "activity demo --data-dir ./activity-demo" in report and "--keep" in report
+
+
+def test_printed_commands_explore_the_kept_data(tmp_path, require_nats):
+    data = tmp_path / "demo data"  # a space: the printed commands quote the path
+    proc = _demo(tmp_path, "--data-dir", str(data))
+    commands = _printed_commands(proc.stdout)
+    assert "The data is kept in " + str(data) in proc.stdout
+    assert [shlex.split(c)[1] for c in commands] == list(EXPECTED_OUTPUT)
+    assert any(c.startswith("activity history circuits ams-fra-1 --diff") for c in commands)
+    assert any(c.startswith("activity audit query ") for c in commands)
+    assert any(c.startswith("activity events query ") for c in commands)
+    for command in commands:
+        assert f"chdb://{data / 'chdb'}" in shlex.split(command), command
+        result = _run_printed(command, tmp_path)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+        assert "No " not in result.stderr, (command, result.stderr)
+        for expected in EXPECTED_OUTPUT[shlex.split(command)[1]]:
+            assert expected in result.stdout, (command, expected, result.stdout)
+
+
+def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
+    proc = subprocess.Popen(
+        [*ACTIVITY, "demo", "--keep"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=_env(tmp_path, TMPDIR=str(tmp_path)),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        banner = []
+        for line in proc.stdout:  # the banner is flushed once the demo is up
+            banner.append(line)
+            if "printed then" in line:
+                break
+        assert "The demo keeps running" in "".join(banner), "".join(banner)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    kept = re.search(r"The data is kept in (\S+) ", rest)
+    assert kept, rest
+    assert Path(kept.group(1)).parent == tmp_path and (Path(kept.group(1)) / "chdb").is_dir()
+    history = next(c for c in _printed_commands(rest) if " history " in c)
+    result = _run_printed(history, tmp_path)
+    assert result.returncode == 0 and "Change #4" in result.stdout, result.stderr[-2000:]

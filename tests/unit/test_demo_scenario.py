@@ -16,6 +16,7 @@ from processor.demo import ScenarioRecord, scenario
 from processor.engine import Engine
 from processor.policy import load_policies
 from processor.policy.bundled import bundled_policy_paths
+from processor.query.history import VERBS, render, to_change
 from processor.records import decode_audit, decode_event
 from processor.translate import Output, Translator
 
@@ -63,6 +64,7 @@ EXPECTED = [
     "carol registered Provider Zayo (Transit)",
     "Provider Zayo is ready",
     "Circuit ams-fra-1 is ready",
+    "carol updated Circuit ams-fra-1",
     "carol placed Node n1 in rack r7",
     "Node n1 is ready",
     "Node worker-3 is not ready: Node worker-3 status is now: NodeNotReady",
@@ -141,6 +143,7 @@ def test_inventory_thread_follows_the_circuit_lifecycle(records: list[ScenarioRe
         "carol registered Provider Zayo (Transit)",
         "Provider Zayo is ready",
         "Circuit ams-fra-1 is ready",
+        "carol updated Circuit ams-fra-1",
     ]
     events = [
         r.payload for r in records if r.kind == "event" and "annotations" in r.payload["metadata"]
@@ -150,3 +153,28 @@ def test_inventory_thread_follows_the_circuit_lifecycle(records: list[ScenarioRe
     assert not_ready["metadata"]["annotations"]["inventory.miloapis.com/condition-reason"] == (
         "ProviderNotFound"
     )
+
+
+def test_circuit_history_shows_every_version(records: list[ScenarioRecord]) -> None:
+    """What ``activity history circuits ams-fra-1 --diff`` shows once the raw audit is stored."""
+    changes = [
+        to_change(r.payload)
+        for r in records
+        if r.kind == "audit"
+        and r.payload["objectRef"]["resource"] == "circuits"
+        and r.payload["objectRef"].get("name") == "ams-fra-1"
+        and r.payload["verb"] in VERBS
+    ]
+    assert [(c.verb, c.user) for c in changes] == [
+        ("create", "carol"),
+        ("patch", "system:serviceaccount:inventory-system:inventory-controller-manager"),
+        ("patch", "system:serviceaccount:inventory-system:inventory-controller-manager"),
+        ("patch", "carol"),
+    ]
+    assert all(c.object is not None and c.object["kind"] == "Circuit" for c in changes)
+    text = "\n".join(render(changes))
+    assert "(no object recorded" not in text and "(removed)" not in text
+    assert "Created resource" in text
+    assert '+        "reason": "ProviderNotFound",' in text
+    assert '+        "reason": "Accepted",' in text
+    assert "Changes: spec\n" in text and '+    "bandwidthMbps": 100000,' in text

@@ -1,0 +1,59 @@
+"""What ``activity demo`` prints last: where its data went and the commands that explore it.
+
+Without ``--data-dir`` or ``--keep`` the data lives in a temporary directory that is deleted on
+exit, and the report says how to keep it. Otherwise the report names the directory and lists read
+commands with the exact ``--clickhouse-url`` of the kept chDB store; each of them shows some of
+the demo's story (``tests/integration/test_demo.py`` runs every one on a kept store). They run
+once the demo has exited: chDB opens a store in one process at a time.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+#: The directory the report suggests for ``activity demo --data-dir``.
+SUGGESTED_DIR = "./activity-demo"
+
+
+def chdb_url(data_dir: Path) -> str:
+    """The ``--clickhouse-url`` of the demo's chDB store in ``data_dir`` (an absolute path)."""
+    return f"chdb://{(data_dir / 'chdb').resolve()}"
+
+
+def explore_commands(data_dir: Path) -> list[str]:
+    """Read commands to try on the demo's data in ``data_dir``, as shell command lines.
+
+    Audit and event queries look back 24 hours by default; ``--start now-7d`` keeps the commands
+    working on a store kept for a few days.
+    """
+    url = "--clickhouse-url " + shlex.quote(chdb_url(data_dir))
+    return [
+        f"activity query {url} --filter \"spec.resource.name == 'ams-fra-1'\"",
+        f"activity history circuits ams-fra-1 --diff {url}",
+        f"activity audit query {url} --actor bob --start now-7d",
+        f"activity events query {url} --field-selector type=Warning --start now-7d",
+        f"activity facets spec.actor.name spec.resource.kind {url}",
+    ]
+
+
+def data_report(data_dir: Path, kept: bool) -> str:
+    """The demo's last lines: where the data went and, if it was kept, what to try next.
+
+    Args:
+        data_dir: the demo's data directory (``nats/`` and ``chdb/`` inside).
+        kept: whether the directory stays after the demo exits (``--data-dir`` or ``--keep``).
+    """
+    if not kept:
+        return (
+            f"\nThe data (NATS and chDB in {data_dir}) is deleted on exit. To keep it and explore "
+            f"it, run:\n  activity demo --data-dir {SUGGESTED_DIR}\n"
+            "(or add --keep to also leave NATS and the worker running until Ctrl-C)"
+        )
+    lines = [
+        f"\nThe data is kept in {data_dir.resolve()} (nats/: the JetStream store, chdb/: the "
+        "tables). Explore it:",
+        *(f"  {command}" for command in explore_commands(data_dir)),
+        "More in docs/query.md. Another demo run with this directory adds its story to the data.",
+    ]
+    return "\n".join(lines)

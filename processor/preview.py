@@ -5,6 +5,11 @@ of the policy is evaluated in order for each input, and any match, summary or bu
 reported in that input's result instead of stopping the preview. Activities are built by the one
 Activity builder (decision 6) with a local kind resolver (decision 10), so preview shows what the
 running processor would publish.
+
+Inputs are routed as the processor routes them (:class:`~processor.engine.Engine`): an audit event
+of a stage the processor skips (only ``ResponseComplete`` by default), of another resource than
+the policy's, or without an objectRef, and an Event about another kind, are not evaluated; their
+result says why (``skipped``). ``all_stages`` evaluates audit events of every stage.
 """
 
 from __future__ import annotations
@@ -13,13 +18,21 @@ from datetime import date, datetime
 from typing import Any
 
 from processor.activity import build_audit_activity, build_event_activity
-from processor.engine import CompiledPolicy, RuleFailure, compile_policy, first_match
+from processor.engine import (
+    DEFAULT_STAGES,
+    CompiledPolicy,
+    Engine,
+    RuleFailure,
+    compile_policy,
+    first_match,
+)
 from processor.errors import PolicyError, PolicyErrors, RecordError
 from processor.kinds import KindResolver
 from processor.policy.loader import read_documents
 from processor.policy.model import Policy, spec_to_policy
 from processor.policy.validate import validate_policy
 from processor.records import (
+    audit_key,
     audit_vars,
     decode_audit,
     decode_event,
@@ -149,16 +162,32 @@ def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:
 
 
 def run_preview(
-    manifest: dict[str, Any], policy: Policy, resolver: KindResolver | None = None
+    manifest: dict[str, Any],
+    policy: Policy,
+    resolver: KindResolver | None = None,
+    all_stages: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate the policy on every input; return the manifest with ``status`` filled."""
+    """Evaluate the policy on every input; return the manifest with ``status`` filled.
+
+    Args:
+        manifest: a manifest from :func:`load_manifest`.
+        policy: its policy.
+        resolver: the kind resolver (default: a local one knowing the policy's kind).
+        all_stages: evaluate audit events of every stage, not only the processor's.
+    """
     resolver = resolver or KindResolver()
     resolver.add_policy_kind(policy.api_group, policy.kind)
     compiled = compile_policy(policy, resolver)
+    router = Engine([policy], stages=None if all_stages else DEFAULT_STAGES, native=False)
     results: list[dict[str, Any]] = []
     activities: list[dict[str, Any]] = []
     for index, item in enumerate(manifest["spec"]["inputs"]):
         result: dict[str, Any] = {"inputIndex": index, "matched": False, "matchedRuleIndex": -1}
+        skipped = _skipped(router, policy, item)
+        if skipped:
+            result["skipped"] = skipped
+            results.append(result)
+            continue
         try:
             if item["type"] == "audit":
                 hit = _preview_audit(compiled, item["audit"], resolver)
@@ -185,6 +214,37 @@ def run_preview(
 
 class _PreviewError(Exception):
     pass
+
+
+def _skipped(router: Engine, policy: Policy, item: dict[str, Any]) -> str:
+    """Why the processor would not evaluate this input ("" when it would, or when only
+    evaluating it can tell: an input that does not decode reports its error)."""
+    try:
+        if item["type"] == "audit":
+            audit = decode_audit(item["audit"])
+            stage, key = audit.get("stage", ""), audit_key(audit)
+            reason = router.audit_skip_reason(stage, key)
+            if reason == "no_object_ref":
+                return "no objectRef"
+            if reason == "stage":
+                return f"stage {stage or '(none)'}"
+            if reason:
+                group, _, resource = (key or "").partition("/")
+                if group != policy.api_group:
+                    ours = policy.api_group or "(core)"
+                    return f"apiGroup {group or '(core)'} is not this policy's ({ours})"
+                return f"resource {resource} is not this policy's kind {policy.kind}"
+            return ""
+        event = decode_event(item["event"])
+    except RecordError:
+        return ""
+    found = involved_object(event) if event is not None else None
+    if found is None:
+        return "no involved object"
+    group, kind = found[0], found[1]
+    if f"{group}/{kind}" not in router.event_index:
+        return f"involved object {group or '(core)'}/{kind} is not this policy's"
+    return ""
 
 
 def _failure(exc: RuleFailure) -> _PreviewError:

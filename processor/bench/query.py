@@ -20,11 +20,13 @@ import argparse
 import logging
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from processor.query.service import Backend, QueryRequest, run_query
@@ -203,6 +205,7 @@ def _ensure_rows(sink: Any, rows: int) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the query benchmark (``activity bench --query``)."""
     parser.add_argument("--clickhouse-url", default=None, help="default: chdb in a bench dir")
+    parser.add_argument("--clean", action="store_true", help="remove the default store after")
     parser.add_argument("--rows", type=int, default=10_000_000, help="activities to store")
     parser.add_argument("--repeat", type=int, default=100, help="runs per query shape")
     parser.add_argument(
@@ -217,7 +220,8 @@ def main(args: argparse.Namespace) -> int:
     from processor.sink import default_data_dir, open_sink
     from processor.sink.migrate import migrate
 
-    url = getattr(args, "clickhouse_url", None) or f"chdb://{default_data_dir() / 'bench-query'}"
+    own = default_data_dir() / "bench-query"
+    url = getattr(args, "clickhouse_url", None) or f"chdb://{own}"
     sink = open_sink(url)
     try:
         migrate(sink)
@@ -240,7 +244,23 @@ def main(args: argparse.Namespace) -> int:
                 )
     finally:
         sink.close()
+        if url == f"chdb://{own}":
+            _leave(own, getattr(args, "clean", False))
     return 0
+
+
+def _leave(store: Path, clean: bool) -> None:
+    """Remove the default store (``--clean``) or say where it stays and how to remove it."""
+    if clean:
+        shutil.rmtree(store, ignore_errors=True)
+        print(f"removed the benchmark store {store}", file=sys.stderr)
+        return
+    size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    print(
+        f"the benchmark store stays in {store} ({size / 1e9:.1f} GB) for the next run; "
+        f"remove it with `rm -rf {store}` or run with --clean",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":  # python -m processor.bench.query [--rows N]

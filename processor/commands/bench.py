@@ -97,7 +97,16 @@ def register(subparsers: Any) -> None:
         metavar="R",
         help="--e2e: records/s of the first latency phase (default: half the live capacity)",
     )
-    parser.add_argument("--clickhouse-url", default=None, help="--query: default chdb bench dir")
+    parser.add_argument(
+        "--clickhouse-url",
+        default=None,
+        help="--query: the store (default: chDB in <data dir>/bench-query, kept for the next run)",
+    )
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="--query: remove the default store after the run (it holds ~4 GB for 10M rows)",
+    )
     parser.add_argument(
         "--rows", type=_positive, default=10_000_000, help="--query: activities to store (10M)"
     )

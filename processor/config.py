@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from processor.stages import DEFAULT_STAGES
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -45,7 +47,7 @@ class Settings:
     batch_max_age: float = 1.0
     max_pending_records: int = 100_000
     sink_nice: int = 19
-    stages: tuple[str, ...] = ("ResponseComplete",)
+    stages: tuple[str, ...] = DEFAULT_STAGES
     max_record_bytes: int = 10 * 1024 * 1024
     store_raw: bool = False
     dlq_enabled: bool = True

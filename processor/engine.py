@@ -32,8 +32,7 @@ from processor.records import (
     involved_object,
     normalize_event,
 )
-
-DEFAULT_STAGES = ("ResponseComplete",)
+from processor.stages import DEFAULT_STAGES
 
 #: What the Activity builder reads of the bodies (the object's uid).
 BUILDER_NEEDS: dict[str, Need] = {"responseObject": {"metadata": {"uid": WHOLE}}}

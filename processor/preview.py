@@ -19,7 +19,6 @@ from typing import Any
 
 from processor.activity import build_audit_activity, build_event_activity
 from processor.engine import (
-    DEFAULT_STAGES,
     CompiledPolicy,
     Engine,
     RuleFailure,
@@ -40,6 +39,7 @@ from processor.records import (
     involved_object,
     normalize_event,
 )
+from processor.stages import DEFAULT_STAGES
 
 API_VERSION = "activity.miloapis.com/v1alpha1"
 KIND = "PolicyPreview"

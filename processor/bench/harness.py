@@ -156,7 +156,7 @@ def run_bench(
 ) -> BenchResult:
     """Measure the four paths on ``lines`` with the policies of ``policy_paths``."""
     from processor.bench.naive import NaiveRunner
-    from processor.commands.translate import load_engine
+    from processor.policy.compile import load_engine
 
     say = progress or (lambda _msg: None)
     python = Translator(load_engine(list(policy_paths), native=False), native=False)

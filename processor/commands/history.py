@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from processor.commands.output import dump
+    from processor.output import dump
     from processor.sink import SinkError
 
     try:

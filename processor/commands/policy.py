@@ -68,7 +68,7 @@ async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:
 
 def _apply(args: argparse.Namespace) -> int:
     from processor.errors import PolicyErrors
-    from processor.worker.policies import compile_set
+    from processor.policy.compile import compile_set
 
     try:
         compiled = compile_set(args.filename, {}, stages=None, max_record_bytes=1)

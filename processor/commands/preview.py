@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import yaml
 
-from processor.commands.output import dump
 from processor.errors import PolicyError, PolicyErrors
+from processor.output import dump
 from processor.policy.loader import load_file
 from processor.preview import API_VERSION, KIND, load_manifest, run_preview
 from processor.records import classify_record

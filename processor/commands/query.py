@@ -241,7 +241,7 @@ _SOURCES = {"activities": ACTIVITIES, "audit": AUDIT_LOGS, "events": K8S_EVENTS}
 
 
 def _handle_facets(args: argparse.Namespace) -> int:
-    from processor.commands.output import dump
+    from processor.output import dump
     from processor.query.facets import facets
     from processor.query.output import format_rows
     from processor.sink import SinkError

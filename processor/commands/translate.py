@@ -17,9 +17,8 @@ from typing import IO, Any
 
 import orjson
 
-from processor.engine import Engine
 from processor.errors import PolicyErrors
-from processor.policy import check_policies, load_paths
+from processor.policy.compile import load_engine
 from processor.translate import DEFAULT_MAX_RECORD_BYTES, Output, Translator
 
 _CHUNK = 1000
@@ -50,21 +49,6 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
     parser.set_defaults(handler=_handle)
-
-
-def load_engine(paths: list[str], all_stages: bool = False, native: bool | None = None) -> Engine:
-    """Load, validate and compile policies; raise :class:`PolicyErrors` if any is invalid.
-
-    ``native``: see :class:`Engine` (None: the process default, :mod:`processor.native`).
-    """
-    loaded = load_paths(paths)
-    loaded.raise_for_errors()
-    checked = check_policies(loaded.policies)
-    if checked.errors:
-        raise PolicyErrors(checked.errors)
-    return Engine(
-        loaded.policies, stages=None if all_stages else ("ResponseComplete",), native=native
-    )
 
 
 def _lines(stream: IO[bytes]) -> Iterator[bytes]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from processor.commands.output import dump
+from processor.output import dump
 from processor.query.errors import TimeRangeError
 from processor.query.timeparse import NS, parse_rfc3339
 

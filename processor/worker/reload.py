@@ -1,7 +1,7 @@
 """Policy hot reload: poll the policy files, follow the NATS KV bucket, swap the set atomically.
 
 Both sources feed one :class:`PolicyReloader`. A change rebuilds the whole set
-(:func:`~processor.worker.policies.compile_set`); on success the pipeline's translator is replaced
+(:func:`~processor.policy.compile.compile_set`); on success the pipeline's translator is replaced
 between two deliveries (the event loop is single-threaded, so a batch never sees two sets); on
 failure the errors are logged with file, field path and position, counted in
 ``activity_processor_policy_reloads_total{result="rejected"}``, and the running set stays.
@@ -17,8 +17,9 @@ from typing import Any
 
 from processor.errors import PolicyErrors
 from processor.metrics import Metrics
+from processor.policy.compile import Compiled, compile_set
 from processor.translate import Translator
-from processor.worker.policies import Compiled, compile_set, files_fingerprint
+from processor.worker.policies import files_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ import orjson
 from processor.activity import encode_activity
 from processor.bench.corpus import generate
 from processor.policy.bundled import bundled_policy_dir
+from processor.policy.compile import compile_set
 from processor.sink.chdb import ChdbSink
 from processor.sink.migrate import migrate
 from processor.translate import Output
-from processor.worker.policies import compile_set
 
 _PROJECTION = re.compile(r",\s*PROJECTION \w+\s*\([^()]*(\([^()]*\)[^()]*)*\)")
 _INDEX = re.compile(r",\s*INDEX [^,]*GRANULARITY \d+")

@@ -39,8 +39,8 @@ import orjson
 
 from processor.activity import encode_activity
 from processor.bench.hostile import MIB, Builder, random_spec
-from processor.commands.translate import load_engine
 from processor.policy.bundled import bundled_policy_dir
+from processor.policy.compile import load_engine
 from processor.sink.factory import open_sink
 from processor.stream.server import NatsServer
 from processor.stream.topology import HEADER_RESERVE, ensure_streams

@@ -19,8 +19,8 @@ import orjson
 from processor.bench.corpus import generate
 from processor.bench.corpus.vocab import MIXES
 from processor.policy.bundled import bundled_policy_dir
+from processor.policy.compile import compile_set
 from processor.translate import Output
-from processor.worker.policies import compile_set
 
 
 def main() -> None:

@@ -45,9 +45,9 @@ from processor.bench.hostile import (
     WRONG,
     Builder,
 )
-from processor.commands.translate import load_engine
 from processor.config import Settings
 from processor.deadletter import original_payload_bytes, payload_from_ref
+from processor.policy.compile import load_engine
 from processor.stream.server import NatsServer
 from processor.translate import Output, Translator
 from processor.worker.runner import Worker

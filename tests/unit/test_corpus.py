@@ -184,8 +184,8 @@ def test_the_production_mix_is_mostly_reads_renewals_and_controllers() -> None:
 
 def test_the_production_mix_turns_few_records_into_activities() -> None:
     from processor.policy.bundled import bundled_policy_dir
+    from processor.policy.compile import compile_set
     from processor.translate import Output
-    from processor.worker.policies import compile_set
 
     translator = compile_set(
         [str(bundled_policy_dir())], {}, stages=None, max_record_bytes=10 << 20

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processor.bench.corpus import generate
-from processor.commands.translate import load_engine
 from processor.engine import Engine
 from processor.policy import parse_policy_text
+from processor.policy.compile import load_engine
 from processor.records import decode_audit
 from processor.records.audit import peek_route, peek_selector
 from processor.translate import Output, Translator

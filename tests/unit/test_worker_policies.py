@@ -9,7 +9,7 @@ import pytest
 
 from processor.errors import PolicyErrors
 from processor.metrics import Metrics
-from processor.worker.policies import compile_set, merge
+from processor.policy.compile import compile_set, merge
 from processor.worker.reload import PolicyReloader
 
 POLICY = """\

@@ -47,8 +47,8 @@ def register(subparsers: Any) -> None:
         default="standard",
         help="corpus mix: standard (write-heavy stress mix, about 15%% of records become "
         "activities with the bundled policies) or production (the workload of "
-        "performance-notes.md: reads, lease renewals, controllers' writes; about 1 in 300 with "
-        "the bundled policies)",
+        "docs/design.md#perf-workload: reads, lease renewals, controllers' writes; about 1 in "
+        "300 with the bundled policies)",
     )
     parser.add_argument(
         "--batch",

@@ -1,11 +1,12 @@
-"""The one Activity builder (decision 6): live, preview and replay; audit and events alike.
+"""The one Activity builder (docs/design.md#d6): live, preview and replay; audit and events alike.
 
-Shape and field order follow ``policy-engine.md`` §7 (Go ``encoding/json`` of the upstream types):
-top level ``kind, apiVersion, metadata, spec``; metadata ``name, namespace, creationTimestamp,
-labels`` (label keys sorted); spec ``summary, changeSource, actor, resource, links, tenant,
-origin``. Differences from upstream, all from the project decisions: ``creationTimestamp`` has
-millisecond precision (3), tenant types are normalised (9), and events use the full link
-conversion §3.6(A) with a kind resolver and actor type ``controller`` (6).
+Shape and field order follow ``docs/design.md#policy-engine-7`` (Go ``encoding/json`` of the
+upstream types): top level ``kind, apiVersion, metadata, spec``; metadata ``name, namespace,
+creationTimestamp, labels`` (label keys sorted); spec ``summary, changeSource, actor, resource,
+links, tenant, origin``. Differences from upstream, all from the project decisions
+(``docs/design.md``): ``creationTimestamp`` has millisecond precision (``#d3``), tenant types are
+normalised (``#d9``), and events use the full link conversion (A) of ``#policy-engine-3-6`` with a
+kind resolver and actor type ``controller`` (``#d6``).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ Resolver = Callable[[str, str], str]
 
 
 def activity_name(origin_type: str, origin_id: str, api_group: str, kind: str) -> str:
-    """``act-`` + the first 12 hex digits of sha256(type NUL id NUL apiGroup NUL kind) (§7.1).
+    """``act-`` + the first 12 hex digits of sha256(type NUL id NUL apiGroup NUL kind)
+    (docs/design.md#policy-engine-7-1).
 
     ``processor._native.hashing.activity_name`` is its Cython twin (parity-tested); it measured
     no faster (hashlib does the work either way), so the builders call this one.
@@ -75,7 +77,7 @@ def change_source(username: str) -> str:
 
 
 def resolve_actor(username: str, uid: str = "") -> dict[str, str]:
-    """The audit actor (§5.1): ``{type, name, uid?, email?}``.
+    """The audit actor (docs/design.md#policy-engine-5-1): ``{type, name, uid?, email?}``.
 
     ``type`` is ``system`` for ``system:`` usernames (service accounts too), else ``user``;
     ``name`` drops the leading ``system:`` and is ``unknown`` when empty; ``email`` is the
@@ -93,8 +95,8 @@ def resolve_actor(username: str, uid: str = "") -> dict[str, str]:
 
 
 def normalize_tenant_type(value: str) -> str:
-    """Decision 9: ``organization``/``project``/``user``/``platform`` (any case) and ``""`` map to
-    ``Organization``/``Project``/``User``/``platform``; any other value is kept."""
+    """docs/design.md#d9: ``organization``/``project``/``user``/``platform`` (any case) and ``""``
+    map to ``Organization``/``Project``/``User``/``platform``; any other value is kept."""
     normal = _TENANT_TYPES.get(value)
     if normal is not None:
         return normal
@@ -111,7 +113,8 @@ def _first_extra(extra: dict[str, Any], key: str) -> str:
 
 
 def audit_tenant(user: dict[str, Any] | None) -> dict[str, str]:
-    """The tenant of an audit record from ``user.extra`` (§6.1), type normalised (decision 9).
+    """The tenant of an audit record from ``user.extra`` (docs/design.md#policy-engine-6-1), type
+    normalised (#d9).
 
     Precedence: parent-type/parent-name, then ``organization`` when the type is still platform,
     then ``project`` over everything.
@@ -137,7 +140,8 @@ def audit_tenant(user: dict[str, Any] | None) -> dict[str, str]:
 
 
 def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
-    """The tenant of an event from its scope annotations (§6.2), type normalised (decision 9)."""
+    """The tenant of an event from its scope annotations (docs/design.md#policy-engine-6-2), type
+    normalised (#d9)."""
     meta = event.get("metadata") if type(event) is dict else None
     annotations = meta.get("annotations") if type(meta) is dict else None
     if type(annotations) is dict:
@@ -160,7 +164,8 @@ def _str(m: dict[str, Any], key: str) -> str:
 
 
 def _meta_field(meta: dict[str, Any], key: str) -> str:
-    """``metadata.<key>`` when it is a string, else ``""`` (the link fallback of §3.6 step 4)."""
+    """``metadata.<key>`` when it is a string, else ``""`` (the link fallback, step 4 of
+    docs/design.md#policy-engine-3-6)."""
     v = meta.get(key)
     return v if type(v) is str else ""
 
@@ -183,7 +188,8 @@ def _resource(
 def convert_links(
     links: Iterable[tuple[str, Any] | dict[str, Any]], resolver: Resolver | Any | None = None
 ) -> list[dict[str, Any]]:
-    """Collected ``link()`` calls -> ActivityLinks, §3.6(A), for audit and events.
+    """Collected ``link()`` calls -> ActivityLinks, conversion (A) of
+    docs/design.md#policy-engine-3-6, for audit and events.
 
     Args:
         links: ``(marker, resource_map)`` tuples as the CEL evaluator collects them, or
@@ -273,7 +279,7 @@ def build_audit_activity(
     links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
     resolver: Resolver | Any | None = None,
 ) -> dict[str, Any]:
-    """The Activity of a matched audit rule (§7.2; decisions 3, 6, 9).
+    """The Activity of a matched audit rule (docs/design.md#policy-engine-7-2; #d3, #d6, #d9).
 
     Args:
         audit: the decoded audit map (:func:`processor.records.decode_audit`).
@@ -366,14 +372,15 @@ def build_event_activity(
     links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
     resolver: Resolver | Any | None = None,
 ) -> dict[str, Any]:
-    """The Activity of a matched event rule (§7.3 with decision 6).
+    """The Activity of a matched event rule (docs/design.md#policy-engine-7-3 with #d6).
 
     Args:
         event: the decoded event map.
         involved: its involved object (``regarding`` or ``involvedObject``).
         api_group, kind: the matched policy's ``spec.resource``.
         summary: the rendered summary.
-        links: the links collected while rendering; converted with §3.6(A).
+        links: the links collected while rendering; converted with (A) of
+            docs/design.md#policy-engine-3-6.
         resolver: kind resolver for links that name a plural resource.
 
     Raises:

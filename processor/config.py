@@ -99,7 +99,7 @@ FIELDS: dict[str, str] = {
     "policies": "policy files or directories (default: the bundled policies)",
     "policy_bucket": "NATS KV bucket of policies applied with `activity policy apply` ('' = off)",
     "watch_interval": "seconds between checks of the policy files for changes",
-    "partition_count": "number of partitions of the input subjects (decision 13)",
+    "partition_count": "number of partitions of the input subjects (docs/design.md#d13)",
     "partitions": "partitions this worker owns: all, 0-3, 0,2,5-7",
     "shared_consumer": "also read the upstream subjects (audit.k8s.activity, events.<ns>)",
     "consumer_name": "durable audit consumer name (partition consumers add -p<N>)",

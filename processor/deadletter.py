@@ -1,4 +1,4 @@
-"""Dead-letter records (``pipeline.md`` §8.5 with decision 7).
+"""Dead-letter records (``docs/design.md#pipeline-8-5``, ``#d7``).
 
 A record that cannot be turned into an Activity is published to the DLQ with its original payload,
 the reason and enough context to retry it. Field order is upstream's: ``type, originalPayload,
@@ -12,7 +12,7 @@ is kept as a JSON string (UTF-8 text) or as base64 (other bytes), and the extra 
 ``originalPayloadEncoding`` (``text``/``base64``) says so, so the record is never lost.
 :func:`original_payload_bytes` gives the bytes back for a retry.
 
-Error types are accurate (decision 7): a failing match is ``cel_match``, not ``cel_summary``.
+Error types are accurate (docs/design.md#d7): a failing match is ``cel_match``, not ``cel_summary``.
 Beyond upstream's, ``internal`` (an unexpected exception while handling one record),
 ``activity_too_large`` (the rendered Activity exceeds the ACTIVITIES stream's message size) and
 ``max_deliveries`` (NATS gave up redelivering an input) keep every input accounted for
@@ -122,7 +122,7 @@ def dead_letter_record(
     resource: dict[str, str] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """A DLQ record in §8.5 field order.
+    """A DLQ record in the field order of docs/design.md#pipeline-8-5.
 
     Args:
         event_type: ``audit`` or ``k8s-event``.

@@ -1,13 +1,14 @@
 """The policy engine: compiled policies indexed by resource, and record -> Activity translation.
 
-Index (policy-engine §4.1): audit policies under ``"<apiGroup>/<plural resource>"``, event
-policies under ``"<apiGroup>/<Kind>"``; each key lists its policies in load order (file order, then
-document order; decision 8). Rules are compiled once; a rule whose match or summary fails to
-compile is marked invalid and skipped (§3.5).
+Index (docs/design.md#policy-engine-4-1): audit policies under ``"<apiGroup>/<plural resource>"``,
+event policies under ``"<apiGroup>/<Kind>"``; each key lists its policies in load order (file order,
+then document order; docs/design.md#d8). Rules are compiled once; a rule whose match or summary
+fails to compile is marked invalid and skipped (docs/design.md#policy-engine-3-5).
 
-Translation follows upstream's error behaviour (§4.3, §4.4, decision 7): for audit records a
-failing policy is dead-lettered and the next policy is still tried; for events a match error skips
-the rule and a summary error dead-letters the record and stops. The first matching policy wins.
+Translation follows upstream's error behaviour (docs/design.md#policy-engine-4-3,
+#policy-engine-4-4, #d7): for audit records a failing policy is dead-lettered and the next policy is
+still tried; for events a match error skips the rule and a summary error dead-letters the record and
+stops. The first matching policy wins.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class CompiledRule:
 
 
 def compile_rule(rule: Rule, native: bool = False) -> CompiledRule:
-    """Compile one rule; a compile failure makes it invalid (skipped at run time, §3.5).
+    """Compile one rule; a compile failure makes it invalid (skipped at run time,
+    docs/design.md#policy-engine-3-5).
 
     ``native`` builds the plans with the Cython-compiled twin (same results).
     """
@@ -180,7 +182,7 @@ class RuleFailure(Exception):
 
 @dataclass(slots=True)
 class Failure:
-    """One policy that failed on a record: becomes a dead-letter record (decision 7)."""
+    """One policy that failed on a record: becomes a dead-letter record (docs/design.md#d7)."""
 
     policy: CompiledPolicy
     rule_index: int
@@ -235,7 +237,8 @@ def first_match(
     """The first valid rule that matches, rendered and built: ``(rule index, activity)``.
 
     Any failure (match, summary, build) raises :class:`RuleFailure`: the policy fails at that
-    rule (the audit path of §4.3 and the preview path of §4.5).
+    rule (the audit path of docs/design.md#policy-engine-4-3 and the preview path of
+    #policy-engine-4-5).
     """
     for crule in rules:
         if not crule.valid or not match_rule(crule, variables):
@@ -254,7 +257,8 @@ class Engine:
     Args:
         policies: ActivityPolicies in load order (validated).
         resolver: kind resolver; every policy's Kind is registered in it.
-        stages: audit stages translated (decision 4); others are skipped. None keeps every stage.
+        stages: audit stages translated (docs/design.md#d4); others are skipped. None keeps every
+            stage.
         native: build the plans with the Cython extensions (True; raises
             ``ExtensionMissingError`` when they are not built), the twins (False), or as
             :func:`processor.native.use_native` says (None). Results are the same.

@@ -1,4 +1,4 @@
-"""Kind <-> plural-resource resolution without a cluster (decision 10).
+"""Kind <-> plural-resource resolution without a cluster (docs/design.md#d10).
 
 An audit record names the plural resource (``objectRef.resource``, e.g. ``httpproxies``); the
 Activity, the link conversion and the policy index need the Kind (``HTTPProxy``). Upstream asks

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the worker: upstream names (``pipeline.md`` §11) plus the runtime's own.
+"""Prometheus metrics of the worker: upstream names (``docs/design.md#pipeline-11``) plus the
+runtime's own.
 
 Each :class:`Metrics` owns a ``CollectorRegistry`` (several workers can live in one test process).
 The hot path never touches a labelled metric per record: the pipeline counts per batch, and label

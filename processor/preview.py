@@ -1,10 +1,11 @@
-"""PolicyPreview: run one policy over sample inputs, as upstream's preview API does (§1.3, §4.5).
+"""PolicyPreview: run one policy over sample inputs, as upstream's preview API does
+(docs/design.md#policy-engine-1-3, #policy-engine-4-5).
 
-The manifest is validated like upstream's (the policy spec per §1.1, then the inputs); every rule
-of the policy is evaluated in order for each input, and any match, summary or build error is
-reported in that input's result instead of stopping the preview. Activities are built by the one
-Activity builder (decision 6) with a local kind resolver (decision 10), so preview shows what the
-running processor would publish.
+The manifest is validated like upstream's (the policy spec per docs/design.md#policy-engine-1-1,
+then the inputs); every rule of the policy is evaluated in order for each input, and any match,
+summary or build error is reported in that input's result instead of stopping the preview.
+Activities are built by the one Activity builder (docs/design.md#d6) with a local kind resolver
+(#d10), so preview shows what the running processor would publish.
 
 Inputs are routed as the processor routes them (:class:`~processor.engine.Engine`): an audit event
 of a stage the processor skips (only ``ResponseComplete`` by default), of another resource than

@@ -1,7 +1,7 @@
 """The audit stages the processor translates by default.
 
 Only ``ResponseComplete`` carries the response, and the other stages of one request would repeat
-its activity (``docs/design.md``, decision 4); ``--stages`` (the worker), ``--all-stages``
+its activity (``docs/design.md#d4``); ``--stages`` (the worker), ``--all-stages``
 (``activity translate``, ``activity preview``) change it.
 """
 

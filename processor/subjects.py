@@ -1,10 +1,13 @@
-"""NATS subjects: activity output (§8.3 + decision 5), dead-letter (§8.5), input partitions (13).
+"""NATS subjects: activity output, dead-letter, input partitions.
+
+Design: ``docs/design.md#pipeline-8-3`` and ``#d5`` (activity output), ``#pipeline-8-5``
+(dead-letter), ``#d13`` (input partitions).
 
 Activity subject:
 ``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>.<namespace>.<name>``
 with upstream's defaults for empty tokens (``platform``, ``_``, ``core``, ``_``). Every token is
-sanitised (decision 5): ``.``, ``*``, ``>``, whitespace and control characters become ``_``, so
-``networking.datumapis.com`` is the single token ``networking_datumapis_com`` (as the upstream
+sanitised (docs/design.md#d5): ``.``, ``*``, ``>``, whitespace and control characters become ``_``,
+so ``networking.datumapis.com`` is the single token ``networking_datumapis_com`` (as the upstream
 docs and Watch API filters have it).
 
 Dead-letter subject: ``<prefix>.<eventType>.<apiGroup>.<kind>``, ``unknown``/``core`` defaults.
@@ -54,7 +57,7 @@ def sanitize_token(value: str, default: str) -> str:
 
 
 def activity_subject(activity: dict[str, Any], prefix: str = "activities") -> str:
-    """The subject an Activity is published on (§8.3, tokens sanitised per decision 5)."""
+    """The subject an Activity is published on (docs/design.md#pipeline-8-3; tokens per #d5)."""
     spec = activity["spec"]
     tenant = spec.get("tenant") or {}
     resource = spec.get("resource") or {}
@@ -87,7 +90,8 @@ def _dlq_group(api_group: str | None) -> str:
 def dlq_subject(
     event_type: str, api_group: str | None, kind: str, prefix: str = "activity.dlq"
 ) -> str:
-    """The dead-letter subject (§8.5): ``<prefix>.<eventType>.<apiGroup>.<kind>``.
+    """The dead-letter subject (docs/design.md#pipeline-8-5):
+    ``<prefix>.<eventType>.<apiGroup>.<kind>``.
 
     Args:
         event_type: ``audit`` or ``k8s-event``.
@@ -106,7 +110,8 @@ def dlq_subject(
 
 
 def partition_of(api_group: str, resource: str, namespace: str, name: str, count: int) -> int:
-    """The input partition of an object (decision 13): CRC-32 of ``g/r/ns/name`` modulo ``count``.
+    """The input partition of an object (docs/design.md#d13): CRC-32 of ``g/r/ns/name`` modulo
+    ``count``.
 
     Raises:
         ValueError: ``count`` is less than 1.

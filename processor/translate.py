@@ -1,12 +1,12 @@
 """One input payload -> activities and dead letters: the step shared by replay and streaming.
 
-A payload is one JSON document: an audit Event, an audit EventList (decision 12) or a Kubernetes
-Event. Nothing here raises, for bad input or for a bug: a malformed or oversize payload, a record
-that decodes to the wrong shape, and every failing policy become dead-letter records (upstream DLQ
-format, decision 7); an unexpected exception dead-letters its record or EventList item alone
-(``internal``). Each dead letter keeps its record's bytes (an item's span in the list), and each
-output remembers where its text is (:data:`Origin`), so the pipeline can dead-letter an Activity
-too large to publish. The contract: ``docs/reliability.md``.
+A payload is one JSON document: an audit Event, an audit EventList (docs/design.md#d12) or a
+Kubernetes Event. Nothing here raises, for bad input or for a bug: a malformed or oversize payload,
+a record that decodes to the wrong shape, and every failing policy become dead-letter records
+(upstream DLQ format, docs/design.md#d7); an unexpected exception dead-letters its record or
+EventList item alone (``internal``). Each dead letter keeps its record's bytes (an item's span in
+the list), and each output remembers where its text is (:data:`Origin`), so the pipeline can
+dead-letter an Activity too large to publish. The contract: ``docs/reliability.md``.
 
 Two implementations give identical results (:mod:`processor.native` selects one):
 

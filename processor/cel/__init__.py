@@ -1,5 +1,5 @@
 """CEL for ActivityPolicies: cel-python parses, this package checks and evaluates with cel-go
-semantics (decision 1).
+semantics (docs/design.md#d1).
 
 Public API:
     compile_expr(source, env) -> Program      (raises CelCompileError)

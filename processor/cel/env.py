@@ -1,4 +1,5 @@
-"""The two CEL environments of ActivityPolicy rules (policy-engine §2.1, §2.2, decision 11)."""
+"""The two CEL environments of ActivityPolicy rules (docs/design.md#policy-engine-2-1,
+#policy-engine-2-2, #d11)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Load, merge, validate, compile: ``activity translate``, ``activity policy apply``, the benchmarks
 and the worker's reloads all go through :func:`policy_set`, so a set one of them accepts is a set
-every other accepts. Order (``docs/design.md``, decision 8) is file order, then document order; a
+every other accepts. Order (``docs/design.md#d8``) is file order, then document order; a
 policy applied through the KV bucket (``activity policy apply``) replaces the file policy of the
 same name in place, and new names follow in key order, so a reload never reorders. Nothing is
 half-applied: any invalid file, entry or duplicate name raises :class:`PolicyErrors`.

@@ -1,4 +1,5 @@
-"""Validation of rule expressions with upstream's messages (policy-engine §2.5, §3.4).
+"""Validation of rule expressions with upstream's messages (docs/design.md#policy-engine-2-5,
+#policy-engine-3-4).
 
 These are the checks the API server and the controller run; the loader attaches the result to
 the rule's field path (``spec.auditRules[2].match``).

@@ -2,7 +2,7 @@
 
 Directories are walked recursively for ``*.yaml`` / ``*.yml`` files in sorted path order (hidden
 files and directories are skipped); policies come out in file order, then document order
-(decision 8). A file may hold several documents, and a document may be a ``kind: List`` (as
+(docs/design.md#d8). A file may hold several documents, and a document may be a ``kind: List`` (as
 ``kubectl get -o yaml`` prints) whose ``items`` are policies. Empty documents are skipped.
 
 Every problem becomes a :class:`PolicyError` with file, document, field path and line/column: YAML

@@ -1,4 +1,4 @@
-"""Summary templates: text with ``{{ CEL }}`` blocks (policy-engine §3).
+"""Summary templates: text with ``{{ CEL }}`` blocks (docs/design.md#policy-engine-3).
 
 Blocks are found exactly as upstream finds them, with the RE2 pattern ``\\{\\{\\s*(.+?)\\s*\\}\\}``
 (``\\s`` is ASCII whitespace, ``.`` does not match a newline, non-greedy, leftmost-first; Python's

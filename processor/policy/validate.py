@@ -1,12 +1,13 @@
-"""ActivityPolicy validation, as the upstream API server does it (policy-engine.md §1.1).
+"""ActivityPolicy validation, as the upstream API server does it (docs/design.md#policy-engine-1-1).
 
 Checks, in order, all errors collected:
 
 1. ``spec.resource.kind`` is required (an empty ``apiGroup`` is the core group and valid).
 2. For each audit rule, then each event rule: ``name`` is required and must be a DNS-1123
-   subdomain; ``match`` is required and must be a boolean CEL expression (§2.5); ``summary`` is
-   required and must be a valid template (§3.4); a name already used earlier in the same list is a
-   duplicate, reported on the later rule.
+   subdomain; ``match`` is required and must be a boolean CEL expression
+   (docs/design.md#policy-engine-2-5); ``summary`` is required and must be a valid template
+   (#policy-engine-3-4); a name already used earlier in the same list is a duplicate, reported on
+   the later rule.
 3. Warning only: a policy without rules "has no rules defined and will have no effect".
 
 Messages follow Kubernetes field errors (``Required value: ...``, ``Invalid value: "x": ...``,
@@ -158,7 +159,8 @@ def _validate_rules(policy: Policy, rules: Iterable[Rule]) -> list[PolicyError]:
 
 
 def validate_policy(policy: Policy) -> list[PolicyError]:
-    """The API-server validation errors of a policy (§1.1), in upstream order.
+    """The API-server validation errors of a policy (docs/design.md#policy-engine-1-1), in upstream
+    order.
 
     Args:
         policy: a loaded policy (see ``processor.policy.loader``).
@@ -176,7 +178,8 @@ def validate_policy(policy: Policy) -> list[PolicyError]:
 
 
 def policy_warnings(policy: Policy) -> list[PolicyError]:
-    """The API-server warnings of a policy: only "no rules defined" (§1.1, step 4)."""
+    """The API-server warnings of a policy: only "no rules defined"
+    (docs/design.md#policy-engine-1-1, step 4)."""
     if not policy.audit_rules and not policy.event_rules:
         return [policy.error(policy.spec_path, NO_RULES_WARNING)]
     return []

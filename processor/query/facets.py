@@ -1,4 +1,5 @@
-"""Facets: the top values of a field with their counts (filter autocomplete, §3.5).
+"""Facets: the top values of a field with their counts (filter autocomplete,
+docs/design.md#storage-query-3-5).
 
 One query per field, in request order, over the same window, scope and filter as a list query;
 duplicates left by redelivery are collapsed with ``FINAL`` so counts are exact.

@@ -1,4 +1,5 @@
-"""CEL filter -> a small, typed filter tree (whitelist translator, storage-and-query §4).
+"""CEL filter -> a small, typed filter tree (whitelist translator,
+docs/design.md#storage-query-4).
 
 :func:`compile_filter` parses with :func:`processor.cel.ast.parse` and accepts only: field paths
 of the table's field set, string / int / uint / double / bool literals, ``timestamp('RFC3339')``,

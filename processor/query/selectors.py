@@ -1,4 +1,5 @@
-"""Event field selectors (``k=v,k2!=v2``; upstream grammar, storage-and-query §3.3) -> filter tree.
+"""Event field selectors (``k=v,k2!=v2``; upstream grammar, docs/design.md#storage-query-3-3) ->
+filter tree.
 
 Terms are comma separated; each is checked for ``!=``, then ``==``, then ``=``; keys and values are
 trimmed and values are raw text (no quoting). The result is the same filter tree CEL filters

@@ -2,8 +2,9 @@
 
 Every column name that can appear in generated SQL comes from this module (a fixed whitelist);
 user text only ever reaches ClickHouse as a typed parameter. The CEL field sets are upstream's
-(storage-and-query §4.2, §4.3) plus a few documented extensions (marked ``ext``); the facet
-fields are upstream's (§3.5); the event field-selector keys are upstream's (§3.3).
+(docs/design.md#storage-query-4-2, #storage-query-4-3) plus a few documented extensions (marked
+``ext``); the facet fields are upstream's (#storage-query-3-5); the event field-selector keys are
+upstream's (#storage-query-3-3).
 
 ``sort_key`` is the table's full ORDER BY key without the hour bucket: unique per stored row
 once ReplacingMergeTree duplicates are collapsed, so keyset pagination on it never skips or

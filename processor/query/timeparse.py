@@ -1,4 +1,4 @@
-"""Time syntax of the query commands (storage-and-query §3.0), parsed strictly.
+"""Time syntax of the query commands (docs/design.md#storage-query-3-0), parsed strictly.
 
 Accepted: RFC3339 with an offset or ``Z`` and any number of fractional digits (kept to the
 nanosecond), ``now`` and ``now-<N><unit>`` with unit ``s``, ``m``, ``h``, ``d`` (24 h) or ``w``

@@ -1,4 +1,5 @@
-"""``activity watch``: live activities from the ACTIVITIES stream (NATS JetStream, §6).
+"""``activity watch``: live activities from the ACTIVITIES stream (NATS JetStream,
+docs/design.md#storage-query-6).
 
 An *ordered* push consumer (ephemeral, no acks, flow control and heartbeats handled by nats-py)
 reads the stream from a sequence (``--since SEQ``, inclusive, like upstream's resourceVersion) or

@@ -1,4 +1,5 @@
-"""Observe inventory objects' conditions in audit records (``inventory.md`` §1, §5).
+"""Observe inventory objects' conditions in audit records (``docs/design.md#inventory-1``,
+``#inventory-5``).
 
 The inventory controllers only write status conditions (``Ready``, plus ``EndpointsResolved`` on
 Link, Cable and Circuit). Every successful write of an inventory object that carries the object

@@ -1,13 +1,13 @@
 """The ``events.k8s.io/v1`` Events the reconciler derives, in the inventory recorder's shape.
 
-Shape and annotations follow the upstream recorder (``inventory.md`` §6): reasons ``Ready``
-(type Normal) and ``NotReady`` (type Warning), ``action = reason``, ``note`` = the condition
-message, ``reportingController = inventory.miloapis.com/inventory-controller``, ``regarding =
-{apiVersion, kind, name, uid}`` (no namespace: the kinds are cluster-scoped), the Event itself in
-the configured namespace, and the annotations ``inventory.miloapis.com/event-type``
+Shape and annotations follow the upstream recorder (``docs/design.md#inventory-6``): reasons
+``Ready`` (type Normal) and ``NotReady`` (type Warning), ``action = reason``, ``note`` = the
+condition message, ``reportingController = inventory.miloapis.com/inventory-controller``,
+``regarding = {apiVersion, kind, name, uid}`` (no namespace: the kinds are cluster-scoped), the
+Event itself in the configured namespace, and the annotations ``inventory.miloapis.com/event-type``
 (``inventory.<kindlower>.ready`` / ``.not_ready``), ``display-name``, ``condition-reason``,
 ``resource-kind``, ``resource-name`` and ``observed-generation``. The JSON carries the fields the
-event exporter always writes (``deprecatedSource`` etc., ``pipeline.md`` §9.1).
+event exporter always writes (``deprecatedSource`` etc., ``docs/design.md#pipeline-9-1``).
 
 Two additions: the annotation ``activity.miloapis.com/derived-by`` marks an Event as the
 reconciler's (so it can tell the controllers' own Events apart), and ``EndpointsResolved``
@@ -16,8 +16,8 @@ transitions get the event types ``inventory.<kindlower>.endpoints_resolved`` /
 
 Everything is derived from the audit record of the write, never from the clock: the name is
 ``<objectName>.<unixNanoHex of the write time>``, the uid a UUIDv5 of the transition, and the
-NATS message id is the uid (``pipeline.md`` §8.4), so a replay publishes the same Event again
-and JetStream (and the activity name hash downstream) drops the duplicate.
+NATS message id is the uid (``docs/design.md#pipeline-8-4``), so a replay publishes the same Event
+again and JetStream (and the activity name hash downstream) drops the duplicate.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def audit_records(data: bytes, on_error: Callable[[Exception], None]) -> Iterato
     """The audit events of one message that may concern inventory objects.
 
     A message without the bytes ``inventory.miloapis.com`` is skipped undecoded (most of the
-    audit stream); an ``audit.k8s.io/v1 EventList`` yields its items (decision 12).
+    audit stream); an ``audit.k8s.io/v1 EventList`` yields its items (docs/design.md#d12).
 
     Args:
         data: the message payload.

@@ -1,4 +1,5 @@
-"""The transition rules of the inventory event recorder (``inventory.md`` §6), as pure functions.
+"""The transition rules of the inventory event recorder (``docs/design.md#inventory-6``), as pure
+functions.
 
 ``readyTransitioned`` upstream, for each followed condition:
 

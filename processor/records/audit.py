@@ -1,12 +1,12 @@
 """audit.k8s.io/v1 Event records: decode and normalise, CEL variables, index key.
 
 :func:`decode_audit` reproduces what upstream's Go struct round trip does to an audit event
-(``policy-engine.md`` §2.3): unknown keys are dropped at the top level and inside ``user``,
-``impersonatedUser``, ``objectRef`` and ``responseStatus``; struct field names match
-case-insensitively (Go's folding; the last duplicate wins); empty optional fields are omitted;
-the two timestamps become ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (any RFC3339 precision and offset
-is accepted, decision 3) or None; every JSON number becomes a float. A value of the wrong JSON
-type raises :class:`~processor.errors.RecordError` with a Go-style message (DLQ ``unmarshal``).
+(``docs/design.md#policy-engine-2-3``): unknown keys are dropped at the top level and inside
+``user``, ``impersonatedUser``, ``objectRef`` and ``responseStatus``; struct field names match
+case-insensitively (Go's folding; the last duplicate wins); empty optional fields are omitted; the
+two timestamps become ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (any RFC3339 precision and offset is
+accepted, ``docs/design.md#d3``) or None; every JSON number becomes a float. A value of the wrong
+JSON type raises :class:`~processor.errors.RecordError` with a Go-style message (DLQ ``unmarshal``).
 
 The output map is built once per record and shared read-only by every rule evaluation.
 """
@@ -434,12 +434,14 @@ def audit_actor_type(username: str) -> str:
 
 
 def audit_actor_ref(username: str) -> dict[str, str]:
-    """The ``actorRef`` variable of audit rules (§2.1): ``{type, name}`` from the raw username."""
+    """The ``actorRef`` variable of audit rules (docs/design.md#policy-engine-2-1): ``{type, name}``
+    from the raw username."""
     return {"type": audit_actor_type(username), "name": username}
 
 
 def audit_vars(audit: dict[str, Any]) -> dict[str, Any]:
-    """The CEL activation of audit rules: ``audit``, ``actor``, ``actorRef``, ``kind`` (§2.1).
+    """The CEL activation of audit rules: ``audit``, ``actor``, ``actorRef``, ``kind``
+    (docs/design.md#policy-engine-2-1).
 
     ``audit`` is a shallow copy with ``{}`` for each absent top-level ``objectRef``, ``user``,
     ``responseStatus``, ``responseObject`` and ``requestObject``; ``audit`` itself is not changed.
@@ -469,7 +471,8 @@ def audit_vars(audit: dict[str, Any]) -> dict[str, Any]:
 def audit_key(audit: dict[str, Any]) -> str | None:
     """The audit index key ``"<apiGroup>/<resource>"``; None when the record has no objectRef.
 
-    Subresources are ignored (§4.3 step 5): a status write uses the main resource's key.
+    Subresources are ignored (docs/design.md#policy-engine-4-3, step 5): a status write uses the
+    main resource's key.
     """
     ref = audit.get("objectRef")
     if type(ref) is not dict:

@@ -3,7 +3,7 @@
 An event is kept as the generic decoded map (every JSON number a float). The involved object is
 ``regarding`` (events.k8s.io/v1) or ``involvedObject`` (core/v1); when the event has no
 ``regarding`` key at all, a copy gets ``regarding = involvedObject`` so rules can always write
-``event.regarding.*`` (``policy-engine.md`` §4.4, ``pipeline.md`` §9.3).
+``event.regarding.*`` (``docs/design.md#policy-engine-4-4``, ``#pipeline-9-3``).
 
 :func:`classify_record` tells the translate command which kind of record an object is.
 """
@@ -27,7 +27,7 @@ __all__ = [
     "normalize_event",
 ]
 
-#: ``source`` variable field -> annotation it is read from (decision 11).
+#: ``source`` variable field -> annotation it is read from (docs/design.md#d11).
 SOURCE_ANNOTATIONS = (
     ("planeType", "activity.miloapis.com/source-plane-type"),
     ("cluster", "activity.miloapis.com/source-cluster"),
@@ -67,7 +67,7 @@ def decode_event(
 
 
 def involved_object(event: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
-    """The policy-index identity of an event (§4.4 steps 2-3).
+    """The policy-index identity of an event (docs/design.md#policy-engine-4-4, steps 2-3).
 
     Returns:
         ``(apiGroup, kind, involved)`` or None when the event is skipped (no involved object, or
@@ -94,7 +94,8 @@ def involved_object(event: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | 
 
 
 def normalize_event(event: dict[str, Any], involved: dict[str, Any]) -> dict[str, Any]:
-    """§4.4 step 4: a copy with ``regarding = involved`` when the event has no ``regarding`` key.
+    """Step 4 of docs/design.md#policy-engine-4-4: a copy with ``regarding = involved`` when the
+    event has no ``regarding`` key.
 
     A ``regarding`` key that exists, even as null, leaves the event unchanged (same object).
     """
@@ -119,8 +120,8 @@ def event_actor(event: dict[str, Any]) -> str:
 
 
 def event_source(event: dict[str, Any]) -> dict[str, str]:
-    """The ``source`` variable (decision 11): ``{planeType, cluster, region, city}``, each ``""``
-    when its annotation is absent."""
+    """The ``source`` variable (docs/design.md#d11): ``{planeType, cluster, region, city}``, each
+    ``""`` when its annotation is absent."""
     meta = event.get("metadata")
     annotations = meta.get("annotations") if type(meta) is dict else None
     if type(annotations) is not dict or not annotations:
@@ -133,7 +134,8 @@ def event_source(event: dict[str, Any]) -> dict[str, str]:
 
 
 def event_vars(event: dict[str, Any]) -> dict[str, Any]:
-    """The CEL activation of event rules: ``event``, ``actor``, ``actorRef``, ``source`` (§2.2).
+    """The CEL activation of event rules: ``event``, ``actor``, ``actorRef``, ``source``
+    (docs/design.md#policy-engine-2-2).
 
     ``event`` is used as given (normalise it first with :func:`normalize_event`); no default
     empty maps are added.

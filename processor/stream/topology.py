@@ -1,14 +1,14 @@
 """JetStream streams and durable consumers, with the upstream names and settings.
 
-Streams follow the upstream NACK CRs (``pipeline.md`` §8.1, ``storage-and-query.md`` §2.1): file
-storage, 1 GiB each, discard old; ``ACTIVITY_DEAD_LETTER`` is a work queue. The processor
-*creates* what is missing (``activity demo``, tests, a fresh install) and otherwise *binds* to
-what exists as it is: a stream or consumer configured by someone else (an operator, the NACK
-controller) is never altered; a differing subject set is logged.
+Streams follow the upstream NACK CRs (``docs/design.md#pipeline-8-1``, ``#storage-query-2-1``): file
+storage, 1 GiB each, discard old; ``ACTIVITY_DEAD_LETTER`` is a work queue. The processor *creates*
+what is missing (``activity demo``, tests, a fresh install) and otherwise *binds* to what exists as
+it is: a stream or consumer configured by someone else (an operator, the NACK controller) is never
+altered; a differing subject set is logged.
 
-Consumers (§8.2): pull, explicit ack, deliver all, instant replay; ``max_ack_pending``,
-``ack_wait`` and ``max_deliver`` are the caller's (upstream: 1000, 30 s, 5 for audit and -1
-for events). Partition consumers are named ``<base>-p<N>`` (decision 13).
+Consumers (docs/design.md#pipeline-8-2): pull, explicit ack, deliver all, instant replay;
+``max_ack_pending``, ``ack_wait`` and ``max_deliver`` are the caller's (upstream: 1000, 30 s, 5 for
+audit and -1 for events). Partition consumers are named ``<base>-p<N>`` (docs/design.md#d13).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Audit messages become one ``audit_logs`` row per audit Event (EventLists are spl
 the configured stages as Vector kept only ``ResponseComplete``. Kubernetes Events become
 ``k8s_events`` rows; an Event with no timestamp at all gets ``eventTime`` = now, because the
 table's materialised timestamp columns would be NULL and the whole insert would fail
-(``storage-and-query.md`` §1.3).
+(``docs/design.md#storage-query-1-3``).
 Payloads that are not JSON objects are skipped here: the translator dead-letters them.
 """
 

@@ -6,7 +6,7 @@ that value (Linux keeps a nice value per thread): an embedded chDB opened from t
 query, merge and background pools at the same priority. An insert burst (once a batch, about a
 second) then takes the cores only when the event loop, nats-server and the producers leave them
 idle, instead of delaying every record in flight; the insert's own latency only delays the acks.
-Measured in ``docs/benchmarks.md`` ("the storage thread's priority").
+Measured in ``docs/benchmarks-history.md`` ("The storage thread's priority").
 """
 
 from __future__ import annotations

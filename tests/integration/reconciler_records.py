@@ -165,7 +165,8 @@ def controller_event(
     seq: float,
     display: str | None = None,
 ) -> dict[str, Any]:
-    """The Event the inventory controller's recorder emits itself (``inventory.md`` §6)."""
+    """The Event the inventory controller's recorder emits itself
+    (``docs/design.md#inventory-6``)."""
     prefix = "inventory.miloapis.com/"
     word = "ready" if ready else "not_ready"
     return {

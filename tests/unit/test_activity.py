@@ -1,4 +1,5 @@
-"""The Activity builder (policy-engine.md §3.6, §5, §6, §7; decisions 3, 6, 9)."""
+"""The Activity builder (docs/design.md#policy-engine-3-6, #policy-engine-5,
+#policy-engine-6, #policy-engine-7; #d3, #d6, #d9)."""
 
 from __future__ import annotations
 

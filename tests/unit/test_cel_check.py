@@ -1,4 +1,5 @@
-"""The CEL type checker: static result types and cel-go's compile errors (policy-engine §2)."""
+"""The CEL type checker: static result types and cel-go's compile errors
+(docs/design.md#policy-engine-2)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Differential test: our CEL evaluator against cel-python's (celpy) on generated expressions.
 
-celpy is the project's parser and reference evaluator (decision 1). Expressions are generated over
-the subset where celpy agrees with cel-go: int arithmetic (errors compared as errors), string
+celpy is the project's parser and reference evaluator (docs/design.md#d1). Expressions are generated
+over the subset where celpy agrees with cel-go: int arithmetic (errors compared as errors), string
 concatenation and functions, comparisons, ``&&``/``||``/``!``, ternaries, ``in``, ``size()``, the
 comprehension macros, field access on generated maps and list indexing. Every generated expression
 is well typed, so our checker must accept it; then both evaluators must agree on the value, or

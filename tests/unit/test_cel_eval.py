@@ -1,4 +1,5 @@
-"""CEL runtime semantics (cel-go v0.27, standard library only): policy-engine §2.4, §2.6, dec. 1.
+"""CEL runtime semantics (cel-go v0.27, standard library only): docs/design.md#policy-engine-2-4,
+#policy-engine-2-6, #d1.
 
 Data follows the project convention: JSON numbers are Python ``float`` (CEL ``double``), CEL int
 literals are ``int`` and ``uint`` is :class:`UInt`.

@@ -1,4 +1,5 @@
-"""Go-compatible rendering: ``%v`` of CEL results, ``strconv.Quote`` (policy-engine §3.2, §3.3)."""
+"""Go-compatible rendering: ``%v`` of CEL results, ``strconv.Quote``
+(docs/design.md#policy-engine-3-2, #policy-engine-3-3)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from processor.cel.values import TypeValue, UInt
 @pytest.mark.parametrize(
     "value, expected",
     [
-        # the table of policy-engine §3.3
+        # the table of docs/design.md#policy-engine-3-3
         (201.0, "201"),
         (123456.0, "123456"),
         (1234567.0, "1.234567e+06"),

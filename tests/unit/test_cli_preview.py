@@ -81,7 +81,8 @@ def test_per_input_errors_do_not_fail_the_preview(
     results = orjson.loads(out)["status"]["results"]
     assert "invalid audit input" in results[0]["error"]
     assert results[1]["error"].startswith("failed to evaluate rule 1 summary: ")
-    assert "no such key: requestObject" not in results[1]["error"]  # defaults to {} (§2.3)
+    # requestObject defaults to {} (docs/design.md#policy-engine-2-3)
+    assert "no such key: requestObject" not in results[1]["error"]
     assert "no such key: spec" in results[1]["error"]
     assert results[1]["matched"] is False and results[1]["matchedRuleIndex"] == -1
 

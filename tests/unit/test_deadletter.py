@@ -1,4 +1,5 @@
-"""Dead-letter records (pipeline.md §8.5, decision 7) and NATS subjects (§8.3, decisions 5, 13)."""
+"""Dead-letter records (docs/design.md#pipeline-8-5, #d7) and NATS subjects
+(#pipeline-8-3, #d5, #d13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Validation of match expressions and summary templates with upstream's messages (§2.5, §3.4)."""
+"""Validation of match expressions and summary templates with upstream's messages
+(docs/design.md#policy-engine-2-5, #policy-engine-3-4)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ AUDIT_HINT = AUDIT_ENV.hint
 EVENT_HINT = EVENT_ENV.hint
 
 
-# -- match (§2.5) -------------------------------------------------------------------------------
+# -- match (docs/design.md#policy-engine-2-5) ---------------------------------------------------
 @pytest.mark.parametrize(
     "src, rule_type",
     [
@@ -125,7 +126,7 @@ def test_other_compile_errors(src: str, fragment: str) -> None:
     assert "Also available" not in message and "function call error" not in message
 
 
-# -- summary (§3.4) -----------------------------------------------------------------------------
+# -- summary (docs/design.md#policy-engine-3-4) -------------------------------------------------
 @pytest.mark.parametrize(
     "text, rule_type",
     [

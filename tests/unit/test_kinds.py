@@ -1,4 +1,4 @@
-"""Kind resolution without a cluster (decision 10)."""
+"""Kind resolution without a cluster (docs/design.md#d10)."""
 
 from __future__ import annotations
 

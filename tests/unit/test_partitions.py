@@ -1,4 +1,4 @@
-"""Partition specs and subjects (decision 13)."""
+"""Partition specs and subjects (docs/design.md#d13)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""API-server validation of ActivityPolicies (policy-engine.md §1.1): rule by rule, and the corpus.
+"""API-server validation of ActivityPolicies (docs/design.md#policy-engine-1-1): rule by rule, and
+the corpus.
 
 The CEL checks come from ``processor.policy.expressions``; the wiring tests replace it with fakes,
 the corpus and fixture tests use the real one.
@@ -90,7 +91,7 @@ def accept_cel(monkeypatch):
     return calls
 
 
-# --- §1.1 step by step (CEL faked) ---------------------------------------------------------
+# --- docs/design.md#policy-engine-1-1 step by step (CEL faked) -----------------------------
 
 
 def test_valid_policy_has_no_errors_or_warnings(accept_cel):

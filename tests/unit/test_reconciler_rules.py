@@ -1,4 +1,5 @@
-"""The reconciler's pure parts: observing conditions in audit records, the §6 transition rules."""
+"""The reconciler's pure parts: observing conditions in audit records, the transition rules
+(docs/design.md#inventory-6)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ ENDPOINT = Condition("Ready", "False", "EndpointNotFound", 'Site "ams1" not foun
 UNKNOWN = Condition("Ready", "Unknown", "ProviderNotFound", "")
 
 
-# -- the transition table (inventory.md §6, events_internal_test.go) --------------------------
+# -- the transition table (docs/design.md#inventory-6, events_internal_test.go) ---------------
 @pytest.mark.parametrize(
     ("previous", "current", "expected"),
     [

@@ -1,4 +1,5 @@
-"""Audit record decoding and normalisation (policy-engine.md §2.1, §2.3; decision 3)."""
+"""Audit record decoding and normalisation (docs/design.md#policy-engine-2-1,
+#policy-engine-2-3, #d3)."""
 
 from __future__ import annotations
 

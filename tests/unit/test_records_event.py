@@ -1,4 +1,5 @@
-"""Kubernetes Event records (policy-engine.md §2.2, §4.4; pipeline.md §9; decision 11)."""
+"""Kubernetes Event records (docs/design.md#policy-engine-2-2,
+#policy-engine-4-4, #pipeline-9, #d11)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Summary templates: block syntax, rendering, errors, links (policy-engine §3.1-§3.3)."""
+"""Summary templates: block syntax, rendering, errors, links (docs/design.md#policy-engine-3-1,
+#policy-engine-3-2, #policy-engine-3-3)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def with_audit(**fields: Any) -> dict:
     return {**VARS, "audit": {**VARS["audit"], **fields}}
 
 
-# -- §3.1 block syntax --------------------------------------------------------------------------
+# -- block syntax (docs/design.md#policy-engine-3-1) --------------------------------------------
 @pytest.mark.parametrize(
     "text, expressions",
     [
@@ -82,7 +83,7 @@ def test_block_positions_and_text() -> None:
     assert all(text[b.start : b.end] == b.text for b in blocks)
 
 
-# -- §3.2 rendering -----------------------------------------------------------------------------
+# -- rendering (docs/design.md#policy-engine-3-2) -----------------------------------------------
 @pytest.mark.parametrize(
     "text, expected",
     [
@@ -151,7 +152,7 @@ def test_render_without_a_collector() -> None:
     assert render("{{ link(actor, actorRef) }}", links=None) == "alice"
 
 
-# -- §3.3 %v rendering --------------------------------------------------------------------------
+# -- %v rendering (docs/design.md#policy-engine-3-3) --------------------------------------------
 @pytest.mark.parametrize(
     "value, expected",
     [
@@ -192,7 +193,7 @@ def test_percent_v_rendering_of_expressions(text: str, expected: str) -> None:
     assert render(text) == expected
 
 
-# -- §3.2 errors --------------------------------------------------------------------------------
+# -- errors (docs/design.md#policy-engine-3-2) --------------------------------------------------
 def test_error_message_for_one_failed_block() -> None:
     message = render_error("{{ actor }} touched {{ audit.objectRef.uid }}")
     assert (

@@ -4,9 +4,9 @@
 optionally batching audit events into ``audit.k8s.io/v1`` ``EventList`` lines the way the
 kube-apiserver audit webhook sends them.
 
-Records look like the workload in ``performance-notes.md``: reads (get/list/watch) and a stream of
-lease renewals, with create/update/patch/delete, status and scale subresource writes, failed
-requests, dry runs and ``Metadata``-level records mixed in. Two mixes
+Records look like the workload in ``docs/design.md#perf-workload``: reads (get/list/watch) and a
+stream of lease renewals, with create/update/patch/delete, status and scale subresource writes,
+failed requests, dry runs and ``Metadata``-level records mixed in. Two mixes
 (:data:`~processor.bench.corpus.vocab.MIXES`) set the shares: ``standard``, a write-heavy stress
 mix with many people writing (about 15% of its records become activities with the bundled
 policies), and ``production``, mostly reads, renewals and controllers' writes (about one record

@@ -29,7 +29,7 @@ class EventGen(GenBase):
             action = "Reconcile"
             event_type = f"inventory.{kind.kind.lower()}.{'ready' if ready else 'not_ready'}"
             prefix = "inventory.miloapis.com/"
-            extra = {  # what the inventory controllers annotate (inventory.md §6)
+            extra = {  # what the inventory controllers annotate (docs/design.md#inventory-6)
                 prefix + "event-type": event_type,
                 prefix + "observed-generation": "1",
                 prefix + "resource-kind": kind.kind,
@@ -80,7 +80,7 @@ class EventGen(GenBase):
             )
         if annotations:
             meta["annotations"] = annotations
-        # the inventory controllers record events.k8s.io/v1 Events (inventory.md §6)
+        # the inventory controllers record events.k8s.io/v1 Events (docs/design.md#inventory-6)
         if rng.random() < 0.5 or kind.group == INVENTORY_GROUP:
             return {
                 "kind": "Event",

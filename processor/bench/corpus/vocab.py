@@ -174,7 +174,7 @@ class Mix:
 
 #: ``standard``: a stress mix, write-heavy and with many people writing (about 15% of the records
 #: become activities with the bundled policies). ``production``: the workload of
-#: ``performance-notes.md`` (reads, lease renewals and controllers' writes; with the bundled
+#: ``docs/design.md#perf-workload`` (reads, lease renewals and controllers' writes; with the bundled
 #: policies, which leave system writes out, about one record in three hundred becomes an
 #: activity: still some thirty times production's share, so that a latency run has activities to
 #: time).

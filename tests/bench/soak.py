@@ -36,6 +36,7 @@ from typing import Any
 
 import nats
 import orjson
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from processor.activity import encode_activity
 from processor.bench.hostile import MIB, Builder, random_spec
@@ -207,11 +208,25 @@ async def _drain(js: Any, timeout: float = 300.0) -> int:
 
 
 async def _activity_names(js: Any) -> set[str]:
-    state = (await js.stream_info("ACTIVITIES")).state
-    names = set()
-    for seq in range(state.first_seq, state.last_seq + 1):
-        msg = await js.get_msg("ACTIVITIES", seq)
-        names.add((msg.headers or {}).get("Nats-Msg-Id", ""))
+    """The ``Nats-Msg-Id`` (activity name) of every message on ACTIVITIES, read in batches."""
+    total = (await js.stream_info("ACTIVITIES")).state.messages
+    sub = await js.pull_subscribe(
+        "activities.>",
+        durable=None,
+        stream="ACTIVITIES",
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE),
+    )
+    names: set[str] = set()
+    seen = 0
+    while seen < total:
+        try:
+            msgs = await sub.fetch(1000, timeout=2.0)
+        except (nats.errors.TimeoutError, TimeoutError):
+            break
+        for msg in msgs:
+            names.add((msg.headers or {}).get("Nats-Msg-Id", ""))
+        seen += len(msgs)
+    await sub.unsubscribe()
     return names
 
 
@@ -225,6 +240,7 @@ async def _dead_letter_types(js: Any) -> Counter[str]:
             return types
         for msg in msgs:
             types[orjson.loads(msg.data)["errorType"]] += 1
+            await msg.ack()  # a work queue: the run is over, and unacked ones would stall it
 
 
 def _stored(chdb: Path) -> tuple[int, int]:

@@ -5,17 +5,27 @@ adds one sub-parser and sets its ``handler`` default to a function ``handler(arg
 exit code). :data:`SUBCOMMANDS` lists the registrars as ``"module:function"`` strings, so a
 subcommand can live in its own module and is only imported when the parser is built. To add one,
 append its registrar there.
+
+:func:`main` is the one place that turns a failure into an exit status: a handler returns one, or
+raises. A :class:`~processor.errors.ProcessorError` or an ``OSError`` (a file that cannot be read
+or written, a refused connection) is a message for the user, ``activity <cmd>: error: <message>``,
+exit status 1; anything else is a bug, shown as one line with its type unless ``--debug`` or
+``ACTIVITY_DEBUG=1`` asks for the traceback. No traceback reaches a user otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import processor
+from processor.errors import ProcessorError
 
 #: Subcommand registrars, in help order.
 SUBCOMMANDS: list[str] = [
@@ -109,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="activity",
         description="Activity processor: Kubernetes audit logs and Events to activity timelines.",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("ACTIVITY_DEBUG", "") not in ("", "0"),
+        help="print the traceback of an unexpected error (env ACTIVITY_DEBUG=1)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for spec in SUBCOMMANDS:
         _resolve(spec)(subparsers)
@@ -137,6 +153,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`activity query | head`): nothing to say
+        _silence_stdout()
+        return 1
+    except (ProcessorError, OSError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{command_name(args)}: error: {describe_error(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        print(
+            f"{command_name(args)}: error: {what} (run with ACTIVITY_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """``activity query``, ``activity policy apply``...: the command that ``args`` ran.
+
+    Nested commands keep their action in an attribute named ``<command>_command``.
+    """
+    parts = ["activity", args.command]
+    nested = getattr(args, f"{args.command}_command", None)
+    if nested:
+        parts.append(nested)
+    return " ".join(parts)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message of an expected error: ``FILE: reason`` for an ``OSError`` about a file."""
+    if isinstance(exc, OSError) and exc.strerror:
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return ": ".join([*names, exc.strerror])
+    return str(exc) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class Settings:
             "batch_max_records",
             "batch_max_bytes",
             "max_pending_records",
+            "max_record_bytes",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
@@ -180,8 +181,17 @@ def add_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
 def _file_values(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as exc:
+        raise ValueError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        raise ValueError(f"{where}: invalid YAML in the config file: {exc.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a YAML config file: {exc}") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: a config file must be a mapping of settings")
     values = {}

@@ -45,6 +45,10 @@ from processor.stages import DEFAULT_STAGES
 API_VERSION = "activity.miloapis.com/v1alpha1"
 KIND = "PolicyPreview"
 _INPUT_TYPES = ("audit", "event")
+WHOLE_POLICY = (
+    "Invalid value: spec.policy holds the policy's spec (resource, auditRules, eventRules), not a "
+    "whole ActivityPolicy; move its spec up (drop its apiVersion, kind and metadata)"
+)
 
 
 def plain(value: Any) -> Any:
@@ -101,6 +105,8 @@ def load_manifest(text: str, file: str = "") -> tuple[dict[str, Any], Policy]:
         raise PolicyErrors(
             [err("spec", "Required value: spec must be a mapping with 'policy' and 'inputs'")]
         )
+    if is_whole_policy(spec.get("policy")):
+        raise PolicyErrors([err("spec.policy", WHOLE_POLICY)])
     name = (manifest.get("metadata") or {}).get("name") or ""
     policy, problems, _warnings = spec_to_policy(
         spec.get("policy"), name=name, file=file, positions=positions, spec_path="spec.policy"
@@ -112,6 +118,13 @@ def load_manifest(text: str, file: str = "") -> tuple[dict[str, Any], Policy]:
     if problems or policy is None:
         raise PolicyErrors(problems or [err("spec.policy", "Required value: provide the policy")])
     return manifest, policy
+
+
+def is_whole_policy(value: Any) -> bool:
+    """True when ``value`` is a whole ActivityPolicy object rather than a policy's spec."""
+    if not isinstance(value, dict) or "resource" in value:
+        return False
+    return value.get("kind") == "ActivityPolicy" or "apiVersion" in value or "spec" in value
 
 
 def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:

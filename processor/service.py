@@ -33,12 +33,18 @@ class Service:
         self._stop.set()
 
     async def serve(self) -> None:
-        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then stop cleanly."""
+        """Start, run until SIGTERM/SIGINT or :meth:`request_stop`, then stop cleanly.
+
+        A stop asked for while starting (NATS not reachable yet: the clients retry forever)
+        cancels the start and stops what it began, instead of being ignored.
+        """
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
-        await self.start()
+        if not await self._started():
+            await self.stop()
+            return
         self.serving = True
         try:
             with frozen_heap():
@@ -46,6 +52,22 @@ class Service:
         finally:
             self.serving = False
         await self.stop()
+
+    async def _started(self) -> bool:
+        """Run :meth:`start`; False when a stop was requested before it finished."""
+        starting = asyncio.ensure_future(self.start())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            return False
+        starting.result()  # start's own error, if any
+        return True
 
     def settle(self) -> None:
         """Settle the heap again after a large long-lived change (a policy reload), if serving."""

@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from processor.commands.argtypes import non_negative_int, positive_int
+
 #: the names of :data:`processor.bench.corpus.vocab.MIXES` (not imported: the CLI starts without
 #: the corpus generator; a test keeps the two equal)
 MIX_NAMES = ("standard", "production")
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
         help="write the corpus to FILE ('-' for stdout)",
     )
     parser.add_argument(
-        "--count", type=_non_negative, default=None, help="records (default: 10000; bench 20000)"
+        "--count", type=non_negative_int, default=None, help="records (default: 10000; bench 20000)"
     )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default: 1)")
     parser.add_argument(
@@ -52,7 +54,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--batch",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="group audit events into EventList lines of up to N items (default: 0, one per line)",
@@ -68,11 +70,11 @@ def register(subparsers: Any) -> None:
         help="bench: policy files/directories (default: policies/ and ../shared/real-policies)",
     )
     parser.add_argument(
-        "--repeat", type=_positive, default=None, help="runs per path (bench 3, --query 100)"
+        "--repeat", type=positive_int, default=None, help="runs per path (bench 3, --query 100)"
     )
     parser.add_argument(
         "--naive-sample",
-        type=_positive,
+        type=positive_int,
         default=200,
         metavar="N",
         help="bench: lines the naive baseline runs on (default: 200)",
@@ -88,11 +90,11 @@ def register(subparsers: Any) -> None:
         "--query", action="store_true", help="query latency over stored activities (chDB)"
     )
     parser.add_argument(
-        "--list-size", type=_positive, default=100, help="--e2e: records per EventList (100)"
+        "--list-size", type=positive_int, default=100, help="--e2e: records per EventList (100)"
     )
     parser.add_argument(
         "--latency-rate",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="R",
         help="--e2e: records/s of the first latency phase (default: half the live capacity)",
@@ -108,7 +110,7 @@ def register(subparsers: Any) -> None:
         help="--query: remove the default store after the run (it holds ~4 GB for 10M rows)",
     )
     parser.add_argument(
-        "--rows", type=_positive, default=10_000_000, help="--query: activities to store (10M)"
+        "--rows", type=positive_int, default=10_000_000, help="--query: activities to store (10M)"
     )
     parser.add_argument(
         "--dedup",
@@ -116,23 +118,6 @@ def register(subparsers: Any) -> None:
         help="--query: duplicate collapsing modes to compare",
     )
     parser.set_defaults(handler=_handle)
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return value
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from processor.commands.argtypes import non_negative_int
 from processor.commands.run import run_loop
 
 
@@ -25,7 +26,9 @@ def register(subparsers: Any) -> None:
     retry.add_argument("--type", dest="event_type", choices=("audit", "k8s-event"), default=None)
     retry.add_argument("--api-group", default=None, help="only this API group ('' = core)")
     retry.add_argument("--kind", default=None, help="only this Kind")
-    retry.add_argument("--limit", type=int, default=0, help="at most this many (0 = all)")
+    retry.add_argument(
+        "--limit", type=non_negative_int, default=0, help="at most this many (0 = all)"
+    )
     listing.set_defaults(handler=_list)
     retry.set_defaults(handler=_retry)
 
@@ -38,9 +41,9 @@ def _url(args: argparse.Namespace) -> str:
 
 
 async def _with_js(url: str, fn: Any) -> Any:
-    import nats
+    from processor.stream.connection import connect_command
 
-    nc = await nats.connect(url, name="activity-dlq", max_reconnect_attempts=2)
+    nc = await connect_command(url, "activity-dlq")
     try:
         return await fn(nc.jetstream())
     finally:

@@ -36,6 +36,13 @@ from typing import Any
 
 import orjson
 
+from processor.commands.argtypes import (
+    fraction,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+
 #: Locust's CSV columns used by the summary.
 _RATE, _SIZE, _FAILS = "Requests/s", "Average Content Size", "Failure Count"
 
@@ -61,19 +68,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("--out", default="loadtest-report", help="report directory (default: loadtest-report)")
     a("--nats-url", default=None, help="use this NATS (default: start the bundled nats-server)")
-    a("--workers", type=int, default=1, help="worker processes to start (0: they run elsewhere)")
-    a("--partition-count", type=int, default=8, help="partitions of the input (default: 8)")
+    a(
+        "--workers",
+        type=non_negative_int,
+        default=1,
+        help="worker processes to start (0: they run elsewhere)",
+    )
+    a(
+        "--partition-count",
+        type=positive_int,
+        default=8,
+        help="partitions of the input (default: 8)",
+    )
     a("--partitions", default="all", help="partitions to publish to (default: all)")
     a("--clickhouse-url", default="", help="workers' sink (default: a chDB dir per worker)")
     a("--policies", nargs="+", default=None, metavar="PATH", help="workers' policies")
-    a("--users", type=int, default=4, help="Locust users (default: 4)")
-    a("--duration", type=float, default=60.0, help="seconds of load (default: 60)")
-    a("--rate", type=float, default=2000.0, help="records/s of all users (default: 2000)")
-    a("--list-size", type=int, default=100, help="audit events per EventList (default: 100)")
-    a("--list-share", type=float, default=0.5, help="share of EventList messages (default: 0.5)")
-    a("--corpus-size", type=int, default=2000, help="corpus records (default: 2000)")
+    a("--users", type=positive_int, default=4, help="Locust users (default: 4)")
+    a("--duration", type=positive_float, default=60.0, help="seconds of load (default: 60)")
+    a("--rate", type=positive_float, default=2000.0, help="records/s of all users (default: 2000)")
+    a(
+        "--list-size",
+        type=positive_int,
+        default=100,
+        help="audit events per EventList (default: 100)",
+    )
+    a("--list-share", type=fraction, default=0.5, help="share of EventList messages (default: 0.5)")
+    a("--corpus-size", type=positive_int, default=2000, help="corpus records (default: 2000)")
     a("--seed", type=int, default=1, help="corpus seed (default: 1)")
-    a("--processes", type=int, default=0, help="Locust worker processes (0: one process)")
+    a(
+        "--processes",
+        type=non_negative_int,
+        default=0,
+        help="Locust worker processes (0: one process)",
+    )
     a("--locustfile", default=None, help="default: loadtest/locustfile.py of the checkout")
     a("--metrics-url", nargs="*", default=[], help="/metrics URLs of workers running elsewhere")
 
@@ -90,6 +117,10 @@ def handle(args: argparse.Namespace) -> int:
     locustfile = _locustfile(args.locustfile)
     if locustfile is None:
         print("activity loadtest: no loadtest/locustfile.py (use --locustfile)", file=sys.stderr)
+        return 2
+    problem = _missing_files(locustfile, args.policies or [])
+    if problem:  # before anything starts: a worker without its policies fails after seconds
+        print(f"activity loadtest: {problem}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,6 +139,16 @@ def handle(args: argparse.Namespace) -> int:
     (out / "summary.txt").write_text(text + "\n")
     print(text)
     return 0 if code in (0, 1) and summary["partitions"] else 1
+
+
+def _missing_files(locustfile: Path, policies: Sequence[str]) -> str:
+    """What is missing among the given files ("" when nothing is)."""
+    if not locustfile.is_file():
+        return f"--locustfile {locustfile}: no such file"
+    missing = [path for path in policies if not Path(path).exists()]
+    if missing:
+        return f"--policies {' '.join(missing)}: no such file or directory"
+    return ""
 
 
 def _locustfile(given: str | None) -> Path | None:
@@ -146,11 +187,10 @@ def _stack(args: argparse.Namespace, tmp: Path, out: Path) -> Iterator[tuple[str
 
 
 async def _provision(url: str) -> None:
-    import nats
-
+    from processor.stream.connection import connect_command
     from processor.stream.topology import ensure_streams
 
-    nc = await nats.connect(url)
+    nc = await connect_command(url, "activity-loadtest")
     try:
         await ensure_streams(nc.jetstream())
     finally:

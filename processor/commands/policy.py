@@ -26,7 +26,14 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     apply = actions.add_parser("apply", help="validate policy files and store them in the bucket")
-    apply.add_argument("-f", "--filename", nargs="+", required=True, metavar="PATH")
+    apply.add_argument(
+        "-f",
+        "--filename",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="ActivityPolicy files or directories (searched for *.yaml, *.yml)",
+    )
     listing = actions.add_parser("list", help="policies stored in the bucket")
     delete = actions.add_parser("delete", help="remove a policy from the bucket")
     delete.add_argument("names", nargs="+", metavar="NAME")
@@ -51,10 +58,10 @@ def _settings(args: argparse.Namespace) -> tuple[str, str]:
 
 
 async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:
-    import nats
+    from processor.stream.connection import connect_command
 
     url, bucket = _settings(args)
-    nc = await nats.connect(url, name="activity-policy", max_reconnect_attempts=2)
+    nc = await connect_command(url, "activity-policy")
     try:
         js = nc.jetstream()
         try:

@@ -13,6 +13,7 @@ import yaml
 from processor.errors import PolicyError, PolicyErrors
 from processor.output import dump
 from processor.policy.loader import load_file
+from processor.policy.validate import validate_policy
 from processor.preview import API_VERSION, KIND, load_manifest, run_preview
 from processor.records import classify_record
 
@@ -40,7 +41,8 @@ def _handle(args: argparse.Namespace) -> int:
                 raise _Usage("use either -f FILE or --policy with --input, not both")
             text, file = _read(args.filename)
         elif args.policy and args.input:
-            text, file = _manifest_from_files(args.policy, args.input), args.policy
+            # the manifest is built here: its errors are the inputs' (no file position)
+            text, file = _manifest_from_files(args.policy, args.input), ""
         else:
             raise _Usage("give a PolicyPreview manifest with -f FILE, or --policy and --input")
         manifest, policy = load_manifest(text, file)
@@ -49,10 +51,10 @@ def _handle(args: argparse.Namespace) -> int:
         return 2
     except PolicyErrors as exc:
         for error in exc.errors:
-            print(error.field_message(), file=sys.stderr)
+            print(describe(error), file=sys.stderr)
         return 1
     except PolicyError as exc:
-        print(exc.field_message(), file=sys.stderr)
+        print(describe(exc), file=sys.stderr)
         return 1
     result = run_preview(manifest, policy)
     if args.output == "text":
@@ -66,11 +68,21 @@ class _Usage(Exception):
     pass
 
 
+def describe(error: PolicyError) -> str:
+    """``FILE:LINE:COL: field.path: message`` (the parts that are known), as ``lint`` prints."""
+    if not error.file:
+        return error.field_message()
+    return f"{error.location()}: {error.field_message()}"
+
+
 def _read(path: str) -> tuple[str, str]:
+    name = "<stdin>" if path == "-" else path
     try:
-        return (sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")), path
+        return (sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")), name
     except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror or exc}", file=path) from None
+        raise PolicyError(f"cannot read file: {exc.strerror or exc}", file=name) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"cannot read file: not UTF-8 text ({exc.reason})", file=name) from None
 
 
 def _manifest_from_files(policy_path: str, input_path: str) -> str:
@@ -79,9 +91,12 @@ def _manifest_from_files(policy_path: str, input_path: str) -> str:
         raise PolicyErrors(loaded.errors)
     if len(loaded.policies) != 1:
         raise PolicyError(
-            f"expected one ActivityPolicy in {policy_path}, found {len(loaded.policies)}",
+            f"expected one ActivityPolicy in the file, found {len(loaded.policies)}",
             file=policy_path,
         )
+    problems = validate_policy(loaded.policies[0])  # located in the policy's own file
+    if problems:
+        raise PolicyErrors(problems)
     spec = dict(loaded.policies[0].raw.get("spec") or {})
     text, _ = _read(input_path)
     inputs = [{"type": t, t: r} for t, r in _records(text, input_path)]
@@ -98,15 +113,10 @@ def _records(text: str, path: str) -> list[tuple[str, Any]]:
     try:
         data = yaml.safe_load(text)
         docs = data if isinstance(data, list) else [data]
-    except yaml.YAMLError:
-        try:
-            docs = [orjson.loads(line) for line in text.splitlines() if line.strip()]
-        except orjson.JSONDecodeError as exc:
-            raise PolicyError(
-                f"cannot parse {path} as JSON, YAML or JSON lines: {exc}", file=path
-            ) from None
+    except yaml.YAMLError as exc:
+        docs = _json_lines(text, path, exc)
     out: list[tuple[str, Any]] = []
-    for doc in docs:
+    for number, doc in enumerate(docs):
         kind = classify_record(doc)
         if kind == "audit_list":
             out.extend(("audit", item) for item in doc.get("items") or [])
@@ -114,13 +124,39 @@ def _records(text: str, path: str) -> list[tuple[str, Any]]:
             out.append(("audit" if kind == "audit" else "event", doc))
         else:
             raise PolicyError(
-                f"{path}: a record is neither an audit event, an audit EventList "
-                "nor a Kubernetes Event",
+                f"record {number} is neither an audit event, an audit EventList nor a "
+                "Kubernetes Event",
                 file=path,
             )
     if not out:
-        raise PolicyError(f"{path}: no records found", file=path)
+        raise PolicyError("no records found", file=path)
     return out
+
+
+def _json_lines(text: str, path: str, yaml_error: yaml.YAMLError) -> list[Any]:
+    """The records of a file that is not YAML: JSON lines, else the YAML error, located."""
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if lines and not lines[0][1].lstrip().startswith("{"):  # not JSON lines: YAML is at fault
+        mark = getattr(yaml_error, "problem_mark", None)
+        problem = getattr(yaml_error, "problem", None) or "syntax error"
+        raise PolicyError(
+            f"invalid YAML: {problem}; fix the YAML syntax at this position",
+            file=path,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        )
+    docs = []
+    for number, line in lines:
+        try:
+            docs.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise PolicyError(
+                f"line {number} is not JSON ({exc.msg}); JSON lines hold one record per line",
+                file=path,
+                line=number,
+                column=exc.colno,
+            ) from None
+    return docs
 
 
 def render_text(result: dict[str, Any]) -> str:

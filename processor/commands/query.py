@@ -12,9 +12,10 @@ import os
 import sys
 from typing import Any
 
+from processor.commands.argtypes import int_between, non_negative_int
 from processor.query.errors import QueryError
 from processor.query.output import FORMATS, print_items
-from processor.query.service import DEFAULT_LIMIT, QueryRequest, iter_pages, run_query
+from processor.query.service import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest, iter_pages, run_query
 from processor.query.tables import ACTIVITIES, AUDIT_LOGS, K8S_EVENTS, TABLES, Table
 from processor.query.timeparse import NS
 from processor.query.tokenkeys import DEFAULT_FILE_NAME, TokenKeys, load_keys
@@ -32,14 +33,38 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
 
 
 def open_backend(args: argparse.Namespace) -> Any:
-    """Open the sink named by ``--clickhouse-url`` / the environment / the default."""
+    """Open the sink named by ``--clickhouse-url`` / the environment / the default, read-only.
+
+    A chDB store that does not exist is not created: ``NoStoreError`` says where none was found
+    (at the default location, also how to keep the demo's data or make a store).
+    """
     from processor.sink import open_sink
+    from processor.sink.chdb import NoStoreError
     from processor.sink.factory import default_clickhouse_url
 
-    url = args.clickhouse_url or os.environ.get("ACTIVITY_CLICKHOUSE_URL") or ""
-    sink = open_sink(url or default_clickhouse_url())
-    sink.open()
+    given = args.clickhouse_url or os.environ.get("ACTIVITY_CLICKHOUSE_URL") or ""
+    url = given or default_clickhouse_url()
+    options: dict[str, Any] = {"create": False} if url.startswith("chdb:") else {}
+    sink = open_sink(url, **options)
+    try:
+        sink.open()
+    except NoStoreError as exc:
+        sink.close()
+        if given:
+            raise
+        raise NoStoreError(f"{exc}, the default location. {NO_DEFAULT_STORE}") from None
+    except BaseException:
+        sink.close()
+        raise
     return sink
+
+
+#: What to do when the default location holds no store (typically: right after the demo).
+NO_DEFAULT_STORE = (
+    "`activity demo` deletes its data when it exits: `activity demo --keep` (or --data-dir DIR) "
+    "keeps it and prints the --clickhouse-url that reads it; to create a new, empty store here, "
+    "run `activity migrate`"
+)
 
 
 def _add_window(parser: argparse.ArgumentParser, start: str) -> None:
@@ -69,8 +94,19 @@ def add_query_flags(parser: argparse.ArgumentParser, table: Table) -> None:
         parser.add_argument("--search", default="", help="any of these words in the summary")
     _add_window(parser, "now-7d" if table is ACTIVITIES else "now-24h")
     _add_scope(parser, actor=table is not K8S_EVENTS)
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="rows per page (1-1000)")
-    parser.add_argument("--continue", dest="continue_token", default="", metavar="TOKEN")
+    parser.add_argument(
+        "--limit",
+        type=int_between(0, MAX_LIMIT),
+        default=DEFAULT_LIMIT,
+        help=f"rows per page (1-{MAX_LIMIT}; 0 = {DEFAULT_LIMIT})",
+    )
+    parser.add_argument(
+        "--continue",
+        dest="continue_token",
+        default="",
+        metavar="TOKEN",
+        help="the next page: the token the previous page printed (same filter and window)",
+    )
     parser.add_argument(
         "--token-key-file",
         default=None,
@@ -133,10 +169,9 @@ def _handle_query(args: argparse.Namespace) -> int:
         return 2
     try:
         request = request_from(args)
-        keys = token_keys(args)
-        backend = open_backend(args)
+        backend = open_backend(args)  # first: no store, no key file created either
         try:
-            return _print_pages(backend, request, args, keys)
+            return _print_pages(backend, request, args, token_keys(args))
         finally:
             backend.close()
     except (QueryError, SinkError, ValueError) as exc:
@@ -231,7 +266,9 @@ def register_facets(subparsers: Any) -> None:
     parser.add_argument("--filter", default="", help="CEL filter (activities, audit)")
     _add_window(parser, "now-7d")
     _add_scope(parser)
-    parser.add_argument("--limit", type=int, default=20, help="values per field (max 100)")
+    parser.add_argument(
+        "--limit", type=non_negative_int, default=20, help="values per field (max 100)"
+    )
     parser.add_argument("-o", "--output", choices=FORMATS, default="table")
     add_connection(parser)
     parser.set_defaults(handler=_handle_facets)

@@ -115,9 +115,10 @@ def _handle(args: argparse.Namespace) -> int:
 
     try:
         settings = reconciler_settings(args)
+        setup_logging(settings.log_level)
+        reconciler = Reconciler(settings)  # checks --partitions
     except ValueError as exc:
         print(f"activity reconcile: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
-    run_loop(Reconciler(settings).serve())
+    run_loop(reconciler.serve())
     return 0

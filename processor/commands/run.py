@@ -47,12 +47,12 @@ def _handle(args: argparse.Namespace) -> int:
 
     try:
         settings = build_settings(args)
+        setup_logging(settings.log_level)
+        worker = Worker(settings, policy_paths(settings.policies))  # checks --partitions
     except ValueError as exc:
         print(f"activity run: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
     try:
-        worker = Worker(settings, policy_paths(settings.policies))
         run_loop(worker.serve())
     except PolicyErrors as exc:
         for error in exc.errors:

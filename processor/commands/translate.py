@@ -13,10 +13,12 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from processor.commands.argtypes import positive_int
 from processor.errors import PolicyErrors
 from processor.policy.compile import load_engine
 from processor.translate import DEFAULT_MAX_RECORD_BYTES, Output, Translator
@@ -47,7 +49,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="translate every audit stage, not only ResponseComplete",
     )
-    parser.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
+    parser.add_argument(
+        "--max-record-bytes",
+        type=positive_int,
+        default=DEFAULT_MAX_RECORD_BYTES,
+        metavar="N",
+        help=f"dead-letter larger records unread (default: {DEFAULT_MAX_RECORD_BYTES} bytes)",
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -67,20 +75,33 @@ def _handle(args: argparse.Namespace) -> int:
         return 1
     translator = Translator(engine, args.max_record_bytes)
     with contextlib.ExitStack() as stack:
-        src = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
-        dst = (
-            sys.stdout.buffer
-            if args.output == "-"
-            else stack.enter_context(open(args.output, "wb"))
-        )
-        dlq = (
-            sys.stderr.buffer
-            if args.dead_letter is None
-            else stack.enter_context(open(args.dead_letter, "wb"))
-        )
+        try:
+            src = _open(stack, "--input", args.input, "rb", sys.stdin.buffer)
+            dst = _open(stack, "--output", args.output, "wb", sys.stdout.buffer)
+            dlq = _open(stack, "--dead-letter", args.dead_letter or "-", "wb", sys.stderr.buffer)
+        except OSError as exc:
+            print(f"activity translate: {exc}", file=sys.stderr)
+            return 1
         totals = run(translator, _lines(src), dst, dlq)
     print(totals, file=sys.stderr)
     return 0
+
+
+def _open(
+    stack: contextlib.ExitStack, flag: str, path: str, mode: str, std: IO[bytes]
+) -> IO[bytes]:
+    """Open the file of ``flag`` (``-``: ``std``); the error names the flag, the file and why."""
+    if path == "-":
+        return std
+    try:
+        return stack.enter_context(open(path, mode))
+    except OSError as exc:
+        action = "read" if "r" in mode else "write"
+        reason = exc.strerror or str(exc)
+        parent = Path(path).parent
+        if "w" in mode and isinstance(exc, FileNotFoundError) and not parent.is_dir():
+            reason = f"the directory {parent} does not exist; create it or pick another path"
+        raise OSError(f"cannot {action} {flag} {path}: {reason}") from None
 
 
 class Totals:

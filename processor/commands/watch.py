@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from nats.errors import Error as NatsError
 
+from processor.commands.argtypes import non_negative_int
 from processor.query.errors import QueryError
 from processor.query.output import age, format_rows, is_terminal, truncate
 from processor.query.watch import Watched, WatchSpec, watch
@@ -25,11 +26,15 @@ def register(subparsers: Any) -> None:
         "sequence SEQ (inclusive); each activity's metadata.resourceVersion is its sequence.",
     )
     parser.add_argument("--filter", default="", help="CEL filter, evaluated client-side")
-    parser.add_argument("--since", type=int, default=0, metavar="SEQ", help="start sequence")
+    parser.add_argument(
+        "--since", type=non_negative_int, default=0, metavar="SEQ", help="start sequence"
+    )
     parser.add_argument("--tenant-type", default="")
     parser.add_argument("--tenant-name", default="")
     parser.add_argument("--actor", default="")
-    parser.add_argument("--limit", type=int, default=0, help="stop after N activities (0 = never)")
+    parser.add_argument(
+        "--limit", type=non_negative_int, default=0, help="stop after N activities (0 = never)"
+    )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
     parser.add_argument(
         "--nats-url", default=None, help="NATS URL (env ACTIVITY_NATS_URL; nats://127.0.0.1:4222)"

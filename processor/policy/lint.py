@@ -6,10 +6,12 @@ On top of loading (:mod:`processor.policy.loader`) and API-server validation
 * a rule after an unconditional rule (``match: "true"``) in the same list: the first matching rule
   wins, so it can never match;
 * a rule whose match expression (whitespace-normalised) repeats an earlier one in the same list;
-* a policy whose last audit rule is not a fallback: audit records that match no rule produce no
-  activity. A fallback is ``match: "true"`` or a guarded catch-all: a conjunction (``&&``) whose
-  only verb condition, if any, is ``audit.verb in [...]`` listing at least create, update, patch
-  and delete; guards on the actor, the response status, dry runs or subresources are allowed;
+* a policy without a fallback audit rule: audit records that match no rule produce no activity.
+  A rule with ``match: "true"`` is a fallback wherever it stands (the rules after it are warned
+  about as unreachable instead); so is a last rule that is a guarded catch-all: a conjunction
+  (``&&``) whose only verb condition, if any, is ``audit.verb in [...]`` listing at least create,
+  update, patch and delete; guards on the actor, the response status, dry runs or subresources
+  are allowed;
 * a policy without rules, or without ``metadata.name``.
 
 Report lines are ``FILE:LINE:COL: POLICY: field.path: message`` for errors and
@@ -116,6 +118,11 @@ def is_fallback(rule: Rule) -> bool:
     return all(_all_writes(c) or not _mentions_verb(c) for c in _conjuncts(tree))
 
 
+def has_fallback(rules: tuple[Rule, ...]) -> bool:
+    """True when some rule is ``match: "true"`` or the last one is a fallback (see module)."""
+    return any(is_unconditional(rule) for rule in rules) or is_fallback(rules[-1])
+
+
 def _rule_list_warnings(policy: Policy, rules: tuple[Rule, ...]) -> list[PolicyError]:
     warnings = []
     catch_all: Rule | None = None
@@ -162,7 +169,7 @@ def lint_warnings(policy: Policy) -> list[PolicyError]:
         )
     warnings.extend(_rule_list_warnings(policy, policy.audit_rules))
     warnings.extend(_rule_list_warnings(policy, policy.event_rules))
-    if policy.audit_rules and not is_fallback(policy.audit_rules[-1]):
+    if policy.audit_rules and not has_fallback(policy.audit_rules):
         warnings.append(
             policy.error(
                 f"{policy.spec_path}.auditRules",

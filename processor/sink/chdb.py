@@ -116,6 +116,15 @@ def rowbinary_strings(rows: Sequence[bytes]) -> bytes:
     return bytes(out)
 
 
+def is_store(path: str | Path) -> bool:
+    """True when ``path`` holds a chDB store (its ``metadata`` directory)."""
+    return (Path(path) / "metadata").is_dir()
+
+
+class NoStoreError(SinkError):
+    """A read-only sink found no chDB store where it was pointed (nothing was created)."""
+
+
 class ChdbSink:
     """Store into chDB in ``path`` (a temporary directory, removed on close, when None).
 
@@ -125,6 +134,8 @@ class ChdbSink:
         tables: table -> JSON column; defaults to the upstream tables.
         defer_skip_indexes: build skip indexes in merges instead of in each insert (see the
             module docstring); ignored by an engine without the setting.
+        create: create the directory and the store when missing; False (the read-only
+            commands) raises :class:`NoStoreError` instead, and creates nothing.
     """
 
     name = "chdb"
@@ -136,23 +147,33 @@ class ChdbSink:
         database: str = DEFAULT_DATABASE,
         tables: Mapping[str, str] | None = None,
         defer_skip_indexes: bool = True,
+        create: bool = True,
     ) -> None:
         self.database = check_identifier(database, "database")
         self.tables = checked_tables(tables or JSON_COLUMNS)
         self.defer_skip_indexes = defer_skip_indexes
         self._insert_settings: str | None = None  # known after the first insert
         self._temp = path is None
+        self.create = create
         self.path = str(Path(path).resolve()) if path is not None else ""
         self._shared: _Shared | None = None
 
     def _connect(self) -> _Shared:
         if self._shared is None:
+            if not self.create:
+                self._check_store()
             if self._temp and not self.path:
                 self.path = tempfile.mkdtemp(prefix="activity-chdb-")
             Path(self.path).mkdir(parents=True, exist_ok=True)
             self._shared = _Shared.acquire(self.path)
             log.info("chDB open in %s", self.path)
         return self._shared
+
+    def _check_store(self) -> None:
+        if self._temp:
+            raise NoStoreError("no store: chdb:// without a directory is a new, empty store")
+        if not is_store(self.path):
+            raise NoStoreError(f"no store at {self.path}")
 
     def open(self) -> None:
         """Open the session and verify the tables exist (see :class:`~.base.Sink`)."""

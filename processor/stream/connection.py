@@ -1,9 +1,12 @@
-"""Connection options shared by the long-running NATS clients (worker, reconciler)."""
+"""Connection options shared by the long-running NATS clients (worker, reconciler), and the
+connection of the one-shot commands (``activity policy``, ``activity dlq``)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
+
+from processor.errors import ProcessorError
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +73,47 @@ def connect_options(
         "reconnected_cb": reconnected,
         "error_cb": error,
     }
+
+
+class NatsUnavailableError(ProcessorError):
+    """A command could not reach any NATS server of its URL (an outage: retriable)."""
+
+    retriable = True
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("NATS: %s", exc)
+
+
+async def connect_command(nats_url: str, name: str) -> Any:
+    """Connect a one-shot command's client: one try per server, then a clear error.
+
+    nats-py's retries (seconds each) only delay the answer a person waits for; a command that
+    fails can be run again.
+
+    Args:
+        nats_url: one URL or several, comma separated.
+        name: the client name the server shows.
+
+    Raises:
+        NatsUnavailableError: no server answered; the message names the URL and what to do.
+    """
+    import nats
+    from nats.errors import Error as NatsError
+
+    servers = [u.strip() for u in nats_url.split(",") if u.strip()]
+    try:
+        return await nats.connect(
+            servers,
+            name=name,
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,  # nats-py: 0 would retry the first connect forever
+            reconnect_time_wait=0.2,
+            error_cb=_quiet,
+        )
+    except (OSError, TimeoutError, NatsError) as exc:
+        raise NatsUnavailableError(
+            f"cannot connect to NATS at {nats_url}: {exc or type(exc).__name__}; start "
+            "nats-server there, or give the right URL with --nats-url (env ACTIVITY_NATS_URL)"
+        ) from None

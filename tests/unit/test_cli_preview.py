@@ -19,6 +19,13 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
+def _located(line: str, file: Path) -> str:
+    """``line`` without its ``FILE:LINE:COL: `` prefix, which must name ``file`` and a line."""
+    head, line_no, column, rest = line.split(":", 3)
+    assert head == str(file) and line_no.isdigit() and column.isdigit(), line
+    return rest.removeprefix(" ")
+
+
 def test_example_manifest_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "preview", "-f", str(EXAMPLE), "-o", "json")
     assert code == 0, err
@@ -61,7 +68,7 @@ def test_invalid_policy_exits_1_with_field_paths(
     target.write_text(yaml.safe_dump(doc))
     code, out, err = _run(capsys, "preview", "-f", str(target))
     assert code == 1 and out == ""
-    lines = err.splitlines()
+    lines = [_located(line, target) for line in err.splitlines()]
     assert lines[0].startswith("spec.policy.auditRules[2].match: Invalid value")
     assert "must return a boolean, got dyn" in lines[0]
     assert lines[1].startswith("spec.policy.eventRules[0].name: Invalid value")
@@ -92,13 +99,13 @@ def test_autofetch_and_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixt
     doc["spec"]["inputs"] = []
     target = tmp_path / "none.yaml"
     target.write_text(yaml.safe_dump(doc))
-    assert _run(capsys, "preview", "-f", str(target))[2].strip() == (
+    assert _located(_run(capsys, "preview", "-f", str(target))[2].strip(), target) == (
         "spec: Required value: provide either 'inputs' or 'autoFetch'"
     )
     doc["spec"]["autoFetch"] = {"limit": 10}
     target.write_text(yaml.safe_dump(doc))
     code, _, err = _run(capsys, "preview", "-f", str(target))
-    assert code == 1 and err.startswith("spec.autoFetch: Unsupported value")
+    assert code == 1 and _located(err, target).startswith("spec.autoFetch: Unsupported value")
 
 
 def test_quick_mode_policy_and_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,3 +153,88 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(capsys, "preview", "-f", str(EXAMPLE), "--policy", "x")[0] == 2
     code, _, err = _run(capsys, "preview", "-f", "/nonexistent/file.yaml")
     assert code == 1 and "cannot read" in err
+
+
+def _quick_files(tmp_path: Path) -> tuple[Path, Path]:
+    """The example's policy as an ActivityPolicy file, and its inputs as JSON lines."""
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    policy = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "ActivityPolicy",
+        "metadata": {"name": "deployments"},
+        "spec": doc["spec"]["policy"],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(policy, sort_keys=False, width=1000))
+    records = [i["audit"] if i["type"] == "audit" else i["event"] for i in doc["spec"]["inputs"]]
+    (tmp_path / "in.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    return tmp_path / "p.yaml", tmp_path / "in.jsonl"
+
+
+def test_unreadable_files_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy, records = _quick_files(tmp_path)
+    missing = tmp_path / "nope.yaml"
+    for argv in (["--policy", str(missing), "--input", str(records)],
+                 ["--policy", str(policy), "--input", str(missing)],
+                 ["-f", str(missing)]):  # fmt: skip
+        code, _, err = _run(capsys, "preview", *argv)
+        assert (code, err) == (1, f"{missing}: cannot read file: No such file or directory\n")
+
+
+def test_yaml_syntax_errors_are_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: x\nkind: ActivityPolicy\nspec:\n  resource: [a, b\n  x: }\n")
+    _, records = _quick_files(tmp_path)
+    for argv in (["--policy", str(bad), "--input", str(records)], ["-f", str(bad)]):
+        code, _, err = _run(capsys, "preview", *argv)
+        assert code == 1 and err.startswith(f"{bad}:5:4: invalid YAML: "), err
+
+
+def test_policy_errors_are_located_in_the_policy_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy, records = _quick_files(tmp_path)
+    lines = policy.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if "match:" in line)
+    lines[number - 1] = lines[number - 1].split("match:")[0] + "match: audit.verb"
+    policy.write_text("\n".join(lines) + "\n")
+    code, _, err = _run(capsys, "preview", "--policy", str(policy), "--input", str(records))
+    assert code == 1
+    assert err.startswith(f"{policy}:{number}:"), err  # the line in the user's file
+    assert ": spec.auditRules[0].match: Invalid value" in err  # the path in the user's file
+
+
+def test_a_bad_input_line_is_reported_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy, records = _quick_files(tmp_path)
+    good = records.read_text().splitlines()
+    records.write_text("\n".join([good[0], "", good[1], '{"kind": "Event",, }', good[2]]) + "\n")
+    code, _, err = _run(capsys, "preview", "--policy", str(policy), "--input", str(records))
+    assert code == 1
+    assert err.startswith(f"{records}:4:18: line 4 is not JSON ("), err  # the second comma
+    yaml_input = tmp_path / "in.yaml"
+    yaml_input.write_text("kind: Event\nreason: [Scaled\nmessage: }\n")
+    code, _, err = _run(capsys, "preview", "--policy", str(policy), "--input", str(yaml_input))
+    assert code == 1 and err.startswith(f"{yaml_input}:3:8: invalid YAML: "), err
+
+
+def test_a_whole_policy_under_spec_policy_says_what_to_move(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["policy"] = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "ActivityPolicy",
+        "metadata": {"name": "deployments"},
+        "spec": doc["spec"]["policy"],
+    }
+    target = tmp_path / "whole.yaml"
+    target.write_text(yaml.safe_dump(doc))
+    code, _, err = _run(capsys, "preview", "-f", str(target))
+    assert code == 1
+    assert _located(err.strip(), target) == (
+        "spec.policy: Invalid value: spec.policy holds the policy's spec (resource, auditRules, "
+        "eventRules), not a whole ActivityPolicy; move its spec up (drop its apiVersion, kind "
+        "and metadata)"
+    )
+    assert "resource.kind" not in err

@@ -184,6 +184,20 @@ def test_guarded_catch_all_counts_as_fallback(tmp_path, last_match, warned):
     )
 
 
+@pytest.mark.parametrize("position", [0, 1])
+def test_match_true_is_a_fallback_wherever_it_stands(tmp_path, position):
+    rules = [
+        "- name: create\n  match: \"audit.verb == 'create'\"\n  summary: s",
+        "- name: delete\n  match: \"audit.verb == 'delete'\"\n  summary: s",
+    ]
+    rules.insert(position, '- name: any\n  match: "true"\n  summary: s')
+    write_policy(tmp_path / "p.yaml", "auditRules:\n" + "\n".join(rules))
+    warnings = lint_paths([tmp_path]).warnings
+    assert not [w for w in warnings if w.message.startswith("no fallback rule")]
+    # the rules after it are reported as unreachable instead
+    assert [w.path for w in warnings] == [f"spec.auditRules[{i}].match" for i in (1, 2)[position:]]
+
+
 def test_missing_policy_name_is_a_warning(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("apiVersion: activity.miloapis.com/v1alpha1\nkind: ActivityPolicy\n")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 
+import pytest
+
 from processor.service import Service
 
 
@@ -51,3 +53,45 @@ def test_settle_does_nothing_outside_serve():
     probe = Probe()
     probe.settle()
     assert gc.get_freeze_count() == 0
+
+
+class Stuck(Service):
+    """A service whose start never finishes (NATS unreachable: its clients retry forever)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self._stop = asyncio.Event()
+        self.error = error
+        self.cancelled = self.stopped = False
+
+    async def start(self) -> None:
+        if self.error is not None:
+            raise self.error
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+def test_a_stop_while_starting_cancels_the_start_and_stops():
+    stuck = Stuck()
+
+    async def main() -> None:
+        task = asyncio.ensure_future(stuck.serve())
+        await asyncio.sleep(0.05)
+        stuck.request_stop()  # what SIGTERM / SIGINT do
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert stuck.cancelled and stuck.stopped and not stuck.serving
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_error_in_start_propagates():
+    stuck = Stuck(RuntimeError("no policies"))
+    with pytest.raises(RuntimeError, match="no policies"):
+        asyncio.run(stuck.serve())
+    assert not stuck.stopped

@@ -1,7 +1,8 @@
 """JetStream streams and durable consumers, with the upstream names and settings.
 
 Streams follow the upstream NACK CRs (``docs/design.md#pipeline-8-1``, ``#storage-query-2-1``): file
-storage, 1 GiB each, discard old; ``ACTIVITY_DEAD_LETTER`` is a work queue. The processor *creates*
+storage, 1 GiB each, discard old; ``ACTIVITY_DEAD_LETTER`` is a work queue that refuses new
+messages when full (unlike upstream: dead letters have no other copy). The processor *creates*
 what is missing (``activity demo``, tests, a fresh install) and otherwise *binds* to what exists as
 it is: a stream or consumer configured by someone else (an operator, the NACK controller) is never
 altered; a differing subject set is logged.
@@ -61,6 +62,8 @@ class StreamSpec:
     max_consumers: int = -1
     max_bytes: int = GIB
     workqueue: bool = False
+    #: refuse new messages when full instead of evicting the oldest (the stream is their only copy)
+    discard_new: bool = False
 
     def config(self, replicas: int = 1) -> api.StreamConfig:
         """The nats-py ``StreamConfig`` that creates this stream."""
@@ -71,7 +74,7 @@ class StreamSpec:
             if self.workqueue
             else api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
-            discard=api.DiscardPolicy.OLD,
+            discard=api.DiscardPolicy.NEW if self.discard_new else api.DiscardPolicy.OLD,
             max_age=self.max_age,
             max_bytes=self.max_bytes,
             max_msg_size=self.max_msg_size,
@@ -89,8 +92,17 @@ STREAMS: dict[str, StreamSpec] = {
         StreamSpec("AUDIT_EVENTS", ("audit.k8s.>",), 168 * HOUR, 600.0, 10 * MIB),
         StreamSpec("EVENTS", ("events.>",), 1 * HOUR, 60.0, MIB, 100_000),
         StreamSpec("ACTIVITIES", ("activities.>",), 168 * HOUR, 300.0, MIB, 1000),
+        # dead letters have no other copy: when the queue is full a publish fails (the worker
+        # pauses, /readyz says why) rather than evicting the oldest (docs/reliability.md)
         StreamSpec(
-            "ACTIVITY_DEAD_LETTER", ("activity.dlq.>",), 720 * HOUR, 300.0, MIB, 10, workqueue=True
+            "ACTIVITY_DEAD_LETTER",
+            ("activity.dlq.>",),
+            720 * HOUR,
+            300.0,
+            MIB,
+            10,
+            workqueue=True,
+            discard_new=True,
         ),
     )
 }
@@ -135,6 +147,13 @@ async def _ensure_stream(js: Any, spec: StreamSpec, provision: bool, replicas: i
         else:
             log.info("created stream %s on %s", spec.name, ", ".join(spec.subjects))
             return True
+    if spec.discard_new and info.config.discard != api.DiscardPolicy.NEW:
+        log.warning(
+            "stream %s discards its oldest messages when full: dead letters can be lost once it "
+            "holds %s bytes; set its discard policy to new (docs/reliability.md)",
+            spec.name,
+            info.config.max_bytes,
+        )
     subjects = tuple(info.config.subjects or ())
     if set(subjects) != set(spec.subjects):
         log.warning(

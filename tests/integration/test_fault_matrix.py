@@ -212,6 +212,42 @@ def test_dead_letter_stream_deleted_holds_the_failed_records(
     assert_published_once(ids, stored_once(store, good), good)
 
 
+def test_dead_letter_stream_full_refuses_and_holds_instead_of_evicting(
+    url: str, policy_dir: Path, store: Sink
+):
+    """The DLQ is the only copy of a dead letter: full, it refuses new ones (``discard: new``,
+    as the worker creates it) and the worker holds their inputs; it never evicts the oldest."""
+    bad = [(f"audit.k8s.p{i % PARTITIONS}", b'{"kind": "Event", "n": %d' % i) for i in range(6)]
+    small = dataclasses.replace(STREAMS["ACTIVITY_DEAD_LETTER"].config(), max_msgs=3)
+    assert small.discard == api.DiscardPolicy.NEW
+
+    async def main() -> list[Any]:
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().add_stream(small)  # the worker binds to it as it is
+        finally:
+            await nc.drain()
+        async with worker_on(url, policy_dir, store) as (worker, js):
+            pipeline = worker.pipeline
+            await publish(js, bad, "dlqfull")
+            await until(lambda: "maximum messages" in pipeline.publish_error, what="DLQ full")
+            await asyncio.sleep(HOLD)
+            first = await read_stream(js, "ACTIVITY_DEAD_LETTER")
+            assert len(first) == 3  # the first three kept, none evicted
+            _, unacked, redelivered = await backlog(js)
+            # the refused ones' inputs wait (with the rest of their pull group), none is lost
+            assert unacked + pipeline.committed_messages == 6 and unacked >= 3
+            assert redelivered == 0
+            await js.update_stream(dataclasses.replace(small, max_msgs=-1))
+            await until(lambda: drained(js), what="every input acknowledged")
+            assert counter_total(worker.metrics.dlq_published) == 6
+            return await read_stream(js, "ACTIVITY_DEAD_LETTER")
+
+    letters = asyncio.run(main())
+    payloads = sorted(original_payload_bytes(decode_dead_letter(m.data), m.data) for m in letters)
+    assert payloads == sorted(payload for _, payload in bad)
+
+
 # -- 4. MaxDeliver exhausted ----------------------------------------------------------------------
 def test_max_deliver_exhausted_by_a_crash_loop_is_dead_lettered_once(
     url: str, policy_dir: Path, tmp_path: Path

@@ -6,8 +6,8 @@ messages/s: valid records, wanted Deployment changes and EventLists of up to 100
 ``--hostile`` of them hostile (:mod:`processor.bench.hostile`: every JSON type, invalid UTF-8,
 truncated JSON, 100k-deep nesting, duplicate keys, wrong types) and ``--large`` of them huge (a
 10 MiB input, or a 1 MiB name whose Activity is too large for ACTIVITIES). AUDIT_EVENTS and the
-dead-letter stream are created with room for the whole run (:data:`STORE_BYTES`). Every 10 s it prints
-the worker's RSS, the records it committed and its oldest unacknowledged input. At the end it
+dead-letter stream are created with room for the whole run (:data:`STORE_BYTES`). Every 10 s it
+prints the worker's RSS, the records it committed and its oldest unacknowledged input. At the end it
 waits for the worker to acknowledge everything, stops it, and compares what came out with what
 a model translator (same policies, in this process) says should have:
 

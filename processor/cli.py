@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import processor
+from processor.commands.flags import add_filename, add_output
 from processor.errors import ProcessorError
 
 #: Subcommand registrars, in help order.
@@ -65,8 +66,14 @@ def implementation() -> str:
 
 
 def _version(args: argparse.Namespace) -> int:
-    print(f"activity-processor {processor.__version__}")
-    print(f"implementation: {implementation()}")
+    info = {"version": processor.__version__, "implementation": implementation()}
+    if args.output in ("json", "yaml"):
+        from processor.output import dump
+
+        sys.stdout.write(dump(info, args.output))
+        return 0
+    print(f"activity-processor {info['version']}")
+    print(f"implementation: {info['implementation']}")
     return 0
 
 
@@ -75,15 +82,32 @@ def register_version(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "version", help="print the version and the active implementation"
     )
+    add_output(
+        parser,
+        detail="table and wide print two lines; json and yaml an object {version, implementation}",
+    )
     parser.set_defaults(handler=_version)
 
 
 def _lint(args: argparse.Namespace) -> int:
     from processor.policy.lint import lint_paths
 
-    report = lint_paths(args.paths)
-    for line in report.lines():
-        print(line)
+    paths = [*args.paths, *(args.filename or [])]
+    if not paths:
+        print(
+            "activity lint: error: give the policy files or directories (PATH... or -f PATH)",
+            file=sys.stderr,
+        )
+        return 2
+    report = lint_paths(paths)
+    if args.output in ("json", "yaml"):
+        from processor.output import dump
+
+        doc = {"apiVersion": "v1", "kind": "List", "items": report.findings()}
+        sys.stdout.write(dump(doc, args.output))
+    else:
+        for line in report.lines():
+            print(line)
     print(report.summary(), file=sys.stderr)
     if args.strict and report.warnings:
         return 1
@@ -100,9 +124,20 @@ def register_lint(subparsers: Any) -> None:
             "does and warn about rules that can never match. Exit status 1 on errors, 0 otherwise."
         ),
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="policy file or directory")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="policy file or directory")
+    add_filename(
+        parser,
+        action="extend",
+        nargs="+",
+        help="policy files or directories, as PATH (may be repeated)",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 on warnings as well"
+    )
+    add_output(
+        parser,
+        detail="table and wide print one finding per line, FILE:LINE:COL: POLICY: FIELD: "
+        "message (the form editors read); json and yaml a List of findings",
     )
     parser.set_defaults(handler=_lint)
 

@@ -1,4 +1,4 @@
-"""argparse ``type=`` functions for counts and sizes: a bad value is a usage error (exit 2).
+"""argparse ``type=`` functions: a bad count, size or log level is a usage error (exit 2).
 
 argparse turns the :class:`argparse.ArgumentTypeError` these raise into
 ``activity <cmd>: error: argument --flag: must be >= 1: -5``, the same form as an unknown flag.
@@ -67,3 +67,17 @@ def int_between(low: int, high: int) -> Callable[[str], int]:
 
     between.__name__ = f"int_between({low}, {high})"
     return between
+
+
+#: The log levels commands accept (``setup_logging`` takes any of them, in any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(text: str) -> str:
+    """A log level name, in any case (returned in upper case)."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {text!r}: use DEBUG, INFO, WARNING or ERROR"
+        )
+    return level

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from processor.commands.run import run_loop
+from processor.commands.argtypes import log_level
 
 
 def register(subparsers: Any) -> None:
@@ -30,11 +30,17 @@ def register(subparsers: Any) -> None:
         help="keep running afterwards, print how to connect, and keep the data after Ctrl-C "
         "(in --data-dir, else in a new temporary directory)",
     )
-    parser.add_argument("--log-level", default="WARNING", help="worker log level")
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="WARNING",
+        help="worker log level: DEBUG, INFO, WARNING or ERROR (default: WARNING)",
+    )
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.commands.run import run_loop
     from processor.demo.explore import data_report
     from processor.demo.run import demo_dir, run_demo
     from processor.logging import setup_logging

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from processor.commands.argtypes import non_negative_int
-from processor.commands.run import run_loop
+from processor.commands.flags import add_output
 
 
 def register(subparsers: Any) -> None:
@@ -22,6 +22,11 @@ def register(subparsers: Any) -> None:
     retry = actions.add_parser("retry", help="republish dead letters for another try")
     for sub in (listing, retry):
         sub.add_argument("--nats-url", default=None, help="NATS URL (env ACTIVITY_NATS_URL)")
+    add_output(
+        listing,
+        detail="table and wide (the same columns): dead letters per subject; json and yaml: a "
+        "List of {subject, count}",
+    )
     retry.add_argument("--policy", default=None, help="only records of this policy")
     retry.add_argument("--type", dest="event_type", choices=("audit", "k8s-event"), default=None)
     retry.add_argument("--api-group", default=None, help="only this API group ('' = core)")
@@ -51,16 +56,25 @@ async def _with_js(url: str, fn: Any) -> Any:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from processor.commands.run import run_loop
+    from processor.output import dump
+    from processor.query.output import format_rows
     from processor.stream.dlq import dead_letter_counts
 
     counts = run_loop(_with_js(_url(args), dead_letter_counts))
-    for subject, count in counts.items():
-        print(f"{count:8d}  {subject}")
+    if args.output in ("json", "yaml"):
+        items = [{"subject": subject, "count": count} for subject, count in counts.items()]
+        sys.stdout.write(dump({"apiVersion": "v1", "kind": "List", "items": items}, args.output))
+    elif counts:
+        rows = [["SUBJECT", "DEAD LETTERS"]]
+        rows += [[subject, str(count)] for subject, count in counts.items()]
+        print("\n".join(format_rows(rows)))
     print(f"{sum(counts.values())} dead letters", file=sys.stderr)
     return 0
 
 
 def _retry(args: argparse.Namespace) -> int:
+    from processor.commands.run import run_loop
     from processor.stream.dlq import retry_dead_letters
 
     async def retry(js: Any) -> Any:

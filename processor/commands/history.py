@@ -6,10 +6,13 @@ import argparse
 import sys
 from typing import Any
 
+from processor.commands.flags import add_output
 from processor.commands.query import add_connection, open_backend, parse_duration
 from processor.query.errors import QueryError
-from processor.query.history import MAX_CHANGES, fetch_changes, render
-from processor.query.output import FORMATS, format_rows, is_terminal, use_color
+
+#: :data:`processor.query.history.MAX_CHANGES` (not imported: the parser is built without the
+#: query modules; a test keeps the two equal)
+MAX_CHANGES = 1000
 
 
 def register(subparsers: Any) -> None:
@@ -28,13 +31,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--end", default="now")
     parser.add_argument("--max-window", default="90d", help="longest allowed window (90d)")
     parser.add_argument("--limit", type=int, default=MAX_CHANGES, help="at most this many changes")
-    parser.add_argument("-o", "--output", choices=FORMATS, default="table")
+    add_output(
+        parser,
+        detail="table and wide (the same columns) for people; json or yaml, a list of changes "
+        "with the object after each, for programs",
+    )
     add_connection(parser)
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
     from processor.output import dump
+    from processor.query.history import fetch_changes, render
+    from processor.query.output import format_rows, is_terminal, use_color
     from processor.sink import SinkError
 
     try:
@@ -57,16 +66,17 @@ def _handle(args: argparse.Namespace) -> int:
     except (QueryError, SinkError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if not changes:
-        print("No changes found for this resource.", file=sys.stderr)
-        return 0
-    if args.output in ("json", "yaml"):
+    if args.output in ("json", "yaml"):  # an empty list too: a script reads no changes
         doc = [
             {"timestamp": c.timestamp, "verb": c.verb, "user": c.user, "status": c.status}
             | ({"object": c.object} if c.object is not None else {})
             for c in changes
         ]
         sys.stdout.write(dump(doc, args.output))
+    if not changes:
+        print("No changes found for this resource.", file=sys.stderr)
+        return 0
+    if args.output in ("json", "yaml"):
         return 0
     if args.diff:
         for line in render(changes, use_color(sys.stdout)):

@@ -12,9 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-import orjson
-
-from processor.commands.run import run_loop
+from processor.commands.flags import add_filename, add_output
 
 DEFAULT_BUCKET = "activity-policies"
 
@@ -26,15 +24,18 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     apply = actions.add_parser("apply", help="validate policy files and store them in the bucket")
-    apply.add_argument(
-        "-f",
-        "--filename",
+    add_filename(
+        apply,
         nargs="+",
         required=True,
-        metavar="PATH",
         help="ActivityPolicy files or directories (searched for *.yaml, *.yml)",
     )
     listing = actions.add_parser("list", help="policies stored in the bucket")
+    add_output(
+        listing,
+        detail="table: name, resource and rule counts; wide adds the KV revision; json and "
+        "yaml: a List of the stored ActivityPolicy objects",
+    )
     delete = actions.add_parser("delete", help="remove a policy from the bucket")
     delete.add_argument("names", nargs="+", metavar="NAME")
     for sub in (apply, listing, delete):
@@ -74,6 +75,9 @@ async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    import orjson
+
+    from processor.commands.run import run_loop
     from processor.errors import PolicyErrors
     from processor.policy.compile import compile_set
 
@@ -95,18 +99,67 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def keys(kv: Any) -> list[str]:
-        try:
-            return sorted(await kv.keys())
-        except Exception:
-            return []
+    from processor.commands.run import run_loop
+    from processor.output import dump
 
-    for name in run_loop(_with_kv(args, keys)):
-        print(name)
+    async def entries(kv: Any) -> list[tuple[str, int, dict[str, Any]]]:
+        import orjson
+
+        try:
+            names = sorted(await kv.keys())
+        except Exception:  # nats-py raises NoKeysError for an empty bucket
+            return []
+        found = []
+        for name in names:
+            entry = await kv.get(name)
+            try:
+                doc = orjson.loads(entry.value or b"{}")
+            except orjson.JSONDecodeError:
+                doc = {}
+            found.append((name, int(entry.revision or 0), doc if isinstance(doc, dict) else {}))
+        return found
+
+    stored = run_loop(_with_kv(args, entries))
+    if args.output in ("json", "yaml"):
+        items = [doc for _, _, doc in stored]
+        sys.stdout.write(dump({"apiVersion": "v1", "kind": "List", "items": items}, args.output))
+        return 0
+    print_policy_table(stored, wide=args.output == "wide")
     return 0
 
 
+def print_policy_table(stored: list[tuple[str, int, dict[str, Any]]], wide: bool) -> None:
+    """Print (name, revision, policy) rows as a table with a header row (nothing if empty)."""
+    from processor.query.output import format_rows
+
+    if not stored:
+        print("No policies found.", file=sys.stderr)
+        return
+    headers = ["NAME", "RESOURCE", "AUDIT RULES", "EVENT RULES", "REVISION"]
+    width = len(headers) if wide else len(headers) - 1
+    rows = [headers[:width]]
+    for name, revision, doc in stored:
+        spec = _mapping(doc.get("spec"))
+        resource = _mapping(spec.get("resource"))
+        group, kind = str(resource.get("apiGroup") or ""), str(resource.get("kind") or "")
+        row = [
+            name,
+            f"{kind}.{group}" if group else kind,
+            str(len(spec.get("auditRules") or [])),
+            str(len(spec.get("eventRules") or [])),
+            str(revision),
+        ]
+        rows.append(row[:width])
+    print("\n".join(format_rows(rows)))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _delete(args: argparse.Namespace) -> int:
+    from processor.commands.run import run_loop
+
     async def delete(kv: Any) -> None:
         for name in args.names:
             await kv.delete(name)

@@ -5,47 +5,70 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-import yaml
-
+from processor.commands.flags import add_filename, add_output
 from processor.errors import PolicyError, PolicyErrors
-from processor.output import dump
-from processor.policy.loader import load_file
-from processor.policy.validate import validate_policy
-from processor.preview import API_VERSION, KIND, load_manifest, run_preview
-from processor.records import classify_record
+
+if TYPE_CHECKING:
+    import yaml
 
 
 def register(subparsers: Any) -> None:
-    """``activity preview -f FILE`` or ``activity preview --policy P --input X``."""
+    """``activity preview -f MANIFEST`` or ``activity preview -f POLICY --input RECORDS``."""
     parser = subparsers.add_parser(
         "preview",
         help="run a policy over sample audit events / Events and show the activities",
         description="Evaluate an ActivityPolicy against sample inputs. Give a PolicyPreview "
-        "manifest with -f, or a policy file and an input file (JSON or YAML: one record, a "
-        "list of records, an audit EventList, or JSON lines).",
+        "manifest with -f, or an ActivityPolicy file with -f and an input file with --input "
+        "(JSON or YAML: one record, a list of records, an audit EventList, or JSON lines). "
+        "Inputs are routed as the processor routes them: an input it would not evaluate (an "
+        "audit stage other than ResponseComplete, another resource) is shown as skipped, with "
+        "the reason.",
     )
-    parser.add_argument("-f", "--filename", help="PolicyPreview manifest (YAML or JSON)")
-    parser.add_argument("--policy", help="ActivityPolicy file (with --input)")
-    parser.add_argument("--input", help="records to test (with --policy)")
-    parser.add_argument("-o", "--output", choices=("json", "yaml", "text"), default="yaml")
+    add_filename(
+        parser,
+        help="PolicyPreview manifest (YAML or JSON); with --input, an ActivityPolicy file",
+    )
+    parser.add_argument(
+        "--policy", metavar="PATH", help="ActivityPolicy file (with --input; same as -f)"
+    )
+    parser.add_argument("--input", metavar="PATH", help="records to test (with -f POLICY)")
+    parser.add_argument(
+        "--all-stages",
+        action="store_true",
+        help="evaluate audit events of every stage, not only ResponseComplete",
+    )
+    add_output(
+        parser,
+        extra=("text",),
+        detail="table, wide and text print one line per input (matched rule and summary, "
+        "error, or why it was skipped); json and yaml the PolicyPreview with its status",
+    )
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.output import dump
+    from processor.preview import load_manifest, run_preview
+
     try:
-        if args.filename:
-            if args.policy or args.input:
-                raise _Usage("use either -f FILE or --policy with --input, not both")
-            text, file = _read(args.filename)
-        elif args.policy and args.input:
+        if args.filename and args.policy:
+            raise _Usage("use either -f FILE or --policy FILE, not both")
+        policy = args.policy or (args.filename if args.input else None)
+        if policy:
+            if not args.input:
+                raise _Usage("--policy needs --input with the records to test")
             # the manifest is built here: its errors are the inputs' (no file position)
-            text, file = _manifest_from_files(args.policy, args.input), ""
+            text, file = _manifest_from_files(policy, args.input), ""
+        elif args.filename:
+            text, file = _read(args.filename)
         else:
-            raise _Usage("give a PolicyPreview manifest with -f FILE, or --policy and --input")
-        manifest, policy = load_manifest(text, file)
+            raise _Usage(
+                "give a PolicyPreview manifest with -f FILE, or a policy with -f POLICY --input "
+                "RECORDS"
+            )
+        manifest, loaded = load_manifest(text, file)
     except _Usage as exc:
         print(f"activity preview: {exc}", file=sys.stderr)
         return 2
@@ -56,11 +79,11 @@ def _handle(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(describe(exc), file=sys.stderr)
         return 1
-    result = run_preview(manifest, policy)
-    if args.output == "text":
-        sys.stdout.write(render_text(result))
-    else:
+    result = run_preview(manifest, loaded, all_stages=args.all_stages)
+    if args.output in ("json", "yaml"):
         sys.stdout.write(dump(result, args.output))
+    else:
+        sys.stdout.write(render_text(result))
     return 0
 
 
@@ -86,6 +109,12 @@ def _read(path: str) -> tuple[str, str]:
 
 
 def _manifest_from_files(policy_path: str, input_path: str) -> str:
+    import orjson
+
+    from processor.policy.loader import load_file
+    from processor.policy.validate import validate_policy
+    from processor.preview import API_VERSION, KIND
+
     loaded = load_file(policy_path)
     if loaded.errors:
         raise PolicyErrors(loaded.errors)
@@ -110,6 +139,10 @@ def _manifest_from_files(policy_path: str, input_path: str) -> str:
 
 
 def _records(text: str, path: str) -> list[tuple[str, Any]]:
+    import yaml
+
+    from processor.records import classify_record
+
     try:
         data = yaml.safe_load(text)
         docs = data if isinstance(data, list) else [data]
@@ -135,6 +168,8 @@ def _records(text: str, path: str) -> list[tuple[str, Any]]:
 
 def _json_lines(text: str, path: str, yaml_error: yaml.YAMLError) -> list[Any]:
     """The records of a file that is not YAML: JSON lines, else the YAML error, located."""
+    import orjson
+
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     if lines and not lines[0][1].lstrip().startswith("{"):  # not JSON lines: YAML is at fault
         mark = getattr(yaml_error, "problem_mark", None)
@@ -160,7 +195,7 @@ def _json_lines(text: str, path: str, yaml_error: yaml.YAMLError) -> list[Any]:
 
 
 def render_text(result: dict[str, Any]) -> str:
-    """One line per input: which rule matched and the summary, or the error."""
+    """One line per input: which rule matched and the summary, the error, or why it was skipped."""
     status = result["status"]
     activities = iter(status["activities"])
     lines = []
@@ -177,6 +212,8 @@ def render_text(result: dict[str, Any]) -> str:
                     f"{res.get('namespace', '') + '/' if res.get('namespace') else ''}"
                     f"{res.get('name', '')}"
                 )
+        elif r.get("skipped"):
+            lines.append(f"{head}skipped: {r['skipped']}")
         elif r.get("error"):
             lines.append(f"{head}error: {r['error']}")
         else:

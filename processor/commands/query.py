@@ -10,15 +10,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processor.commands.argtypes import int_between, non_negative_int
+from processor.commands.flags import add_output
 from processor.query.errors import QueryError
-from processor.query.output import FORMATS, print_items
-from processor.query.service import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest, iter_pages, run_query
 from processor.query.tables import ACTIVITIES, AUDIT_LOGS, K8S_EVENTS, TABLES, Table
-from processor.query.timeparse import NS
-from processor.query.tokenkeys import DEFAULT_FILE_NAME, TokenKeys, load_keys
+
+if TYPE_CHECKING:
+    from processor.query.service import QueryRequest
+    from processor.query.tokenkeys import TokenKeys
+
+#: :data:`processor.query.service.DEFAULT_LIMIT` and ``MAX_LIMIT`` (not imported: the parser is
+#: built without the query service; a test keeps them equal)
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +122,7 @@ def add_query_flags(parser: argparse.ArgumentParser, table: Table) -> None:
         "data dir, created on first use)",
     )
     parser.add_argument("--all-pages", action="store_true", help="follow continue tokens")
-    parser.add_argument("-o", "--output", choices=FORMATS, default="table")
+    add_output(parser)
     parser.add_argument("--no-headers", action="store_true", help="table output without headers")
     add_connection(parser)
     parser.set_defaults(handler=_handle_query, table_name=table.name)
@@ -124,6 +130,8 @@ def add_query_flags(parser: argparse.ArgumentParser, table: Table) -> None:
 
 def parse_duration(text: str) -> int:
     """``30d``, ``12h``, ``90m``... as nanoseconds; ``""`` is 0 (``QueryError`` if invalid)."""
+    from processor.query.timeparse import NS
+
     if not text:
         return 0
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -135,6 +143,7 @@ def parse_duration(text: str) -> int:
 
 def token_keys(args: argparse.Namespace) -> TokenKeys:
     """The continue-token keys: flag, environment, else ``<data dir>/token-keys`` (created)."""
+    from processor.query.tokenkeys import DEFAULT_FILE_NAME, load_keys
     from processor.sink.factory import default_data_dir
 
     default = default_data_dir() / DEFAULT_FILE_NAME
@@ -143,6 +152,8 @@ def token_keys(args: argparse.Namespace) -> TokenKeys:
 
 def request_from(args: argparse.Namespace) -> QueryRequest:
     """The :class:`QueryRequest` described by parsed flags."""
+    from processor.query.service import QueryRequest
+
     table = TABLES[args.table_name]
     return QueryRequest(
         table,
@@ -182,6 +193,9 @@ def _handle_query(args: argparse.Namespace) -> int:
 def _print_pages(
     backend: Any, request: QueryRequest, args: argparse.Namespace, keys: TokenKeys
 ) -> int:
+    from processor.query.output import print_items
+    from processor.query.service import iter_pages, run_query
+
     table = request.table.name
     if not args.all_pages:
         page = run_query(backend, request, keys=keys)
@@ -269,7 +283,11 @@ def register_facets(subparsers: Any) -> None:
     parser.add_argument(
         "--limit", type=non_negative_int, default=20, help="values per field (max 100)"
     )
-    parser.add_argument("-o", "--output", choices=FORMATS, default="table")
+    add_output(
+        parser,
+        detail="table and wide (the same columns) for people; json or yaml, values and counts "
+        "per field, for programs",
+    )
     add_connection(parser)
     parser.set_defaults(handler=_handle_facets)
 
@@ -281,6 +299,7 @@ def _handle_facets(args: argparse.Namespace) -> int:
     from processor.output import dump
     from processor.query.facets import facets
     from processor.query.output import format_rows
+    from processor.query.service import QueryRequest
     from processor.sink import SinkError
 
     table = _SOURCES[args.source]

@@ -208,6 +208,22 @@ class LintReport:
         """The report lines, in source order."""
         return [format_finding(e, warning=w) for w, e in self._entries]
 
+    def findings(self) -> list[dict[str, Any]]:
+        """The findings in source order as plain data (``-o json``, ``-o yaml``)."""
+        return [
+            {
+                "severity": "warning" if is_warning else "error",
+                "file": e.file,
+                "line": e.line,
+                "column": e.column,
+                "document": e.document,
+                "policy": e.policy,
+                "field": e.path,
+                "message": e.message,
+            }
+            for is_warning, e in self._entries
+        ]
+
     def summary(self) -> str:
         """One line: how many files, policies, errors and warnings."""
         return (

@@ -183,6 +183,44 @@ def format_rows(rows: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
+class StreamTable:
+    """Rows printed as they arrive (``activity watch``): a header row, then aligned columns.
+
+    Widths cannot be known before the rows are, so each column starts as wide as its header or
+    its minimum width, whichever is larger, and widens when a longer cell arrives (rows already
+    printed stay as they are). The last column is not padded.
+    """
+
+    def __init__(
+        self,
+        headers: Sequence[str],
+        stream: IO[str],
+        min_widths: Sequence[int] = (),
+        show_headers: bool = True,
+    ) -> None:
+        self.headers = list(headers)
+        self.stream = stream
+        self.widths = [
+            max(len(h), min_widths[i] if i < len(min_widths) else 0)
+            for i, h in enumerate(self.headers)
+        ]
+        self._pending_headers = show_headers
+
+    def write(self, row: Sequence[str]) -> None:
+        """Print ``row`` (after the header row, before the first one); control chars escaped."""
+        cells = [safe(cell) for cell in row]
+        for i, cell in enumerate(cells[:-1]):
+            self.widths[i] = max(self.widths[i], len(cell))
+        lines = [cells]
+        if self._pending_headers:
+            lines.insert(0, self.headers)
+            self._pending_headers = False
+        for line in lines:
+            padded = [cell.ljust(self.widths[i]) for i, cell in enumerate(line[:-1])]
+            self.stream.write("   ".join([*padded, line[-1]]).rstrip() + "\n")
+        self.stream.flush()
+
+
 def print_items(
     table: str,
     items: Sequence[Mapping[str, Any]],

@@ -88,6 +88,7 @@ MISSING_FILE: list[tuple[str, list[str]]] = [
     ("preview", ["--policy", MISSING, "--input", EXAMPLE]),
     ("preview", ["--policy", POLICY_FILE, "--input", MISSING]),
     ("lint", [MISSING]),
+    ("lint", ["-f", MISSING]),
     ("translate", ["--policies", MISSING]),
     ("translate", ["--policies", POLICIES, "--input", MISSING]),
     ("bench", ["--input", MISSING]),
@@ -97,6 +98,7 @@ MISSING_FILE: list[tuple[str, list[str]]] = [
 #: (command, argv, text the message must contain): bad values, and unreachable servers.
 BAD_VALUE: list[tuple[str, list[str], str]] = [
     ("demo", ["--data-dir", "/dev/null/demo"], "Not a directory"),
+    ("demo", ["--log-level", "bogus"], "argument --log-level: unknown log level 'bogus'"),
     ("run", ["--max-record-bytes", "-5"], "max_record_bytes must be at least 1"),
     ("run", ["--partition-count", "0"], "partition_count must be at least 1"),
     ("run", ["--partitions", "9-12"], "out of range"),

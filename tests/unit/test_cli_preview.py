@@ -41,16 +41,19 @@ def test_example_manifest_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [link["resource"]["kind"] for link in links] == ["user", "Deployment"]
 
 
-def test_yaml_is_default_and_keeps_the_manifest(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE))
+def test_yaml_keeps_the_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE), "-o", "yaml")
     assert code == 0
     doc = yaml.safe_load(out)
     assert doc["kind"] == "PolicyPreview" and doc["metadata"]["name"] == "deployments-preview"
     assert len(doc["spec"]["inputs"]) == 3 and len(doc["status"]["results"]) == 3
 
 
-def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE), "-o", "text")
+@pytest.mark.parametrize("output", [None, "table", "wide", "text"])
+def test_human_output_is_the_default(
+    output: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "preview", "-f", str(EXAMPLE), *(["-o", output] if output else []))
     assert code == 0
     assert out.splitlines()[0] == (
         "input 0: matched audit rule 0 (create): alice@example.com created deployment web"
@@ -238,3 +241,41 @@ def test_a_whole_policy_under_spec_policy_says_what_to_move(
         "and metadata)"
     )
     assert "resource.kind" not in err
+
+
+def test_skipped_inputs_say_why_and_all_stages_evaluates_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["spec"]["inputs"][0]["audit"]["stage"] = "RequestReceived"
+    target = tmp_path / "stages.yaml"
+    target.write_text(yaml.safe_dump(doc))
+    code, out, _ = _run(capsys, "preview", "-f", str(target))
+    assert code == 0
+    assert out.splitlines()[0] == "input 0: skipped: stage RequestReceived"
+    assert out.splitlines()[1].startswith("input 1: matched audit rule 1 (scale)")
+    code, out, _ = _run(capsys, "preview", "-f", str(target), "-o", "json")
+    assert orjson.loads(out)["status"]["results"][0]["skipped"] == "stage RequestReceived"
+    code, out, _ = _run(capsys, "preview", "-f", str(target), "--all-stages")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "input 0: matched audit rule 0 (create): alice@example.com created deployment web"
+    )
+    assert _run(capsys, "preview", "--help")[1].count("--all-stages") == 2  # usage and option
+
+
+def test_filename_names_the_policy_with_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy, records = _quick_files(tmp_path)
+    outputs = []
+    for flag in ("-f", "--filename", "--policy"):
+        code, out, err = _run(capsys, "preview", flag, str(policy), "--input", str(records))
+        assert code == 0, err
+        outputs.append(out)
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0].splitlines()[0].startswith("input 0: matched audit rule 0 (create)")
+    code, _, err = _run(capsys, "preview", "--policy", str(policy))
+    assert (code, err) == (2, "activity preview: --policy needs --input with the records to test\n")
+    code, _, err = _run(capsys, "preview", "--input", str(records))
+    assert code == 2 and "-f POLICY --input RECORDS" in err

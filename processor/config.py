@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from processor.stages import DEFAULT_STAGES
 
 
@@ -172,8 +170,17 @@ def add_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
         default = defaults[name]
         shown = ",".join(default) if isinstance(default, tuple) else default
         help_text = f"{text} (env ACTIVITY_{name.upper()}; default {shown!r})"
-        if name == "policies":
-            parser.add_argument(flag, nargs="+", default=None, metavar="PATH", help=help_text)
+        if name == "policies":  # -f/--filename: kubectl's spelling for files of resources
+            parser.add_argument(
+                "-f",
+                "--filename",
+                flag,
+                dest=name,
+                nargs="+",
+                default=None,
+                metavar="PATH",
+                help=f"{help_text} ({flag} is the same option)",
+            )
         else:
             parser.add_argument(flag, default=None, metavar="VALUE", help=help_text)
 
@@ -181,6 +188,8 @@ def add_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
 def _file_values(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
+    import yaml  # here: building the parser must not import it
+
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}

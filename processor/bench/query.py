@@ -195,8 +195,11 @@ def _ensure_rows(sink: Any, rows: int) -> int:
         return have
     if have:
         sink.execute(f"TRUNCATE TABLE {database}.activities")
+    from processor.progress import progress_bar
+
     t0 = time.perf_counter()
-    generate(sink, rows, progress=lambda n: print(f"  generated {n:,} rows", file=sys.stderr))
+    with progress_bar(rows, desc="generating activities", unit="rows", unit_scale=True) as bar:
+        generate(sink, rows, progress=lambda n: bar.update(n - bar.n))
     print(f"generated {rows:,} activities in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     sink.execute(f"OPTIMIZE TABLE {database}.activities FINAL")
     return rows

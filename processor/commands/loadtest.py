@@ -19,22 +19,14 @@ runs ``locust -f loadtest/locustfile.py --headless`` and writes to ``--out``:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import csv
 import itertools
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from processor.commands.argtypes import (
     fraction,
@@ -42,6 +34,9 @@ from processor.commands.argtypes import (
     positive_float,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: Locust's CSV columns used by the summary.
 _RATE, _SIZE, _FAILS = "Requests/s", "Average Content Size", "Failure Count"
@@ -114,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the load run described by ``args``; exit status 0 when Locust and the stack did."""
+    import tempfile
+
+    import orjson
+
     locustfile = _locustfile(args.locustfile)
     if locustfile is None:
         print("activity loadtest: no loadtest/locustfile.py (use --locustfile)", file=sys.stderr)
@@ -129,7 +128,7 @@ def handle(args: argparse.Namespace) -> int:
         _stack(args, Path(tmp), out) as (url, metrics),
         _sampling(metrics) as samples,
     ):
-        code = run_locust(args, locustfile, url, out)
+        code = run_locust(args, locustfile, url, out, samples)
     summary = summarize(out / "locust_stats.csv", samples)
     summary["locust_exit_code"] = code
     argv = sys.argv[2:] if sys.argv[1:2] == ["loadtest"] else sys.argv[1:]
@@ -165,6 +164,8 @@ def _locustfile(given: str | None) -> Path | None:
 @contextlib.contextmanager
 def _stack(args: argparse.Namespace, tmp: Path, out: Path) -> Iterator[tuple[str, list[str]]]:
     """Yield (NATS URL, worker /metrics URLs); starts what was not given."""
+    import asyncio
+
     from processor.stream.server import NatsServer
 
     server = None
@@ -213,6 +214,8 @@ def split_partitions(count: int, workers: int) -> list[str]:
 def _worker(
     args: argparse.Namespace, url: str, parts: str, data: Path, out: Path, index: int, port: int
 ) -> Iterator[subprocess.Popen[bytes]]:
+    import subprocess
+
     data.mkdir(parents=True)
     sink = args.clickhouse_url or f"chdb://{data / 'chdb'}"
     cmd = [
@@ -252,6 +255,8 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
 
 
 def _status(url: str) -> int:
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return int(resp.status)
@@ -260,14 +265,30 @@ def _status(url: str) -> int:
 
 
 def _free_port() -> int:
+    import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 # -- Locust --------------------------------------------------------------------------------------
-def run_locust(args: argparse.Namespace, locustfile: Path, url: str, out: Path) -> int:
-    """Run Locust headless; returns its exit code (1 means some requests failed)."""
+def run_locust(
+    args: argparse.Namespace,
+    locustfile: Path,
+    url: str,
+    out: Path,
+    samples: Sequence[Sample] = (),
+) -> int:
+    """Run Locust headless; returns its exit code (1 means some requests failed).
+
+    On a terminal, stderr shows the run's progress (elapsed of ``--duration``, ETA) and the
+    records/s the workers process, from ``samples`` (the scrapes of :func:`_sampling`).
+    """
+    import subprocess
+
+    from processor.progress import wait_with_progress
+
     cmd = [
         sys.executable, "-m", "locust",
         "-f", str(locustfile),
@@ -292,7 +313,25 @@ def run_locust(args: argparse.Namespace, locustfile: Path, url: str, out: Path) 
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     with open(out / "locust.log", "wb") as log:
-        return subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            seconds = float(max(int(args.duration), 1))
+            return wait_with_progress(proc, seconds, "load", lambda: locust_status(samples))
+        finally:
+            if proc.poll() is None:  # interrupted: do not leave Locust running
+                proc.terminate()
+                proc.wait()
+
+
+def locust_status(samples: Sequence[Sample]) -> str:
+    """``12,345 records/s``: what the workers processed between the last two samples."""
+    if len(samples) < 2:
+        return ""
+    (t0, before), (t1, after) = samples[-2], samples[-1]
+    if t1 <= t0:
+        return ""
+    done = sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith("p"))
+    return f"{max(0.0, done / (t1 - t0)):,.0f} records/s"
 
 
 # -- summary -------------------------------------------------------------------------------------
@@ -302,6 +341,8 @@ def scrape(urls: Sequence[str]) -> dict[str, float]:
     Keys: ``p<N>`` (records of partition N), ``lag``, ``errors``, ``dlq``, ``sink_errors``,
     ``committed``.
     """
+    import urllib.request
+
     from prometheus_client.parser import text_string_to_metric_families
 
     totals: dict[str, float] = {}
@@ -370,6 +411,8 @@ def _key(name: str, labels: dict[str, str]) -> str | None:
 
 def summarize(stats_csv: Path, samples: Sequence[Sample]) -> dict[str, Any]:
     """The per-partition figures from Locust's stats CSV and the samples of the workers."""
+    import csv
+
     text = stats_csv.read_text() if stats_csv.is_file() else ""
     rows = list(csv.DictReader(text.splitlines()))
     parts: dict[str, dict[str, float]] = {}

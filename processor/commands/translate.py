@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import orjson
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from processor.commands.argtypes import positive_int
-from processor.errors import PolicyErrors
-from processor.policy.compile import load_engine
-from processor.translate import DEFAULT_MAX_RECORD_BYTES, Output, Translator
+from processor.commands.flags import add_filename
+
+if TYPE_CHECKING:
+    from processor.translate import Output, Translator
 
 _CHUNK = 1000
+#: :data:`processor.translate.DEFAULT_MAX_RECORD_BYTES` (not imported: the parser is built
+#: without the translator; a test keeps the two equal)
+DEFAULT_MAX_RECORD_BYTES = 10 * 1024 * 1024
 
 
 def register(subparsers: Any) -> None:
@@ -31,10 +35,16 @@ def register(subparsers: Any) -> None:
         "translate",
         help="replay JSON lines of audit events / Events through policies (offline)",
         description="Translate JSON lines (audit Events, audit EventLists, Kubernetes Events) "
-        "into Activity JSON lines with the given policies.",
+        "into Activity JSON lines with the given policies. On a terminal, stderr shows a "
+        "progress bar (bytes of the input, rate, ETA).",
     )
-    parser.add_argument(
-        "--policies", nargs="+", required=True, metavar="PATH", help="policy files or directories"
+    add_filename(
+        parser,
+        "--policies",
+        dest="policies",
+        nargs="+",
+        required=True,
+        help="ActivityPolicy files or directories",
     )
     parser.add_argument("--input", default="-", help="input JSON lines file (default: stdin)")
     parser.add_argument("--output", default="-", help="activities file (default: stdout)")
@@ -59,14 +69,27 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=_handle)
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    for line in stream:
-        line = line.strip()
-        if line:
-            yield line
+class LineReader:
+    """The non-blank lines of a binary stream, stripped; counts the bytes read so far."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.stream:
+            self.bytes_read += len(line)
+            line = line.strip()
+            if line:
+                yield line
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.errors import PolicyErrors
+    from processor.policy.compile import load_engine
+    from processor.progress import AboveBar, progress_bar
+    from processor.translate import Translator
+
     try:
         engine = load_engine(args.policies, args.all_stages)
     except PolicyErrors as exc:
@@ -82,9 +105,32 @@ def _handle(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"activity translate: {exc}", file=sys.stderr)
             return 1
-        totals = run(translator, _lines(src), dst, dlq)
+        reader = LineReader(src)
+        bar = stack.enter_context(
+            progress_bar(
+                _remaining(src), desc="translate", unit="B", unit_scale=True, unit_divisor=1024
+            )
+        )
+        # without --dead-letter, dead letters and the bar share stderr
+        letters: Writer = dlq if args.dead_letter else AboveBar(dlq, bar)
+
+        def advance() -> None:
+            bar.update(reader.bytes_read - bar.n)
+
+        totals = run(translator, iter(reader), dst, letters, on_chunk=advance)
     print(totals, file=sys.stderr)
     return 0
+
+
+def _remaining(stream: IO[bytes]) -> int | None:
+    """Bytes left to read in ``stream`` when it is a regular file (else ``None``: unknown)."""
+    try:
+        info = os.fstat(stream.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return max(0, info.st_size - stream.tell())
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _open(
@@ -128,8 +174,32 @@ class Totals:
         )
 
 
-def run(translator: Translator, lines: Iterator[bytes], dst: IO[bytes], dlq: IO[bytes]) -> Totals:
-    """Translate every line, writing activities and dead letters in chunks."""
+class Writer(Protocol):
+    """Where activities and dead letters go: a binary stream."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+def run(
+    translator: Translator,
+    lines: Iterator[bytes],
+    dst: Writer,
+    dlq: Writer,
+    on_chunk: Callable[[], None] | None = None,
+) -> Totals:
+    """Translate every line, writing activities and dead letters in chunks.
+
+    Args:
+        translator: the translator of the policies.
+        lines: the input records, one per item.
+        dst: where activity JSON lines go.
+        dlq: where dead-letter JSON lines go.
+        on_chunk: called after each chunk is written (progress).
+    """
+    from processor.translate import Output
+
     totals = Totals()
     out = Output()
     pending = 0
@@ -139,13 +209,19 @@ def run(translator: Translator, lines: Iterator[bytes], dst: IO[bytes], dlq: IO[
         if pending >= _CHUNK:
             totals.activities += _flush(out, dst, dlq)
             pending = 0
+            if on_chunk is not None:
+                on_chunk()
     totals.activities += _flush(out, dst, dlq)
+    if on_chunk is not None:
+        on_chunk()
     totals.add(out)
     totals.elapsed = time.perf_counter() - totals.started
     return totals
 
 
-def _flush(out: Output, dst: IO[bytes], dlq: IO[bytes]) -> int:
+def _flush(out: Output, dst: Writer, dlq: Writer) -> int:
+    import orjson
+
     written = len(out.activities)
     if out.activities:
         dst.write(b"".join(orjson.dumps(a) + b"\n" for a in out.activities))

@@ -77,6 +77,7 @@ NOT_FILES = frozenset({("dlq retry", "--policy")})
 MISSING_FILE: list[tuple[str, list[str]]] = [
     ("run", ["--config", MISSING]),
     ("run", ["--policies", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
+    ("run", ["-f", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
     ("reconcile", ["--config", MISSING]),
     ("query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
     ("audit query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
@@ -90,6 +91,7 @@ MISSING_FILE: list[tuple[str, list[str]]] = [
     ("lint", [MISSING]),
     ("lint", ["-f", MISSING]),
     ("translate", ["--policies", MISSING]),
+    ("translate", ["-f", MISSING]),
     ("translate", ["--policies", POLICIES, "--input", MISSING]),
     ("bench", ["--input", MISSING]),
     ("bench", ["--policies", MISSING, "--count", "10"]),

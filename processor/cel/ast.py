@@ -9,14 +9,15 @@ expanded into :class:`Has` and :class:`Comprehension` nodes. Constructs outside 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import lark
-from celpy.celparser import CELParseError, CELParser
+from typing import TYPE_CHECKING, Any
 
 from processor.cel.types import BOOL, BYTES, DOUBLE, INT, NULL, STRING, UINT, CelType
 from processor.cel.values import UInt
 from processor.errors import CelCompileError
+
+if TYPE_CHECKING:  # imported when parsing: the node classes alone must not load the parser
+    import lark
+    from celpy.celparser import CELParser
 
 
 @dataclass(eq=False)
@@ -148,6 +149,8 @@ _parser: CELParser | None = None
 def _get_parser() -> CELParser:
     global _parser  # one parser per process: building it compiles the grammar (tens of ms)
     if _parser is None:
+        from celpy.celparser import CELParser
+
         _parser = CELParser()
     return _parser
 
@@ -165,6 +168,8 @@ def parse(source: str) -> Node:
     Raises:
         CelCompileError: on a syntax error or an unsupported construct (cel-go style message).
     """
+    from celpy.celparser import CELParseError
+
     try:
         tree = _get_parser().parse(source)
     except CELParseError as exc:
@@ -396,8 +401,10 @@ class _Builder:
         return MapLit(entries, **self.pos(t))
 
     def _literal(self, t: lark.Tree) -> Node:
+        from lark import Token
+
         token = t.children[0]
-        assert isinstance(token, lark.Token)
+        assert isinstance(token, Token)
         kind, text = token.type, token.value
         pos = self.pos(t)
         try:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
 from processor.config import add_arguments, build_settings
-from processor.errors import PolicyErrors
-from processor.logging import setup_logging
 
 
 def register(subparsers: Any) -> None:
@@ -38,11 +35,15 @@ def run_loop(coro: Any) -> Any:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        import asyncio
+
         return asyncio.run(coro)
     return uvloop.run(coro)
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.errors import PolicyErrors
+    from processor.logging import setup_logging
     from processor.worker.runner import Worker
 
     try:

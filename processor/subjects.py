@@ -17,7 +17,9 @@ The API group keeps its dots as upstream publishes them
 has its dots replaced as well.
 
 Partitions: ``crc32(apiGroup/resource/namespace/name) % count`` (zlib's CRC-32, the same on every
-process, platform and Python version; unlike ``hash()`` it is not salted).
+process, platform and Python version; unlike ``hash()`` it is not salted). Every producer
+(``activity ingest``, the demo, the benchmarks) routes a record with :func:`audit_partition` or
+:func:`event_partition`, so records of one object meet in one partition whoever published them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from typing import Any
 
 __all__ = [
     "activity_subject",
+    "audit_partition",
+    "audit_partition_key",
     "dlq_subject",
+    "event_partition",
+    "event_partition_key",
     "partition_of",
     "sanitize_token",
 ]
@@ -122,3 +128,47 @@ def partition_of(api_group: str, resource: str, namespace: str, name: str, count
         return 0
     key = f"{api_group}/{resource}/{namespace}/{name}".encode("utf-8", "surrogatepass")
     return zlib.crc32(key) % count
+
+
+PartitionKey = tuple[str, str, str, str]
+
+
+def _strings(obj: Any, fields: tuple[str, str, str, str]) -> PartitionKey:
+    if type(obj) is not dict:
+        return ("", "", "", "")
+    values = [obj.get(f) for f in fields]
+    a, b, c, d = (v if type(v) is str else "" for v in values)
+    return a, b, c, d
+
+
+_REF_FIELDS = ("apiGroup", "resource", "namespace", "name")
+_INVOLVED_FIELDS = ("apiVersion", "kind", "namespace", "name")
+
+
+def audit_partition_key(record: Any) -> PartitionKey:
+    """``(apiGroup, resource, namespace, name)`` of an audit event's ``objectRef``.
+
+    A missing ``objectRef`` (a non-resource request such as ``/healthz``), a missing field or a
+    value that is not a string reads ``""``: such records share the partition of the empty key.
+    """
+    return _strings(record.get("objectRef") if type(record) is dict else None, _REF_FIELDS)
+
+
+def event_partition_key(event: Any) -> PartitionKey:
+    """``(apiVersion, kind, namespace, name)`` of a Kubernetes Event's involved object:
+    ``regarding`` (events.k8s.io/v1), else ``involvedObject`` (core/v1); ``""`` where missing."""
+    if type(event) is not dict:
+        return ("", "", "", "")
+    involved = event.get("regarding") or event.get("involvedObject")
+    return _strings(involved, _INVOLVED_FIELDS)
+
+
+def audit_partition(record: Any, count: int) -> int:
+    """The input partition of an audit event (:func:`audit_partition_key`, :func:`partition_of`)."""
+    return partition_of(*audit_partition_key(record), count)
+
+
+def event_partition(event: Any, count: int) -> int:
+    """The input partition of a Kubernetes Event (:func:`event_partition_key`,
+    :func:`partition_of`)."""
+    return partition_of(*event_partition_key(event), count)

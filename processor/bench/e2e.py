@@ -61,7 +61,7 @@ from processor.service import frozen_heap
 from processor.stream.connection import tune_client
 from processor.stream.consumer import PullConsumer, ack_many
 from processor.stream.server import NatsServer
-from processor.subjects import partition_of
+from processor.subjects import audit_partition, event_partition
 
 PARTITIONS = 4
 
@@ -77,24 +77,9 @@ class Corpus:
     records: list[dict[str, Any]]
 
     def subject(self, record: dict[str, Any]) -> str:
-        ref = record.get("objectRef")
-        if ref is None:
-            obj = record.get("regarding") or record.get("involvedObject") or {}
-            part = partition_of(
-                obj.get("apiVersion", ""),
-                obj.get("kind", ""),
-                obj.get("namespace", ""),
-                obj.get("name", ""),
-                PARTITIONS,
-            )
-            return f"events.p{part}"
-        part = partition_of(
-            ref.get("apiGroup", ""),
-            ref.get("resource", ""),
-            ref.get("namespace", ""),
-            ref.get("name", ""),
-            PARTITIONS,
-        )
+        if record.get("objectRef") is None:
+            return f"events.p{event_partition(record, PARTITIONS)}"
+        part = audit_partition(record, PARTITIONS)
         return f"audit.k8s.p{part}"
 
     def singles(self) -> list[tuple[str, bytes]]:

@@ -31,7 +31,7 @@ from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
 from processor.stream.partitions import audit_partition_subject, event_partition_subject
 from processor.stream.server import NatsServer
-from processor.subjects import partition_of
+from processor.subjects import audit_partition, event_partition
 from processor.worker.runner import Worker
 
 PARTITIONS = 4
@@ -58,22 +58,8 @@ class DemoResult:
 
 def _partition(kind: str, payload: dict[str, Any]) -> int:
     if kind == "audit":
-        ref = payload.get("objectRef") or {}
-        keys = (
-            ref.get("apiGroup", ""),
-            ref.get("resource", ""),
-            ref.get("namespace", ""),
-            ref.get("name", ""),
-        )
-    else:
-        obj = payload.get("regarding") or payload.get("involvedObject") or {}
-        keys = (
-            obj.get("apiVersion", ""),
-            obj.get("kind", ""),
-            obj.get("namespace", ""),
-            obj.get("name", ""),
-        )
-    return partition_of(*keys, PARTITIONS)
+        return audit_partition(payload, PARTITIONS)
+    return event_partition(payload, PARTITIONS)
 
 
 def messages(records: list[Any]) -> Iterator[tuple[str, bytes]]:

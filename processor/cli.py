@@ -33,6 +33,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.demo:register",
     "processor.commands.run:register",
     "processor.commands.reconcile:register",
+    "processor.commands.ingest:register",
     "processor.commands.migrate:register",
     "processor.commands.query:register",
     "processor.commands.query:register_audit",

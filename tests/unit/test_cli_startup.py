@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Modules building the parser must not import (each cost tens of milliseconds at start-up).
 HEAVY = (
     "nats",
+    "aiohttp",
     "chdb",
     "celpy",
     "lark",
@@ -51,7 +52,9 @@ def test_building_the_parser_imports_no_heavy_module() -> None:
     assert imported_after("from processor.cli import build_parser; build_parser()") == []
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["version"], ["query", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["version"], ["query", "--help"], ["ingest", "--help"]]
+)
 def test_help_and_version_import_no_heavy_module(argv: list[str]) -> None:
     code = f"from processor.cli import main; main({argv!r})"
     assert imported_after(code) == []

@@ -1,0 +1,268 @@
+"""Records -> NATS messages, each with a deterministic ``Nats-Msg-Id``.
+
+Audit records of one partition are gathered, in the order of the request, into
+``audit.k8s.io/v1`` EventList messages of at most ``batch_items`` records and ``batch_bytes``
+bytes (a record larger than ``batch_bytes`` travels alone). The grouping depends on the request
+alone, so a retried request (kube-apiserver resends the same batch) produces the same messages;
+each message's id is a hash of its subject and bytes, and JetStream drops the copies within the
+stream's duplicate window (10 minutes on ``AUDIT_EVENTS``).
+
+Kubernetes Events travel one per message on ``events.p<N>``: the worker reads a message on the
+EVENTS stream as one Event (it does not split lists there).
+
+With ``--linger-ms`` > 0 (:class:`Linger`) audit records of concurrent requests share messages
+for up to that long. Ids are then still hashes of the bytes, but a retried request may be
+grouped differently, so its records can be stored twice in ``AUDIT_EVENTS``; downstream that is
+invisible: activity names are deterministic (``ACTIVITIES`` drops the second publish) and
+ClickHouse collapses rows by origin id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from processor.deadletter import UNMARSHAL, dead_letter_record, encode_dead_letter
+from processor.ingest.body import Parsed, Record, Rejected
+from processor.stream.partitions import audit_partition_subject, event_partition_subject
+from processor.subjects import dlq_subject
+
+__all__ = [
+    "SHARED_SUBJECT",
+    "Linger",
+    "Message",
+    "audit_list",
+    "dead_letter_messages",
+    "message_id",
+    "partition_messages",
+    "shared_messages",
+]
+
+SHARED_SUBJECT = "audit.k8s.activity"
+_LIST_HEAD = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
+_LIST_TAIL = b"]}"
+
+
+@dataclass(slots=True)
+class Message:
+    """One message to publish.
+
+    Attributes:
+        subject, data, msg_id: what is published (``msg_id`` is the ``Nats-Msg-Id``).
+        source: ``audit`` or ``event``.
+        partition: the metric label: the partition number, ``shared`` or ``dlq``.
+        records: how many records it carries.
+    """
+
+    subject: str
+    data: bytes
+    msg_id: str
+    source: str
+    partition: str
+    records: int
+
+
+def audit_list(items: Sequence[bytes]) -> bytes:
+    """An ``audit.k8s.io/v1`` EventList of the items' JSON."""
+    return b"".join((_LIST_HEAD, b",".join(items), _LIST_TAIL))
+
+
+def message_id(subject: str, data: bytes) -> str:
+    """``ingest-<sha256 of subject and bytes>``: the same message always has the same id."""
+    digest = hashlib.sha256(subject.encode())
+    digest.update(b"\0")
+    digest.update(data)
+    return "ingest-" + digest.hexdigest()[:48]
+
+
+def _chunks(records: Sequence[Record], batch_items: int, batch_bytes: int) -> list[list[bytes]]:
+    room = batch_bytes - len(_LIST_HEAD) - len(_LIST_TAIL)
+    out: list[list[bytes]] = []
+    items: list[bytes] = []
+    size = 0
+    for record in records:
+        extra = len(record.data) + (1 if items else 0)
+        if items and (len(items) >= batch_items or size + extra > room):
+            out.append(items)
+            items, size, extra = [], 0, len(record.data)
+        items.append(record.data)
+        size += extra
+    if items:
+        out.append(items)
+    return out
+
+
+def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> list[Message]:
+    """The partition messages of a request, in a deterministic order.
+
+    Audit records: per partition (in order of first appearance), EventLists of up to
+    ``batch_items`` records and ``batch_bytes`` bytes. Events: one message each.
+    """
+    if parsed.source == "event":
+        out = []
+        for record in parsed.records:
+            subject = event_partition_subject(record.partition)
+            out.append(
+                Message(
+                    subject,
+                    record.data,
+                    message_id(subject, record.data),
+                    "event",
+                    str(record.partition),
+                    1,
+                )
+            )
+        return out
+    groups: dict[int, list[Record]] = {}
+    for record in parsed.records:
+        groups.setdefault(record.partition, []).append(record)
+    messages = []
+    for partition, records in groups.items():
+        subject = audit_partition_subject(partition)
+        for items in _chunks(records, batch_items, batch_bytes):
+            data = audit_list(items)
+            messages.append(
+                Message(
+                    subject, data, message_id(subject, data), "audit", str(partition), len(items)
+                )
+            )
+    return messages
+
+
+def shared_messages(parsed: Parsed) -> list[Message]:
+    """Each audit record alone on ``audit.k8s.activity`` with upstream's id (its auditID)."""
+    return [
+        Message(SHARED_SUBJECT, r.data, r.shared_id, "audit", "shared", 1) for r in parsed.records
+    ]
+
+
+def dead_letter_messages(parsed: Parsed, body: bytes, limit: int) -> list[Message]:
+    """The dead letters of a request's rejected items (those with a payload to keep).
+
+    Each is a worker-format dead letter (``unmarshal``) on
+    ``activity.dlq.<audit|k8s-event>.unknown.unknown`` with ``Nats-Msg-Id``
+    ``dlq-ingest-<hash of body, item, reason>``: a retried request dead-letters an item once.
+    A dead letter larger than ``limit`` (the DLQ's largest message) cannot keep its payload:
+    ``originalPayload`` is then null and ``error`` gives the size and digest of what was dropped.
+    """
+    event_type = "audit" if parsed.source == "audit" else "k8s-event"
+    subject = dlq_subject(event_type, None, "")
+    body_digest: bytes | None = None
+    out = []
+    for item in parsed.rejected:
+        if item.payload is None:
+            continue
+        if body_digest is None:
+            body_digest = hashlib.sha256(body).digest()
+        data = _dead_letter(event_type, item, limit)
+        key = hashlib.sha256(body_digest + f"\0{item.index}\0{item.reason}".encode())
+        msg_id = "dlq-ingest-" + key.hexdigest()[:48]
+        out.append(Message(subject, data, msg_id, parsed.source, "dlq", 1))
+    return out
+
+
+def _dead_letter(event_type: str, item: Rejected, limit: int) -> bytes:
+    assert item.payload is not None
+    data = encode_dead_letter(dead_letter_record(event_type, item.payload, item.message, UNMARSHAL))
+    if len(data) <= limit:
+        return data
+    digest = hashlib.sha256(item.payload).hexdigest()
+    error = (
+        f"{item.message} [payload of {len(item.payload)} bytes (sha256 {digest}) too large for "
+        "the dead-letter stream: not kept]"
+    )
+    return encode_dead_letter(dead_letter_record(event_type, b"null", error, UNMARSHAL))
+
+
+Send = Callable[[list[Message]], Awaitable[Any]]
+
+
+@dataclass(slots=True, eq=False)
+class _Open:
+    """A message being gathered for one partition."""
+
+    items: list[bytes] = field(default_factory=list)
+    size: int = 0
+    done: asyncio.Future[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+class Linger:
+    """Audit records of concurrent requests gathered per partition for up to ``delay`` seconds.
+
+    Args:
+        send: publishes a list of messages and raises when they are not all acknowledged.
+        batch_items, batch_bytes: the limits of one message (a message is sent when full).
+        delay: seconds the first record of a message waits for others.
+    """
+
+    def __init__(self, send: Send, batch_items: int, batch_bytes: int, delay: float) -> None:
+        self._send = send
+        self.batch_items = batch_items
+        self.room = batch_bytes - len(_LIST_HEAD) - len(_LIST_TAIL)
+        self.delay = delay
+        self._open: dict[int, _Open] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, records: Sequence[Record]) -> list[asyncio.Future[None]]:
+        """Queue ``records``; the futures complete when every message holding them is acked."""
+        loop = asyncio.get_running_loop()
+        waits: dict[int, asyncio.Future[None]] = {}
+        for record in records:
+            p = record.partition
+            batch = self._open.get(p)
+            extra = len(record.data) + 1
+            if batch is not None and (
+                len(batch.items) >= self.batch_items or batch.size + extra > self.room
+            ):
+                self._flush(p)
+                batch = None
+            if batch is None:
+                batch = _Open(done=loop.create_future())
+                batch.timer = loop.call_later(self.delay, self._flush, p, batch)
+                self._open[p] = batch
+            batch.items.append(record.data)
+            batch.size += extra
+            assert batch.done is not None
+            waits[id(batch.done)] = batch.done
+            if len(batch.items) >= self.batch_items:
+                self._flush(p)
+        return list(waits.values())
+
+    def _flush(self, partition: int, which: _Open | None = None) -> None:
+        batch = self._open.get(partition)
+        if batch is None or (which is not None and batch is not which):
+            return
+        del self._open[partition]
+        if batch.timer is not None:
+            batch.timer.cancel()
+        subject = audit_partition_subject(partition)
+        data = audit_list(batch.items)
+        message = Message(
+            subject, data, message_id(subject, data), "audit", str(partition), len(batch.items)
+        )
+        assert batch.done is not None
+        task = asyncio.ensure_future(self._deliver(message, batch.done))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, message: Message, done: asyncio.Future[None]) -> None:
+        try:
+            await self._send([message])
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+                done.add_done_callback(lambda f: f.exception())  # retrieved even if unawaited
+        else:
+            if not done.done():
+                done.set_result(None)
+
+    async def close(self) -> None:
+        """Send what is gathered and wait for every send in flight."""
+        for partition in list(self._open):
+            self._flush(partition)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

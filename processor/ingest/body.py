@@ -1,0 +1,267 @@
+"""Request bodies: validate, split into records, route each to its partition.
+
+``/audit`` takes an ``audit.k8s.io`` ``EventList`` (kube-apiserver's webhook, batch or blocking
+mode) or a single audit ``Event``; ``/events`` a Kubernetes Event (``events.k8s.io/v1`` or core
+``v1``) or a list of them (``kind: EventList`` or ``List`` with ``items``), recognised as the
+translate step recognises records (:func:`processor.records.event.classify_record`).
+
+A body that is none of these is refused whole (:class:`BodyError`, HTTP 400) and nothing is
+published. Inside a list each item is judged alone, as the worker judges it on its stream:
+
+- an audit item that is not an object (``null`` included) is dead-lettered, with the worker's
+  text (``EventList item 3 is a number, not an object``), since the worker would dead-letter it;
+- an Event item that is ``null`` is dropped (the worker skips null Events) and any other
+  non-object is dead-lettered (``unmarshal``);
+- an item too large for one message of its stream is dead-lettered (``record of N bytes
+  exceeds the limit of M bytes``, the worker's text for oversize records);
+- every object is published: whether it makes an activity is the worker's decision (a record
+  with no ``objectRef`` or no involved object is skipped there, not here).
+
+Records are re-encoded compactly with orjson (same values, same key order) so that the bytes, and
+the message ids made from them, do not depend on the sender's whitespace; a dead letter keeps the
+item's original bytes (its span in the body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from processor.errors import ProcessorError
+from processor.records._json import json_type
+from processor.records.event import classify_record
+from processor.records.spans import list_item_spans
+from processor.subjects import audit_partition, event_partition
+
+__all__ = ["BodyError", "Parsed", "Record", "Rejected", "Source", "parse_body"]
+
+Source = Literal["audit", "event"]
+
+#: Bytes an EventList adds around its items (with room to spare).
+LIST_OVERHEAD = 128
+
+
+class BodyError(ProcessorError, ValueError):
+    """The body is not what the endpoint takes; nothing of it is published.
+
+    Attributes:
+        status: the HTTP status to answer (400, or 413 for a single record too large to publish).
+        reason: the metric label of the rejection.
+    """
+
+    retriable = False
+
+    def __init__(self, message: str, status: int = 400, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Record:
+    """One record to publish.
+
+    Attributes:
+        data: its compact JSON.
+        partition: its input partition.
+        shared_id: the ``Nats-Msg-Id`` on ``audit.k8s.activity`` (audit records only).
+    """
+
+    data: bytes
+    partition: int
+    shared_id: str = ""
+
+
+@dataclass(slots=True)
+class Rejected:
+    """An item that is not published on a partition.
+
+    Attributes:
+        index: its position in the list.
+        reason: the metric label (``not_object``, ``null``, ``too_large``).
+        message: why, in words (the dead letter's ``error``).
+        payload: the item's original bytes when it is dead-lettered; None when it is only dropped.
+    """
+
+    index: int
+    reason: str
+    message: str
+    payload: bytes | None = None
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A validated body: the records to publish and the items rejected."""
+
+    source: Source
+    records: list[Record] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def parse_body(source: Source, body: bytes, partitions: int, record_limit: int) -> Parsed:
+    """Validate ``body`` of an ``/audit`` (``source="audit"``) or ``/events`` request.
+
+    Args:
+        source: which endpoint received it.
+        body: the request body.
+        partitions: the partition count.
+        record_limit: the largest record a message of the source's stream can carry.
+
+    Raises:
+        BodyError: the body is refused whole (invalid JSON, the wrong kind of object, items that
+            are not a list, or a single record larger than ``record_limit``).
+    """
+    if not body.strip():
+        raise BodyError("empty body: expected JSON")
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(f"invalid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise BodyError(f"body is {_a(obj)}, not an object")
+    kind = classify_record(obj)
+    if source == "audit":
+        return _audit(obj, kind, body, partitions, record_limit)
+    return _events(obj, kind, body, partitions, record_limit)
+
+
+def _audit(
+    obj: dict[str, Any], kind: str | None, body: bytes, partitions: int, limit: int
+) -> Parsed:
+    parsed = Parsed("audit")
+    if kind == "audit":
+        data = _single(obj, limit, "audit event")
+        parsed.records.append(Record(data, audit_partition(obj, partitions), _shared_id(obj, data)))
+        return parsed
+    if kind != "audit_list":
+        hint = " (a Kubernetes Event: POST it to /events)" if kind == "event" else ""
+        raise BodyError(
+            f"body is not an audit.k8s.io EventList or Event (kind {_show(obj.get('kind'))}, "
+            f"apiVersion {_show(obj.get('apiVersion'))}){hint}"
+        )
+    items = _items(obj, "EventList")
+    spans = _Spans(body, items)
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            message = f"EventList item {i} is {_a(item)}, not an object"
+            parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
+            continue
+        data = orjson.dumps(item)
+        if len(data) > limit:
+            parsed.rejected.append(_too_large(i, data, limit, spans))
+            continue
+        parsed.records.append(
+            Record(data, audit_partition(item, partitions), _shared_id(item, data))
+        )
+    return parsed
+
+
+def _events(
+    obj: dict[str, Any], kind: str | None, body: bytes, partitions: int, limit: int
+) -> Parsed:
+    parsed = Parsed("event")
+    if kind == "event":
+        data = _single(obj, limit, "event")
+        parsed.records.append(Record(data, event_partition(obj, partitions)))
+        return parsed
+    if kind in ("audit", "audit_list") or obj.get("kind") not in ("EventList", "List"):
+        hint = " (audit records: POST them to /audit)" if kind in ("audit", "audit_list") else ""
+        raise BodyError(
+            "body is not a Kubernetes Event or a list of Events (kind "
+            f"{_show(obj.get('kind'))}, apiVersion {_show(obj.get('apiVersion'))}){hint}"
+        )
+    items = _items(obj, str(obj.get("kind")))
+    spans = _Spans(body, items)
+    for i, item in enumerate(items):
+        if item is None:
+            parsed.rejected.append(Rejected(i, "null", f"item {i} is null (nothing to publish)"))
+            continue
+        if type(item) is not dict:
+            message = (
+                f"item {i}: json: cannot unmarshal {json_type(item)} into Go value of type "
+                "map[string]interface {}"
+            )
+            parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
+            continue
+        data = orjson.dumps(item)
+        if len(data) > limit:
+            parsed.rejected.append(_too_large(i, data, limit, spans))
+            continue
+        parsed.records.append(Record(data, event_partition(item, partitions)))
+    return parsed
+
+
+def _single(obj: dict[str, Any], limit: int, what: str) -> bytes:
+    data = orjson.dumps(obj)
+    if len(data) > limit:
+        raise BodyError(
+            f"{what} of {len(data)} bytes exceeds the limit of {limit} bytes (the stream's "
+            "largest message)",
+            status=413,
+            reason="too_large",
+        )
+    return data
+
+
+def _items(obj: dict[str, Any], kind: str) -> list[Any]:
+    items = obj.get("items")
+    if type(items) is not list:
+        what = json_type(items) if "items" in obj else "missing"
+        raise BodyError(f"{kind} items must be a list, not {what}")
+    return items
+
+
+def _too_large(i: int, data: bytes, limit: int, spans: _Spans) -> Rejected:
+    message = f"item {i}: record of {len(data)} bytes exceeds the limit of {limit} bytes"
+    return Rejected(i, "too_large", message, spans.text(i))
+
+
+def _shared_id(item: dict[str, Any], data: bytes) -> str:
+    """Upstream's message id on ``audit.k8s.activity``: the ``auditID``.
+
+    A record of another stage than ``ResponseComplete`` gets ``<auditID>-<stage>``: the stages
+    of one request share the auditID, and the stream would drop all but the first as duplicates.
+    """
+    audit_id = item.get("auditID")
+    if type(audit_id) is not str or not audit_id:
+        return "ingest-shared-" + hashlib.sha256(data).hexdigest()[:40]
+    stage = item.get("stage")
+    if stage == "ResponseComplete" or type(stage) is not str or not stage:
+        return audit_id
+    return f"{audit_id}-{stage}"
+
+
+class _Spans:
+    """The original text of each list item, found when a rejected item first needs it."""
+
+    __slots__ = ("_body", "_items", "_spans")
+
+    def __init__(self, body: bytes, items: list[Any]) -> None:
+        self._body = body
+        self._items = items
+        self._spans: list[tuple[int, int]] | None = None
+
+    def text(self, i: int) -> bytes:
+        if self._spans is None:
+            self._spans = list_item_spans(self._body) or []
+            if len(self._spans) != len(self._items):
+                self._spans = []
+        if self._spans:
+            start, end = self._spans[i]
+            return self._body[start:end]
+        return orjson.dumps(self._items[i])
+
+
+def _a(value: Any) -> str:
+    """``a number``, ``an array``, ``null`` (the worker's wording)."""
+    name = json_type(value)
+    return name if name == "null" else f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:100])
+    return "missing" if value is None else json_type(value)

@@ -1,0 +1,387 @@
+"""The ingest server: an aiohttp application in front of JetStream (``docs/ingest.md``).
+
+Routes of the webhook listener (``--listen-addr``, TLS when configured):
+
+- ``POST /audit`` and ``POST /``: audit EventLists (kube-apiserver's webhook) or one audit Event;
+- ``POST /events``: a Kubernetes Event or a list of them;
+- ``GET /healthz``, ``/readyz`` (also ``/<probe>/<check>``) and ``/metrics``, without
+  authentication; the same three on the optional plain-HTTP ``--health-addr``.
+
+A request is answered in this order: 401 (not authenticated, nothing read), 413 (body over
+``--max-body-bytes``), 400 (not what the endpoint takes, nothing published), then the publishes:
+200 with a summary once JetStream acknowledged every message holding the request's records (and
+its dead letters), 429 when a stream is full, 503 when NATS or a stream is unavailable -- both
+with ``Retry-After``; a retried request publishes the same message ids, so nothing is stored
+twice within the duplicate windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import nats
+import orjson
+from aiohttp import web
+
+import processor
+from processor.ingest.auth import Authenticator, server_ssl_context, warnings
+from processor.ingest.batching import (
+    Linger,
+    Message,
+    dead_letter_messages,
+    partition_messages,
+    shared_messages,
+)
+from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body
+from processor.ingest.metrics import IngestMetrics
+from processor.ingest.publish import Limits, Publisher, PublishFailed, read_limits
+from processor.ingest.settings import IngestSettings
+from processor.stream.connection import connect_options
+from processor.stream.topology import STREAMS, ensure_streams
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IngestServer"]
+
+#: The streams the ingest publishes to (``/readyz`` fails while one is missing).
+NEEDED = ("AUDIT_EVENTS", "EVENTS", "ACTIVITY_DEAD_LETTER")
+STREAM_CHECK_INTERVAL = 10.0
+#: Rejected items listed in a summary (the count is always complete).
+MAX_LISTED = 100
+
+Check = Callable[[], str]
+
+
+def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload) + b"\n",
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
+def _peercert(request: web.Request) -> Any:
+    transport = request.transport
+    return transport.get_extra_info("peercert") if transport is not None else None
+
+
+class IngestServer:
+    """Receives audit EventLists and Events over HTTP(S) and publishes them to the partitions.
+
+    Args:
+        settings: the validated settings.
+        metrics: the metrics registry (a fresh one by default).
+    """
+
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or IngestMetrics()
+        self.auth = Authenticator(settings.token_file, bool(settings.client_ca_file))
+        self.ssl = server_ssl_context(settings)
+        self.nc: Any = None
+        self.limits: Limits | None = None
+        self.batch_bytes = settings.batch_bytes
+        self.publisher: Publisher | None = None
+        self.linger: Linger | None = None
+        self.started = False
+        self._streams_error = "not checked yet"
+        self._runners: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = 0
+        self.health_port = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect to NATS, check (or create) the streams, read their limits and listen."""
+        s = self.settings
+        for text in warnings(s):
+            log.warning("activity ingest: %s", text)
+        m = self.metrics
+        options = connect_options(
+            s.nats_url,
+            "activity-ingest",
+            m.nats_connection_status,
+            disconnects=m.nats_disconnects,
+            reconnects=m.nats_reconnects,
+        )
+        self.nc = await nats.connect(**options)
+        js = self.nc.jetstream()
+        await ensure_streams(js, provision=s.provision)
+        self.limits = await read_limits(js, self.nc.max_payload)
+        self.batch_bytes = min(s.batch_bytes, self.limits.audit)
+        self.publisher = Publisher(self.nc, m, s.publish_timeout)
+        if s.linger_ms > 0:
+            self.linger = Linger(
+                self.publisher.send, s.batch_items, self.batch_bytes, s.linger_ms / 1000
+            )
+        await self._check_streams()
+        self._tasks.append(asyncio.ensure_future(self._watch_streams()))
+        self.port = await self._listen(self._webhook_app(), s.listen_addr, self.ssl)
+        if s.health_addr:
+            self.health_port = await self._listen(self._health_app(), s.health_addr, None)
+        self.started = True
+        log.info(
+            "activity-ingest %s on %s://%s (port %d), %d partitions, batches of %d records / "
+            "%d bytes, linger %g ms, authentication: %s",
+            processor.__version__,
+            "https" if self.ssl else "http",
+            s.listen_addr,
+            self.port,
+            s.partition_count,
+            s.batch_items,
+            self.batch_bytes,
+            s.linger_ms,
+            self._auth_text(),
+        )
+
+    async def stop(self) -> None:
+        """Stop listening (requests in flight finish), send what lingers, drain NATS."""
+        self.started = False
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self.linger is not None:
+            await self.linger.close()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT."""
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("activity ingest: stopping")
+        finally:
+            await self.stop()
+
+    async def _listen(self, app: web.Application, addr: str, ssl: Any) -> int:
+        host, _, port = addr.rpartition(":")
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=ssl)
+        await site.start()
+        bound: int = runner.addresses[0][1]
+        return bound
+
+    def _auth_text(self) -> str:
+        ways = []
+        if self.settings.token_file:
+            ways.append(f"bearer tokens ({self.settings.token_file})")
+        if self.settings.client_ca_file:
+            ways.append(f"client certificates ({self.settings.client_ca_file})")
+        return " or ".join(ways) or "NONE"
+
+    # -- applications ---------------------------------------------------------------------------
+    def _webhook_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.settings.max_body_bytes)
+        app.router.add_post("/audit", self._audit)
+        app.router.add_post("/", self._audit)
+        app.router.add_post("/events", self._events)
+        self._add_health_routes(app)
+        return app
+
+    def _health_app(self) -> web.Application:
+        app = web.Application()
+        self._add_health_routes(app)
+        return app
+
+    def _add_health_routes(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/healthz/{check}", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/readyz/{check}", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+
+    # -- health ---------------------------------------------------------------------------------
+    def health_checks(self) -> dict[str, Check]:
+        """Liveness: the event loop answers. A NATS outage is not cured by a restart (nats-py
+        reconnects by itself), so it fails readiness only."""
+        return {"ping": lambda: ""}
+
+    def ready_checks(self) -> dict[str, Check]:
+        """Readiness: NATS connected, started, and every stream the ingest publishes to exists."""
+        return {
+            **self.health_checks(),
+            "nats": self._nats_check,
+            "started": lambda: "" if self.started else "starting or stopping",
+            "streams": lambda: self._streams_error,
+        }
+
+    def _nats_check(self) -> str:
+        return "" if self.nc is not None and self.nc.is_connected else "not connected to NATS"
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return _probe(self.health_checks(), request.match_info.get("check"))
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return _probe(self.ready_checks(), request.match_info.get("check"))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": "text/plain; version=0.0.4"}
+        )
+
+    async def _check_streams(self) -> None:
+        if self.nc is None or not self.nc.is_connected:
+            return  # the nats check says so; keep the last answer about the streams
+        js = self.nc.jetstream()
+        missing = []
+        for name in NEEDED:
+            try:
+                await js.stream_info(name)
+            except Exception as exc:
+                missing.append(
+                    f"{name} ({', '.join(STREAMS[name].subjects)}): {exc or type(exc).__name__}"
+                )
+        self._streams_error = "streams unavailable: " + "; ".join(missing) if missing else ""
+
+    async def _watch_streams(self) -> None:
+        while True:
+            await asyncio.sleep(STREAM_CHECK_INTERVAL)
+            with contextlib.suppress(Exception):
+                await self._check_streams()
+
+    # -- ingestion ------------------------------------------------------------------------------
+    async def _audit(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, "audit")
+
+    async def _events(self, request: web.Request) -> web.Response:
+        return await self._ingest(request, "event")
+
+    async def _ingest(self, request: web.Request, source: Source) -> web.Response:
+        m = self.metrics
+        m.in_flight.inc()
+        try:
+            response = await self._handle(request, source)
+        finally:
+            m.in_flight.dec()
+        m.requests.labels(source, str(response.status)).inc()
+        return response
+
+    async def _handle(self, request: web.Request, source: Source) -> web.Response:
+        m = self.metrics
+        how = self.auth.authenticate(request.headers.get("Authorization"), _peercert(request))
+        if how is None:
+            m.rejected.labels(source, "unauthenticated").inc()
+            headers = {"WWW-Authenticate": 'Bearer realm="activity-ingest"'}
+            return _json({"error": "unauthenticated", "code": 401}, 401, headers)
+        limit = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return self._too_large(source, request.content_length)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(source, None)
+        m.body_bytes.labels(source).observe(len(body))
+        try:
+            parsed = parse_body(
+                source, body, self.settings.partition_count, self._record_limit(source)
+            )
+        except BodyError as exc:
+            m.rejected.labels(source, exc.reason).inc()
+            return _json({"error": str(exc), "code": exc.status}, exc.status)
+        for item in parsed.rejected:
+            m.rejected.labels(source, item.reason).inc()
+        try:
+            messages = await self._publish(parsed, body)
+        except PublishFailed as exc:
+            m.publish_failures.labels(exc.outcome).inc()
+            log.debug("%s request not acknowledged: %s", source, exc)
+            headers = {"Retry-After": str(self.settings.retry_after)}
+            return _json({"error": str(exc), "code": exc.status}, exc.status, headers)
+        return _json(_summary(parsed, messages), 200)
+
+    def _too_large(self, source: Source, size: int | None) -> web.Response:
+        self.metrics.rejected.labels(source, "too_large").inc()
+        what = f"body of {size} bytes" if size is not None else "body"
+        text = f"{what} exceeds --max-body-bytes ({self.settings.max_body_bytes})"
+        return _json({"error": text, "code": 413}, 413)
+
+    def _record_limit(self, source: Source) -> int:
+        assert self.limits is not None
+        if source == "audit":
+            return self.limits.audit - LIST_OVERHEAD
+        return self.limits.event
+
+    async def _publish(self, parsed: Parsed, body: bytes) -> int:
+        """Publish a request's messages; returns how many partition messages hold its records."""
+        assert self.publisher is not None and self.limits is not None
+        s = self.settings
+        other: list[Message] = dead_letter_messages(parsed, body, self.limits.dead_letter)
+        if parsed.source == "audit" and s.also_publish_shared:
+            other += shared_messages(parsed)
+        if self.linger is not None and parsed.source == "audit":
+            # shielded: a message's future is shared with other requests
+            waits = [asyncio.shield(f) for f in self.linger.add(parsed.records)]
+            results = await asyncio.gather(
+                *waits, self.publisher.send(other), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
+            return len(waits)
+        messages = partition_messages(parsed, s.batch_items, self.batch_bytes)
+        await self.publisher.send(messages + other)
+        return len(messages)
+
+
+def _summary(parsed: Parsed, messages: int) -> dict[str, Any]:
+    partitions: dict[str, int] = {}
+    for record in parsed.records:
+        key = str(record.partition)
+        partitions[key] = partitions.get(key, 0) + 1
+    rejected = [
+        {
+            "item": r.index,
+            "reason": r.reason,
+            "message": r.message,
+            "deadLettered": r.payload is not None,
+        }
+        for r in parsed.rejected[:MAX_LISTED]
+    ]
+    return {
+        "kind": "IngestResult",
+        "source": parsed.source,
+        "accepted": len(parsed.records),
+        "partitions": dict(sorted(partitions.items(), key=lambda kv: int(kv[0]))),
+        "messages": messages,
+        "rejectedCount": len(parsed.rejected),
+        "rejected": rejected,
+    }
+
+
+def _probe(checks: dict[str, Check], name: str | None) -> web.Response:
+    """controller-runtime's answer: 200 ``ok``, or 500 with one ``[-]name failed`` line each."""
+    if name is not None:
+        if name not in checks:
+            return web.Response(status=404, text=f"no check {name!r}\n")
+        checks = {name: checks[name]}
+    lines, failed = [], False
+    for check_name, check in checks.items():
+        try:
+            reason = check()
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+        failed |= bool(reason)
+        lines.append(f"[-]{check_name} failed: {reason}" if reason else f"[+]{check_name} ok")
+    if failed:
+        return web.Response(status=500, text="\n".join(lines) + "\nhealthz check failed\n")
+    return web.Response(text="ok\n")

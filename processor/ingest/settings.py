@@ -1,0 +1,185 @@
+"""Settings of ``activity ingest``: one frozen, validated object from flags and the environment.
+
+Every field is declared once in :data:`FIELDS`, which drives the flags (``--field-name``) and the
+environment lookup. The settings the ingest shares with the workers (:data:`SHARED`: NATS URL,
+partition count, provisioning, log level) read the workers' variables, ``ACTIVITY_<NAME>``, so one
+ConfigMap serves both and both agree on the partition count; the ingest's own read
+``ACTIVITY_INGEST_<NAME>``. A flag wins over its variable, which wins over the default.
+
+Imported when the CLI parser is built: nothing beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FIELDS",
+    "SHARED",
+    "IngestSettings",
+    "add_arguments",
+    "build_ingest_settings",
+    "env_name",
+]
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Everything the ingest server needs; see :data:`FIELDS` for the meaning of each field."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    partition_count: int = 8
+    provision: bool = True
+    log_level: str = "INFO"
+    listen_addr: str = "127.0.0.1:8443"
+    health_addr: str = ""
+    tls_cert_file: str = ""
+    tls_private_key_file: str = ""
+    client_ca_file: str = ""
+    token_file: str = ""
+    max_body_bytes: int = 32 * MIB
+    batch_items: int = 100
+    batch_bytes: int = MIB - 16 * 1024
+    linger_ms: float = 0.0
+    publish_timeout: float = 5.0
+    retry_after: int = 5
+    also_publish_shared: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.partition_count < 1:
+            problems.append("partition_count must be at least 1")
+        for name in ("max_body_bytes", "batch_items", "retry_after"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.batch_bytes < 1024:
+            problems.append("batch_bytes must be at least 1024")
+        if self.linger_ms < 0:
+            problems.append("linger_ms must not be negative")
+        if self.publish_timeout <= 0:
+            problems.append("publish_timeout must be positive")
+        if bool(self.tls_cert_file) != bool(self.tls_private_key_file):
+            problems.append("tls_cert_file and tls_private_key_file go together")
+        if self.client_ca_file and not self.tls_cert_file:
+            problems.append("client_ca_file needs TLS (tls_cert_file and tls_private_key_file)")
+        for name in ("listen_addr", "health_addr"):
+            value = getattr(self, name)
+            if (value or name == "listen_addr") and not _is_addr(value):
+                problems.append(f"{name} must be HOST:PORT, got {value!r}")
+        if problems:
+            raise ValueError("invalid ingest settings: " + "; ".join(problems))
+
+    @property
+    def tls(self) -> bool:
+        """Whether the webhook listener speaks TLS."""
+        return bool(self.tls_cert_file)
+
+
+def _is_addr(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep) and port.isdigit() and int(port) < 65536 and "/" not in host
+
+
+#: field name -> help text (the flag is ``--field-name``; the variable :func:`env_name`).
+FIELDS: dict[str, str] = {
+    "nats_url": "NATS server URL(s), comma separated",
+    "partition_count": "number of partitions of the input subjects; must equal the workers' "
+    "(docs/design.md#d13)",
+    "provision": "create missing streams (otherwise they must exist)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "listen_addr": "HOST:PORT of the webhook listener (/audit, /, /events, and /healthz, /readyz, "
+    "/metrics)",
+    "health_addr": "HOST:PORT of a plain-HTTP listener of /healthz, /readyz and /metrics only "
+    "('' = off)",
+    "tls_cert_file": "PEM certificate (chain) of the webhook listener; without it plain HTTP",
+    "tls_private_key_file": "PEM private key of --tls-cert-file",
+    "client_ca_file": "PEM CA bundle: a client certificate it verifies authenticates a request "
+    "(a missing certificate gets 401, not a handshake failure)",
+    "token_file": "file of accepted bearer tokens, one per line ('#' comments); re-read when it "
+    "changes",
+    "max_body_bytes": "largest request body; larger ones get 413",
+    "batch_items": "most records per published EventList message",
+    "batch_bytes": "most bytes per published EventList message (also bounded by the stream's "
+    "max_msg_size and the server's max_payload)",
+    "linger_ms": "gather records of concurrent requests for up to this many ms before "
+    "publishing (0 = per request; message ids are then no longer stable across retries)",
+    "publish_timeout": "seconds without a PubAck before the request gets 503",
+    "retry_after": "seconds in the Retry-After header of 429 and 503 answers",
+    "also_publish_shared": "also publish every audit record alone to audit.k8s.activity (message "
+    "id: its auditID) for upstream processors running side by side",
+}
+
+#: Fields read from the workers' variables (``ACTIVITY_<NAME>``), not ``ACTIVITY_INGEST_<NAME>``.
+SHARED = frozenset({"nats_url", "partition_count", "provision", "log_level"})
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_name(field: str) -> str:
+    """The variable of ``field``: ``ACTIVITY_NATS_URL``, ``ACTIVITY_INGEST_TOKEN_FILE``..."""
+    return f"ACTIVITY_{field.upper()}" if field in SHARED else f"ACTIVITY_INGEST_{field.upper()}"
+
+
+def _defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(IngestSettings)}
+
+
+def _convert(name: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of :class:`IngestSettings` (all default to None = not given)."""
+    defaults = _defaults()
+    for name, text in FIELDS.items():
+        default = defaults[name]
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            default=None,
+            metavar="VALUE",
+            help=f"{text} (env {env_name(name)}; default {default!r})",
+        )
+
+
+def build_ingest_settings(
+    args: argparse.Namespace | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> IngestSettings:
+    """Build :class:`IngestSettings` from flags, the environment and ``overrides``.
+
+    Raises:
+        ValueError: a value has the wrong type or the result is invalid.
+    """
+    env = os.environ if environ is None else environ
+    defaults = _defaults()
+    values: dict[str, Any] = {}
+    for name in FIELDS:
+        raw = env.get(env_name(name))
+        given = getattr(args, name, None) if args is not None else None
+        if given is not None:
+            raw = given
+        if raw is not None:
+            values[name] = _convert(name, raw, defaults[name])
+    values.update(overrides)
+    return IngestSettings(**values)

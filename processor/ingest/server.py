@@ -93,6 +93,7 @@ class IngestServer:
         self._streams_error = "not checked yet"
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._recheck: asyncio.Task[None] | None = None
         self.port = 0
         self.health_port = 0
 
@@ -146,6 +147,8 @@ class IngestServer:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._recheck is not None:
+            self._tasks.append(self._recheck)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -253,6 +256,10 @@ class IngestServer:
                 )
         self._streams_error = "streams unavailable: " + "; ".join(missing) if missing else ""
 
+    def _recheck_streams(self) -> None:
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.create_task(self._check_streams())
+
     async def _watch_streams(self) -> None:
         while True:
             await asyncio.sleep(STREAM_CHECK_INTERVAL)
@@ -305,6 +312,8 @@ class IngestServer:
         except PublishFailed as exc:
             m.publish_failures.labels(exc.outcome).inc()
             log.debug("%s request not acknowledged: %s", source, exc)
+            if "no responders" in str(exc):  # a stream is gone: /readyz should say so now
+                self._recheck_streams()
             headers = {"Retry-After": str(self.settings.retry_after)}
             return _json({"error": str(exc), "code": exc.status}, exc.status, headers)
         return _json(_summary(parsed, messages), 200)

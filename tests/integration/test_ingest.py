@@ -198,10 +198,11 @@ def test_a_request_answered_503_after_its_messages_were_sent_is_stored_once(
     assert sorted(i["auditID"] for i in items) == sorted(r["auditID"] for r in request["items"])
 
 
-def test_a_full_stream_gives_429_with_retry_after(nats_url: str) -> None:
+def test_a_full_stream_gives_429_and_a_missing_one_503(nats_url: str) -> None:
     async def body() -> None:
         nc = await nats.connect(nats_url)
-        await nc.jetstream().add_stream(
+        js = nc.jetstream()
+        await js.add_stream(
             api.StreamConfig(
                 name="AUDIT_EVENTS",
                 subjects=["audit.k8s.>"],
@@ -210,13 +211,18 @@ def test_a_full_stream_gives_429_with_retry_after(nats_url: str) -> None:
                 storage=api.StorageType.FILE,
             )
         )
-        await nc.close()
         recs = [records.audit(f"f-{i}", seq=i) for i in range(12)]
         async with running_ingest(nats_url, batch_items=1, retry_after=7) as c:
             status, doc, headers = await c.post("/audit", event_list(recs))
             assert status == 429, doc
             assert headers["Retry-After"] == "7"
             assert "maximum messages exceeded" in doc["error"]
+            await js.delete_stream("EVENTS")  # no stream listens: JetStream's no responders
+            status, doc, headers = await c.post("/events", records.event("gone"))
+            assert (status, headers["Retry-After"]) == (503, "7"), doc
+            assert "no responders" in doc["error"]
+            await wait_until(lambda: "EVENTS" in c.server.ready_checks()["streams"](), 15, "check")
+        await nc.close()
 
     asyncio.run(body())
 

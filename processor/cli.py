@@ -20,7 +20,6 @@ import contextlib
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -194,18 +193,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ProcessorError, OSError) as exc:
         if args.debug:
-            traceback.print_exc()
+            _print_traceback()
         print(f"{command_name(args)}: error: {describe_error(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if args.debug:
-            traceback.print_exc()
+            _print_traceback()
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         print(
             f"{command_name(args)}: error: {what} (run with ACTIVITY_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
         return 1
+
+
+def _print_traceback() -> None:
+    import traceback  # only for --debug: not on the start-up path
+
+    traceback.print_exc()
 
 
 def command_name(args: argparse.Namespace) -> str:

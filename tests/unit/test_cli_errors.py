@@ -8,9 +8,9 @@ added without an entry, or when a file option is not exercised.
 Each command then runs in a subprocess (``python -m processor``, as a user runs it) with (a) an
 unknown flag, (b) a missing file, (c) a bad value, and must exit with status 1 or 2, print no
 traceback and create no data directory. NATS is unreachable (``nats://127.0.0.1:1``): the one-shot
-NATS commands must say so at once. ``run`` and ``reconcile`` are servers that wait for NATS by
-design (their clients reconnect forever), so only their missing-file and bad-value paths, which fail
-before connecting, are run here.
+NATS commands must say so at once. ``run``, ``reconcile`` and ``ingest`` are servers that wait for
+NATS by design (their clients reconnect forever), so only their missing-file and bad-value paths,
+which fail before connecting, are run here.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ REQUIRED: dict[str, list[str]] = {
     "demo": [],
     "run": [],
     "reconcile": [],
+    "ingest": [],
+    "ingest webhook-config": ["--server", "https://ingest.example:8443"],
     "migrate": [],
     "query": [],
     "audit": [],
@@ -67,7 +69,16 @@ REQUIRED: dict[str, list[str]] = {
 
 #: Options and positionals that name an input file (each must be exercised in MISSING_FILE).
 FILE_OPTIONS = frozenset(
-    {"-f", "--config", "--policy", "--policies", "--input", "--locustfile", "--token-key-file"}
+    {
+        "-f",
+        "--config",
+        "--policy",
+        "--policies",
+        "--input",
+        "--locustfile",
+        "--token-key-file",
+        "--token-file",
+    }
 )
 FILE_POSITIONALS = frozenset({"paths"})
 #: Options with a file option's name that name something else (``dlq retry --policy NAME``).
@@ -79,6 +90,8 @@ MISSING_FILE: list[tuple[str, list[str]]] = [
     ("run", ["--policies", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
     ("run", ["-f", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
     ("reconcile", ["--config", MISSING]),
+    ("ingest", ["--token-file", MISSING]),
+    ("ingest webhook-config", ["--server", "https://ingest.example:8443", "--token-file", MISSING]),
     ("query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
     ("audit query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
     ("events query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
@@ -106,6 +119,9 @@ BAD_VALUE: list[tuple[str, list[str], str]] = [
     ("run", ["--partitions", "9-12"], "out of range"),
     ("run", ["--config", NOT_YAML], "invalid YAML in the config file"),
     ("reconcile", ["--partition-count", "-1"], "partition_count must be at least 1"),
+    ("ingest", ["--batch-items", "0"], "batch_items must be at least 1"),
+    ("ingest", ["--tls-cert-file", NOT_YAML], "tls_cert_file and tls_private_key_file go together"),
+    ("ingest webhook-config", [], "give --token-file or --client-certificate"),
     ("migrate", ["--clickhouse-url", "bogus://x"], "unsupported sink URL"),
     ("query", ["--limit", "-5"], "must be between 0 and 1000"),
     ("audit query", ["--limit", "-5"], "must be between 0 and 1000"),

@@ -14,9 +14,11 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the pipeline on a bundled scenario (no setup needed)",
         description="Start the bundled nats-server and chDB, run a worker with the bundled "
-        "policies, publish a scenario of audit events and Kubernetes Events, print the resulting "
-        "timeline and exit. The last lines say where the data went and, when it is kept "
-        "(--data-dir or --keep), the commands that explore it.",
+        "policies and `activity ingest` on a loopback port, send a scenario of audit events "
+        "(EventLists to /audit, as kube-apiserver's webhook does) and Kubernetes Events (to "
+        "/events) through the ingest, print the resulting timeline and exit. The last lines say "
+        "where the data went and, when it is kept (--data-dir or --keep), the commands that "
+        "explore it.",
     )
     parser.add_argument(
         "--data-dir",
@@ -27,7 +29,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep running afterwards, print how to connect, and keep the data after Ctrl-C "
+        help="keep running afterwards (NATS, the worker and the ingest), print how to connect, "
+        "and keep the data after Ctrl-C "
         "(in --data-dir, else in a new temporary directory)",
     )
     parser.add_argument(

@@ -48,7 +48,7 @@ def data_report(data_dir: Path, kept: bool) -> str:
         return (
             f"\nThe data (NATS and chDB in {data_dir}) is deleted on exit. To keep it and explore "
             f"it, run:\n  activity demo --data-dir {SUGGESTED_DIR}\n"
-            "(or add --keep to also leave NATS and the worker running until Ctrl-C)"
+            "(or add --keep to also leave NATS, the worker and the ingest running until Ctrl-C)"
         )
     lines = [
         f"\nThe data is kept in {data_dir.resolve()} (nats/: the JetStream store, chdb/: the "

@@ -1,11 +1,14 @@
 """``activity demo``: the whole pipeline on one machine with nothing installed but this package.
 
 Starts the bundled ``nats-server`` on a free loopback port and chDB in a data directory, migrates,
-runs a worker with the bundled policies, publishes the bundled scenario (audit records as
-EventLists per partition, as an apiserver webhook would, and Kubernetes Events one per message),
-waits until every message is committed and acked, then prints the stored timeline and a line with
-the counts. The worker stores the raw audit logs and Events too (``store_raw``), so ``activity
-history``, ``activity audit query`` and ``activity events query`` have the demo's records to show;
+runs a worker with the bundled policies and ``activity ingest`` (:mod:`processor.ingest.server`,
+plain HTTP on a free loopback port, a bearer token generated into the data directory), and sends
+the bundled scenario through the ingest as a cluster would (:mod:`processor.demo.send`: audit
+records as EventLists to ``/audit``, as kube-apiserver's batch-mode webhook posts them, and
+Kubernetes Events to ``/events``). It waits until every message the ingest published is committed
+and acked, then prints the stored timeline, a line with the counts and the webhook's URL. The
+worker stores the raw audit logs and Events too (``store_raw``), so ``activity history``,
+``activity audit query`` and ``activity events query`` have the demo's records to show;
 :mod:`processor.demo.explore` prints the commands. The run is too small and too short to measure
 throughput, so no rate is printed: ``activity bench`` measures it.
 """
@@ -14,6 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import secrets
+import shlex
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,21 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from processor.config import Settings
 from processor.demo.scenario import scenario
+from processor.demo.send import Sent, post_all, requests
 from processor.demo.timeline import TIMELINE_SQL, format_timeline
 from processor.policy.bundled import bundled_policy_dir
 from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
-from processor.stream.partitions import audit_partition_subject, event_partition_subject
 from processor.stream.server import NatsServer
-from processor.subjects import audit_partition, event_partition
 from processor.worker.runner import Worker
 
 PARTITIONS = 4
-LIST_SIZE = 50
+#: The ingest's bearer token, generated into the data directory (one line, mode 0600).
+TOKEN_FILE = "ingest-token"
 
 
 @dataclass
@@ -47,6 +52,9 @@ class DemoResult:
     activities: int
     dead_letters: int
     timeline: list[dict[str, Any]]
+    #: the ingest's audit webhook URL, and how many requests it answered 200
+    webhook: str = ""
+    requests: int = 0
 
     def summary(self) -> str:
         """The counts line (no rate: a demo this small measures start-up, not throughput)."""
@@ -55,37 +63,42 @@ class DemoResult:
             f"{self.dead_letters} dead letters (throughput: `activity bench`)"
         )
 
-
-def _partition(kind: str, payload: dict[str, Any]) -> int:
-    if kind == "audit":
-        return audit_partition(payload, PARTITIONS)
-    return event_partition(payload, PARTITIONS)
+    def webhook_line(self) -> str:
+        """Where the records went in: the ingest's URL and the requests it acknowledged."""
+        return f"webhook: {self.webhook} ({self.requests} requests, each answered 200 once stored)"
 
 
-def messages(records: list[Any]) -> Iterator[tuple[str, bytes]]:
-    """(subject, payload) in publish order: audit EventLists per partition, Events one by one."""
-    lists: dict[int, list[dict[str, Any]]] = {}
-    for record in records:
-        part = _partition(record.kind, record.payload)
-        if record.kind == "event":
-            yield event_partition_subject(part), orjson.dumps(record.payload)
-            continue
-        items = lists.setdefault(part, [])
-        items.append(record.payload)
-        if len(items) >= LIST_SIZE:
-            yield audit_partition_subject(part), _event_list(items)
-            lists[part] = []
-    for part, items in sorted(lists.items()):
-        if items:
-            yield audit_partition_subject(part), _event_list(items)
+def write_token(data_dir: Path) -> tuple[Path, str]:
+    """A fresh bearer token in ``data_dir``/:data:`TOKEN_FILE`, readable by its owner only."""
+    token = secrets.token_urlsafe(24)
+    path = data_dir / TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return path, token
 
 
-def _event_list(items: list[dict[str, Any]]) -> bytes:
-    return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Silence logger ``name`` below ERROR unless INFO or DEBUG was asked for: the ingest warns
+    that it speaks plain HTTP, which is the demo's choice (loopback only)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if logger.getEffectiveLevel() < logging.WARNING:
+        yield
+        return
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 async def run_demo(data_dir: Path, *, keep: bool = False, out: Any = None) -> DemoResult:
     """Run the demo in ``data_dir``; with ``keep``, stay up until cancelled (Ctrl-C)."""
+    from processor.ingest.server import IngestServer
+    from processor.ingest.settings import IngestSettings
+
     with NatsServer(data_dir / "nats", log_file=data_dir / "nats-server.log") as server:
         url = server.start()
         sink = open_sink(f"chdb://{data_dir / 'chdb'}")
@@ -101,42 +114,50 @@ async def run_demo(data_dir: Path, *, keep: bool = False, out: Any = None) -> De
             )
             worker = Worker(settings, [str(bundled_policy_dir())], sink=sink)
             await worker.start()
+            token_file, token = write_token(data_dir)
+            ingest = IngestServer(
+                IngestSettings(
+                    nats_url=url,
+                    partition_count=PARTITIONS,
+                    listen_addr="127.0.0.1:0",
+                    token_file=str(token_file),
+                )
+            )
             try:
-                result = await _publish_and_wait(worker, url)
+                with _quiet("processor.ingest.server"):
+                    await ingest.start()
+                webhook = f"http://127.0.0.1:{ingest.port}"
+                result = await _send_and_wait(worker, webhook, token)
                 result.timeline = sink.query(TIMELINE_SQL)
                 if out is not None:
                     width = None if getattr(out, "isatty", lambda: False)() else 0
                     print(format_timeline(result.timeline, width), file=out)
                     print(result.summary(), file=out)
+                    print(result.webhook_line(), file=out)
                 if keep:
-                    _print_keep(out, url, worker, data_dir)
+                    _print_keep(out, url, webhook, token_file, worker, data_dir)
                     await asyncio.Event().wait()
             finally:
+                await ingest.stop()
                 await worker.stop()
         finally:
             sink.close()
     return result
 
 
-async def _publish_and_wait(worker: Worker, url: str, timeout: float = 120.0) -> DemoResult:
-    import nats
-
-    records = scenario()
-    batch = list(messages(records))
-    nc = await nats.connect(url, name="activity-demo")
-    try:
-        js = nc.jetstream()
-        for subject, payload in batch:
-            await js.publish(subject, payload)
-    finally:
-        await nc.drain()
+async def _send_and_wait(
+    worker: Worker, webhook: str, token: str, timeout: float = 120.0
+) -> DemoResult:
+    """POST the scenario to the ingest; wait until the worker committed every message of it."""
+    reqs = requests(scenario())
+    sent: Sent = await post_all(webhook, token, reqs)
     pipeline = worker.pipeline
     assert pipeline is not None
     deadline = time.monotonic() + timeout
-    while pipeline.committed_messages < len(batch):
+    while pipeline.committed_messages < sent.messages:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"only {pipeline.committed_messages} of {len(batch)} messages were processed"
+                f"only {pipeline.committed_messages} of {sent.messages} messages were processed"
             )
         await asyncio.sleep(0.02)
     dead = int(
@@ -148,14 +169,25 @@ async def _publish_and_wait(worker: Worker, url: str, timeout: float = 120.0) ->
         )
     )
     return DemoResult(
-        len(batch), pipeline.committed_records, pipeline.committed_activities, dead, []
+        sent.messages,
+        pipeline.committed_records,
+        pipeline.committed_activities,
+        dead,
+        [],
+        webhook=webhook + "/audit",
+        requests=sent.requests,
     )
 
 
-def _print_keep(out: Any, url: str, worker: Worker, data_dir: Path) -> None:
+def _print_keep(
+    out: Any, url: str, webhook: str, token_file: Path, worker: Worker, data_dir: Path
+) -> None:
     port = worker.health.port if worker.health else 0
+    auth = f'-H "Authorization: Bearer $(cat {shlex.quote(str(token_file.resolve()))})"'
     print(
         f"\nThe demo keeps running (Ctrl-C stops it):\n"
+        f"  webhook:  {webhook}/audit   (audit EventLists; Kubernetes Events to /events)\n"
+        f"            curl {auth} --data-binary @eventlist.json {webhook}/audit\n"
         f"  NATS:     {url}   (publish audit events to audit.k8s.p<N> or audit.k8s.activity)\n"
         f"  watch:    activity watch --nats-url {url}\n"
         f"  policies: activity policy apply -f FILE --nats-url {url}\n"

@@ -12,8 +12,10 @@ import shlex
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 
 from processor.demo.scenario import scenario
@@ -91,6 +93,10 @@ def test_demo_prints_the_timeline_and_exits_zero(tmp_path, require_nats):
     number, match = _summary(lines)
     assert int(match.group(1)) == number - 1  # one table row per stored activity
     assert "records/s" not in proc.stdout
+    # the records went in through `activity ingest`, as kube-apiserver and an exporter send them
+    webhook = r"webhook: http://127\.0\.0\.1:\d+/audit \((\d+) requests, .*"
+    sent = re.fullmatch(webhook, lines[number + 1])
+    assert sent and int(sent.group(1)) > 1, lines[number + 1]
     text = "\n".join(lines[:number])
     order = [
         "carol created Circuit ams-fra-1",
@@ -107,6 +113,22 @@ def test_demo_prints_the_timeline_and_exits_zero(tmp_path, require_nats):
     assert gone, report
     assert not Path(gone.group(1)).exists()
     assert "activity demo --data-dir ./activity-demo" in report and "--keep" in report
+
+
+def _post_to_the_kept_webhook(banner: str) -> None:
+    """POST an audit EventList to the webhook the banner names, with the token it names."""
+    url = re.search(r"webhook:\s+(http://127\.0\.0\.1:\d+/audit)", banner)
+    token_file = re.search(r"Bearer \$\(cat (.+?)\)", banner)
+    assert url and token_file, banner
+    token = Path(shlex.split(token_file.group(1))[0]).read_text().strip()
+    record = next(r.payload for r in scenario() if r.kind == "audit")
+    body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [record]}
+    request = urllib.request.Request(
+        url.group(1), data=orjson.dumps(body), headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        assert orjson.loads(response.read())["accepted"] == 1
 
 
 def test_printed_commands_explore_the_kept_data(tmp_path, require_nats):
@@ -142,6 +164,7 @@ def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
             if "printed then" in line:
                 break
         assert "The demo keeps running" in "".join(banner), "".join(banner)
+        _post_to_the_kept_webhook("".join(banner))
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=60)
     finally:

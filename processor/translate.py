@@ -252,6 +252,18 @@ class Translator:
                 out.records += 1
             self._internal(out, "audit", spans.origin(i), exc, f"EventList item {i}: ")
 
+    def _record(self, obj: Any, out: Output, origin: Origin) -> None:
+        """A single audit event through the twin; an exception dead-letters it (``internal``)
+        once, whatever ``out`` holds by then (the caller must not retry it)."""
+        records = out.records
+        try:
+            self._audit(obj, out, origin, "record")
+        except Exception as exc:
+            log.error("translating a record failed: %r", exc, exc_info=True)
+            if out.records == records:
+                out.records += 1
+            self._internal(out, "audit", origin, exc)
+
     def _internal(
         self, out: Output, dlq_type: str, origin: Origin, exc: BaseException, where: str = ""
     ) -> None:
@@ -295,7 +307,7 @@ class Translator:
         if kind == "audit" or (kind is None and hint == "audit"):
             origin = _whole(payload)
             if not self._fast_audit(payload, (text, spans, route_text), out, probe, origin):
-                self._audit(orjson.loads(payload), out, origin, "record")
+                self._record(orjson.loads(payload), out, origin)
             return True
         return False
 

@@ -201,3 +201,21 @@ def test_list_item_spans_give_each_items_text(
 def test_list_item_spans_follow_orjson(payload: bytes, expected: list[bytes] | None) -> None:
     spans = list_item_spans(payload)
     assert (None if spans is None else [payload[s:e] for s, e in spans]) == expected
+
+
+def test_a_record_the_fast_path_hands_over_is_counted_once_when_the_twin_raises(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing policy sends a record from the fast path to the twin; an exception there
+    dead-letters it once and counts it once (it is not handed over a second time)."""
+    real = translator.engine.translate_audit
+
+    def twin_raises(record: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("dispatch"):
+            raise ZeroDivisionError("division by zero")
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(translator.engine, "translate_audit", twin_raises)
+    out = run(translator, orjson.dumps(audit("patch")))  # rule "broken" fails: the twin decides
+    assert out.records == 1 and out.errors == 1
+    assert [d["errorType"] for d in out.dead_letters] == ["internal"]

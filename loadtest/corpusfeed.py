@@ -11,6 +11,10 @@ Message kinds, and the name of their Locust stats entry:
 * ``audit p<N>``: one audit event on ``audit.k8s.p<N>``;
 * ``list p<N>``: an audit ``EventList`` of ``list_size`` events on ``audit.k8s.p<N>``;
 * ``event p<N>``: one Kubernetes Event on ``events.p<N>`` (Events are never batched).
+
+For ``activity ingest`` (:meth:`Feed.batch`): an audit ``EventList`` body of audit records of
+every chosen partition in corpus order, as kube-apiserver's webhook posts them; the ingest routes
+each record to its partition.
 """
 
 from __future__ import annotations
@@ -57,6 +61,21 @@ class Message:
     ids: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Batch:
+    """An audit ``EventList`` body for the ingest's ``/audit``.
+
+    Attributes:
+        body: the bytes to post.
+        ids: the origin ids of its records, in order.
+        partitions: the input partition of each record, in the same order.
+    """
+
+    body: bytes
+    ids: list[str]
+    partitions: list[int]
+
+
 def record_partition(record: dict[str, Any], count: int) -> int:
     """The input partition of a corpus record (audit event or Kubernetes Event)."""
     ref = record.get("objectRef")
@@ -95,6 +114,7 @@ class Feed:
         wanted = set(partitions)
         self.audit: dict[int, list[Record]] = {p: [] for p in partitions}
         self.every: dict[int, list[Record]] = {p: [] for p in partitions}
+        in_order: list[tuple[int, Record]] = []
         for raw in generate(corpus_size, seed):
             part = record_partition(raw, partition_count)
             if part not in wanted:
@@ -103,6 +123,7 @@ class Feed:
             self.every[part].append(record)
             if record.audit:
                 self.audit[part].append(record)
+                in_order.append((part, record))
         empty = [p for p in partitions if not self.audit[p]]
         if empty:
             raise ValueError(
@@ -112,6 +133,7 @@ class Feed:
         self._parts = itertools.cycle(partitions)
         self._single = {p: itertools.cycle(self.every[p]) for p in partitions}
         self._lists = {p: itertools.cycle(self.audit[p]) for p in partitions}
+        self._mixed = itertools.cycle(in_order)
 
     def single(self, partition: int | None = None) -> Message:
         """The next single-record message (audit event or Event) of a partition."""
@@ -133,6 +155,18 @@ class Feed:
             ids.append(origin)
         body = LIST_HEAD + b",".join(items) + LIST_TAIL
         return Message(f"audit.k8s.p{part}", body, part, f"list p{part}", ids)
+
+    def batch(self, size: int) -> Batch:
+        """The next ``size`` audit records of all chosen partitions, in corpus order, as one
+        ``EventList`` body (what the ingest's ``/audit`` takes)."""
+        items, ids, parts = [], [], []
+        for _ in range(size):
+            part, record = next(self._mixed)
+            payload, origin = _fresh(record)
+            items.append(payload)
+            ids.append(origin)
+            parts.append(part)
+        return Batch(LIST_HEAD + b",".join(items) + LIST_TAIL, ids, parts)
 
     def sizes(self) -> dict[int, int]:
         """Records per chosen partition in the corpus."""

@@ -11,11 +11,25 @@ activity), and once more as ``activity all`` for the overall percentiles (so Loc
 ``Aggregated`` row counts each activity twice; read the named rows). So Locust's CSV and HTML
 reports carry throughput and latency per partition.
 
-NATS runs on an asyncio loop in a native thread (:mod:`natsbridge`). Typical use is
-``activity loadtest`` (which starts nats-server and the workers); by hand::
+``IngestPoster`` users post instead to ``activity ingest`` (``--host``, its ``/audit``), as
+kube-apiserver's batch-mode webhook does: audit ``EventList`` bodies of ``--http-list-sizes``
+records (uniformly 100-400 by default; the apiserver's batches are up to 400) of every chosen
+partition, each with a bearer token from ``--ingest-token-file``. A POST is a Locust request of
+type ``POST`` named ``/audit`` (a success only on 200, which the ingest sends once JetStream
+stored the records); its records then count as type ``ingest`` entries ``records p<N>``, one per
+partition in the answer (response time: the POST's; content size: that partition's records), so
+the per-partition columns read as for NATS. Their activities are timed from the start of the
+POST.
 
-    locust -f loadtest/locustfile.py --headless -u 4 -r 4 -t 60s \\
+NATS runs on an asyncio loop in a native thread (:mod:`natsbridge`). Typical use is
+``activity loadtest`` (which starts nats-server, the workers and, with ``--transport http``, the
+ingest); by hand, naming the user class::
+
+    locust -f loadtest/locustfile.py AuditPublisher --headless -u 4 -r 4 -t 60s \\
         --nats-url nats://127.0.0.1:4222 --partition-count 8 --rate 2000 --csv out/run
+    locust -f loadtest/locustfile.py IngestPoster --headless -u 4 -r 4 -t 60s \\
+        --host http://127.0.0.1:8443 --ingest-token-file tokens \\
+        --nats-url nats://127.0.0.1:4222 --partition-count 8 --rate 20000 --csv out/run
 
 Distributed mode: ``locust -f loadtest/locustfile.py --master ...`` plus ``--worker`` processes
 (or ``--processes N``); the options are sent to the workers (see ``docs/benchmarks.md``).
@@ -29,8 +43,9 @@ import time
 from typing import Any
 
 import gevent
+import orjson
 from corpusfeed import Feed, parse_partitions
-from locust import User, constant_throughput, events, task
+from locust import FastHttpUser, User, constant_throughput, events, task
 from locust.runners import MasterRunner
 from natsbridge import Bridge
 
@@ -50,6 +65,14 @@ def _options(parser: Any, **_kwargs: Any) -> None:
     )
     group.add_argument("--corpus-size", type=int, default=2000, help="corpus records")
     group.add_argument("--corpus-seed", type=int, default=1, help="corpus seed")
+    group.add_argument(
+        "--http-list-sizes",
+        default="100-400",
+        help="IngestPoster: records per posted EventList, MIN-MAX or N (default: 100-400)",
+    )
+    group.add_argument(
+        "--ingest-token-file", default="", help="IngestPoster: file whose first line is a token"
+    )
     group.add_argument(
         "--drain-seconds",
         type=float,
@@ -76,6 +99,28 @@ class _State:
         share = min(max(options.list_share, 0.0), 1.0)
         self.list_share = share
         self.records_per_message = share * options.list_size + (1 - share)
+        self.http_sizes = list_sizes(options.http_list_sizes)
+        token = read_token(options.ingest_token_file)
+        self.http_headers = {"Content-Type": "application/json"}
+        if token:
+            self.http_headers["Authorization"] = f"Bearer {token}"
+
+
+def list_sizes(spec: str) -> tuple[int, int]:
+    """``100-400`` or ``250`` as (smallest, largest)."""
+    low, _, high = spec.partition("-")
+    sizes = (int(low), int(high or low))
+    if not 1 <= sizes[0] <= sizes[1]:
+        raise ValueError(f"--http-list-sizes {spec!r}: expected MIN-MAX with 1 <= MIN <= MAX")
+    return sizes
+
+
+def read_token(path: str) -> str:
+    """The first line of ``path`` ('' without a path)."""
+    if not path:
+        return ""
+    with open(path) as fh:
+        return fh.readline().strip()
 
 
 STATE: dict[str, _State] = {}
@@ -175,3 +220,48 @@ class AuditPublisher(User):
             message.subject, message.payload, message.name, message.partition, message.ids
         ):
             gevent.sleep(0.005)  # max_in_flight publishes wait for their PubAck
+
+
+class IngestPoster(FastHttpUser):
+    """Posts audit EventLists to ``activity ingest`` (``--host``) at the configured rate."""
+
+    host = "http://127.0.0.1:8443"
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        users = max(getattr(options, "num_users", None) or 1, 1)
+        low, high = STATE["state"].http_sizes
+        self._pace = constant_throughput(options.rate / ((low + high) / 2) / users)
+        self._random = random.Random()
+
+    def wait_time(self) -> float:
+        return float(self._pace(self))
+
+    @task
+    def post(self) -> None:
+        """Post one EventList; on 200, count its records per partition from the answer."""
+        state = STATE.get("state")
+        if state is None:
+            return
+        batch = state.feed.batch(self._random.randint(*state.http_sizes))
+        started = time.perf_counter()
+        state.bridge.expect(batch.ids, batch.partitions, started)
+        with self.client.post(
+            "/audit", data=batch.body, headers=state.http_headers, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
+                return
+            response.success()
+            result = orjson.loads(response.content or b"{}")
+        ms = (time.perf_counter() - started) * 1000
+        fire = self.environment.events.request.fire
+        for partition, count in (result.get("partitions") or {}).items():
+            fire(
+                request_type="ingest",
+                name=f"records p{partition}",
+                response_time=ms,
+                response_length=count,
+                exception=None,
+                context={},
+            )

@@ -14,6 +14,9 @@ Locust's stats are only ever touched from gevent:
 * ``("e2e", "activity p<N>", start, ms, 1, None)`` per activity of a record this process
   published, ``ms`` from the publish to the activity's arrival on ``ACTIVITIES`` (matched by
   ``spec.origin.id``). Activities of other processes' records are ignored.
+
+Records posted to ``activity ingest`` over HTTP are registered with :meth:`Bridge.expect`, so
+their activities are timed the same way, from the start of the POST.
 """
 
 from __future__ import annotations
@@ -133,7 +136,16 @@ class Bridge:
         )
         return True
 
+    def expect(self, ids: list[str], partitions: list[int], started: float) -> None:
+        """Time the activities of records sent another way (HTTP to the ingest) from
+        ``started`` (``time.perf_counter()``); ``partitions`` gives each record's partition."""
+        self._loop.call_soon_threadsafe(self._expect, ids, partitions, started)
+
     # -- the loop thread --------------------------------------------------------------------------
+    def _expect(self, ids: list[str], partitions: list[int], started: float) -> None:
+        for origin, partition in zip(ids, partitions, strict=True):
+            self._sent[origin] = (partition, started)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:

@@ -4,7 +4,10 @@ Without ``--nats-url`` the command starts the bundled nats-server; with ``--work
 it starts N ``activity run`` processes that split the partitions in contiguous ranges (with 8
 partitions and 2 workers: ``0-3`` and ``4-7``), each with its own chDB directory (chDB allows one
 data directory per process) unless ``--clickhouse-url`` names a server or ``memory://``. Then it
-runs ``locust -f loadtest/locustfile.py --headless`` and writes to ``--out``:
+runs ``locust -f loadtest/locustfile.py --headless`` and writes to ``--out``. With ``--transport
+http`` it also starts ``activity ingest`` (``ingest.log``) and Locust's ``IngestPoster`` users post
+audit EventLists of ``--http-list-sizes`` records to it, as kube-apiserver's webhook does, instead
+of publishing to NATS:
 
 * ``locust_stats.csv``, ``locust_stats_history.csv``, ``locust_failures.csv``,
   ``locust_exceptions.csv`` and ``report.html`` (Locust's own reports);
@@ -38,6 +41,8 @@ from processor.commands.argtypes import (
 if TYPE_CHECKING:
     import subprocess
 
+    from processor.bench.ingest_child import IngestChild
+
 #: Locust's CSV columns used by the summary.
 _RATE, _SIZE, _FAILS = "Requests/s", "Average Content Size", "Failure Count"
 
@@ -62,6 +67,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the load run."""
     a = parser.add_argument
     a("--out", default="loadtest-report", help="report directory (default: loadtest-report)")
+    a(
+        "--transport",
+        choices=("nats", "http"),
+        default="nats",
+        help="nats: Locust publishes to the partition subjects; http: start `activity ingest` "
+        "and post audit EventLists to it as kube-apiserver does (default: nats)",
+    )
+    a(
+        "--http-list-sizes",
+        type=list_sizes,
+        default="100-400",
+        metavar="MIN-MAX",
+        help="--transport http: records per posted EventList, uniformly in MIN-MAX or N "
+        "(default: 100-400)",
+    )
     a("--nats-url", default=None, help="use this NATS (default: start the bundled nats-server)")
     a(
         "--workers",
@@ -100,6 +120,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--metrics-url", nargs="*", default=[], help="/metrics URLs of workers running elsewhere")
 
 
+def list_sizes(text: str) -> str:
+    """``MIN-MAX`` or ``N`` with 1 <= MIN <= MAX (checked; returned as given)."""
+    low, dash, high = text.partition("-")
+    lo, hi = 0, 0
+    if low.isdigit() and (high.isdigit() or not dash):
+        lo, hi = int(low), int(high or low)
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX or N with 1 <= MIN <= MAX: {text!r}")
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m processor.commands.loadtest [options]`` (what ``loadtest/run.sh`` calls)."""
     parser = argparse.ArgumentParser(prog="activity loadtest")
@@ -125,12 +156,13 @@ def handle(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="activity-loadtest-") as tmp,
-        _stack(args, Path(tmp), out) as (url, metrics),
+        _stack(args, Path(tmp), out) as (url, metrics, ingest),
         _sampling(metrics) as samples,
     ):
-        code = run_locust(args, locustfile, url, out, samples)
+        code = run_locust(args, locustfile, url, out, samples, ingest)
     summary = summarize(out / "locust_stats.csv", samples)
     summary["locust_exit_code"] = code
+    summary["transport"] = args.transport
     argv = sys.argv[2:] if sys.argv[1:2] == ["loadtest"] else sys.argv[1:]
     summary["command"] = " ".join(["activity loadtest", *argv])
     (out / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
@@ -162,8 +194,11 @@ def _locustfile(given: str | None) -> Path | None:
 
 # -- the stack -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _stack(args: argparse.Namespace, tmp: Path, out: Path) -> Iterator[tuple[str, list[str]]]:
-    """Yield (NATS URL, worker /metrics URLs); starts what was not given."""
+def _stack(
+    args: argparse.Namespace, tmp: Path, out: Path
+) -> Iterator[tuple[str, list[str], IngestChild | None]]:
+    """Yield (NATS URL, worker /metrics URLs, the ingest with ``--transport http``); starts
+    what was not given."""
     import asyncio
 
     from processor.stream.server import NatsServer
@@ -181,10 +216,26 @@ def _stack(args: argparse.Namespace, tmp: Path, out: Path) -> Iterator[tuple[str
                 port = _free_port()
                 stack.enter_context(_worker(args, url, parts, tmp / f"worker-{i}", out, i, port))
                 metrics.append(f"http://127.0.0.1:{port}/metrics")
-            yield url, metrics
+            ingest = None
+            if args.transport == "http":
+                ingest = stack.enter_context(_ingest(args, url, tmp, out))
+            yield url, metrics, ingest
     finally:
         if server is not None:
             server.stop()
+
+
+def _ingest(
+    args: argparse.Namespace, url: str, tmp: Path, out: Path
+) -> contextlib.AbstractContextManager[IngestChild]:
+    """``activity ingest`` for ``--transport http`` (log: ``out/ingest.log``)."""
+    import secrets
+
+    from processor.bench.ingest_child import ingest_process
+
+    return ingest_process(
+        url, args.partition_count, tmp, token=secrets.token_urlsafe(24), log=out / "ingest.log"
+    )
 
 
 async def _provision(url: str) -> None:
@@ -279,8 +330,11 @@ def run_locust(
     url: str,
     out: Path,
     samples: Sequence[Sample] = (),
+    ingest: IngestChild | None = None,
 ) -> int:
     """Run Locust headless; returns its exit code (1 means some requests failed).
+
+    Its users publish to NATS (``AuditPublisher``), or post to ``ingest`` (``IngestPoster``).
 
     On a terminal, stderr shows the run's progress (elapsed of ``--duration``, ETA) and the
     records/s the workers process, from ``samples`` (the scrapes of :func:`_sampling`).
@@ -310,6 +364,12 @@ def run_locust(
         "--corpus-size", str(args.corpus_size),
         "--corpus-seed", str(args.seed),
     ]  # fmt: skip
+    if ingest is None:
+        cmd.insert(5, "AuditPublisher")  # the user class, after -f FILE
+    else:
+        cmd.insert(5, "IngestPoster")
+        cmd += ["--host", ingest.url, "--ingest-token-file", str(ingest.token_file)]
+        cmd += ["--http-list-sizes", args.http_list_sizes]
     if args.processes:
         cmd += ["--processes", str(args.processes)]
     with open(out / "locust.log", "wb") as log:
@@ -417,10 +477,13 @@ def summarize(stats_csv: Path, samples: Sequence[Sample]) -> dict[str, Any]:
     rows = list(csv.DictReader(text.splitlines()))
     parts: dict[str, dict[str, float]] = {}
     total: dict[str, float] = {}
+    http_failures = 0.0
     for row in rows:
         kind, name = row["Type"], row["Name"]
         part = name.rsplit(" ", 1)[-1]
-        if kind == "nats" and part.startswith("p"):
+        if kind == "POST" and name != "Aggregated":
+            http_failures += float(row[_FAILS])
+        elif kind in ("nats", "ingest") and part.startswith("p"):
             entry = parts.setdefault(part, _blank())
             entry["published_records_per_s"] += float(row[_RATE]) * float(row[_SIZE] or 0)
             entry["publish_failures"] += float(row[_FAILS])
@@ -441,6 +504,7 @@ def summarize(stats_csv: Path, samples: Sequence[Sample]) -> dict[str, Any]:
         "sink_errors": delta.get("sink_errors", 0.0),
         "lag_at_end": after.get("lag", 0.0),
         "seconds": t1 - t0,
+        "http_failures": http_failures,
     }
 
 
@@ -483,6 +547,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary['dead_letters']:.0f}, sink {summary['sink_errors']:.0f}; lag at end "
         f"{summary['lag_at_end']:.0f}; {summary['seconds']:.1f} s; Locust exit "
         f"{summary.get('locust_exit_code')}"
+        + (f"; failed POSTs {summary['http_failures']:.0f}" if "http_failures" in summary else "")
     )
     return "\n".join(lines)
 

@@ -233,8 +233,10 @@ class Pipeline:
             dead.append((record, out.dead_origins[j], marks[owner][0]))
         letters: list[dict[str, Any]] = []
         if self.settings.dlq_enabled:
+            ordinals: dict[int, int] = {}  # a delivery's dead letters, numbered in order
             for record, origin, delivery in dead:
-                item, record = self._dlq_item(record, origin, delivery)
+                n = ordinals[id(delivery)] = ordinals.get(id(delivery), -1) + 1
+                item, record = self._dlq_item(record, origin, delivery, n)
                 items.append(item)
                 letters.append(record)
         elif dead:
@@ -245,16 +247,17 @@ class Pipeline:
         return unit
 
     def _dlq_item(
-        self, record: dict[str, Any], origin: Origin, delivery: Delivery
+        self, record: dict[str, Any], origin: Origin, delivery: Delivery, n: int
     ) -> tuple[Item, dict[str, Any]]:
-        """The DLQ message of ``record`` (from ``delivery``), with an id that is the same on
-        every redelivery, so the stream stores it once."""
+        """The DLQ message of ``record``, the ``n``-th dead letter of ``delivery``, with an id
+        that is the same on every redelivery (translation is deterministic), so the stream
+        stores it once."""
         buf, start, end = origin
         if buf is not delivery.data:  # text re-encoded from its value: point at the message
             buf, start, end = delivery.data, 0, len(delivery.data)
         stream = _stream_of(delivery)
         key = (
-            f"{stream}\0{delivery.stream_seq}\0{start}\0{end}\0{record.get('errorType')}\0"
+            f"{stream}\0{delivery.stream_seq}\0{n}\0{start}\0{end}\0{record.get('errorType')}\0"
             f"{record.get('policyName')}\0{record.get('ruleIndex')}"
         )
         msg_id = "dlq-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()

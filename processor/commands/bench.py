@@ -89,6 +89,12 @@ def register(subparsers: Any) -> None:
     mode.add_argument(
         "--query", action="store_true", help="query latency over stored activities (chDB)"
     )
+    mode.add_argument(
+        "--ingest",
+        action="store_true",
+        help="records/s one `activity ingest` process stores from EventLists of 100 and 400, "
+        "beside nats-py publishing the same messages (nats-server + the ingest as a child)",
+    )
     parser.add_argument(
         "--list-size", type=positive_int, default=100, help="--e2e: records per EventList (100)"
     )
@@ -98,6 +104,24 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="R",
         help="--e2e: records/s of the first latency phase (default: half the live capacity)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=8,
+        help="--ingest: concurrent senders, HTTP and baseline alike (default: 8)",
+    )
+    parser.add_argument(
+        "--list-sizes",
+        default="100,400",
+        metavar="N,N",
+        help="--ingest: records per posted EventList, one phase each (default: 100,400)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="FILE",
+        help="--ingest: run the ingest under cProfile, stats to FILE.<list size>",
     )
     parser.add_argument(
         "--clickhouse-url",
@@ -123,6 +147,8 @@ def register(subparsers: Any) -> None:
 def _handle(args: argparse.Namespace) -> int:
     if args.e2e:
         return _e2e(args)
+    if args.ingest:
+        return _ingest(args)
     if args.query:
         from processor.bench import query
 
@@ -206,4 +232,36 @@ def _e2e(args: argparse.Namespace) -> int:
         print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     else:
         print(e2e.format_table(figures, args.list_size))
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    import orjson
+
+    from processor.bench import ingest
+    from processor.bench.e2e import BenchError
+
+    try:
+        sizes = [int(n) for n in args.list_sizes.split(",") if n.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        print(f"activity bench --ingest: bad --list-sizes {args.list_sizes!r}", file=sys.stderr)
+        return 2
+
+    def say(message: str) -> None:
+        print(f"bench: {message}", file=sys.stderr, flush=True)
+
+    count = 100_000 if args.count is None else args.count
+    try:
+        figures = ingest.run(
+            count, args.seed, args.mix, args.concurrency, sizes, args.profile, progress=say
+        )
+    except BenchError as exc:
+        print(f"activity bench --ingest: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(ingest.format_table(figures))
     return 0

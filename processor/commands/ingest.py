@@ -4,11 +4,14 @@
 ``activity ingest webhook-config`` prints the file for kube-apiserver's
 ``--audit-webhook-config-file``. Every server flag also reads an environment variable
 (:mod:`processor.ingest.settings`). Building the parser imports neither aiohttp nor nats-py.
+``ACTIVITY_INGEST_PROFILE=FILE`` runs the server under cProfile and writes the stats to FILE when
+it stops (``activity bench --ingest --profile``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -72,7 +75,15 @@ def _serve(args: argparse.Namespace) -> int:
     from processor.ingest.server import IngestServer
 
     server = IngestServer(settings)  # reads the TLS files and tokens: errors before listening
-    run_loop(server.serve())
+    profile = os.environ.get("ACTIVITY_INGEST_PROFILE", "")
+    if not profile:
+        run_loop(server.serve())
+        return 0
+    import cProfile  # a measuring aid (`activity bench --ingest --profile`), not a setting
+
+    with cProfile.Profile() as profiler:
+        run_loop(server.serve())
+    profiler.dump_stats(profile)
     return 0
 
 

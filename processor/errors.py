@@ -24,6 +24,8 @@ class PolicyError(ProcessorError, ValueError):
         policy: ``metadata.name`` of the policy ("" when unknown).
         document: index of the YAML document in its file (0-based), or None.
         line, column: 1-based position of the field in the file, or None.
+        excerpt: for an expression error, the field's line with a caret under the position the
+            error names (two lines, ``" | text"`` and ``" | ....^"``), else "".
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class PolicyError(ProcessorError, ValueError):
         self.document = document
         self.line = line
         self.column = column
+        self.excerpt = ""
 
     def location(self) -> str:
         """``file:line:column`` (the parts that are known)."""
@@ -54,6 +57,10 @@ class PolicyError(ProcessorError, ValueError):
             if self.column is not None:
                 loc += f":{self.column}"
         return loc
+
+    def with_excerpt(self, text: str) -> str:
+        """``text`` followed by the excerpt lines, when there is one."""
+        return f"{text}\n{self.excerpt}" if self.excerpt else text
 
     def field_message(self) -> str:
         """``field.path: message`` (the form the preview command prints)."""

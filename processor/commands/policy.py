@@ -85,7 +85,7 @@ def _apply(args: argparse.Namespace) -> int:
         compiled = compile_set(args.filename, {}, stages=None, max_record_bytes=1)
     except PolicyErrors as exc:
         for error in exc.errors:
-            print(error, file=sys.stderr)
+            print(error.with_excerpt(str(error)), file=sys.stderr)
         print("rejected: nothing was written", file=sys.stderr)
         return 1
 

@@ -94,8 +94,8 @@ class _Usage(Exception):
 def describe(error: PolicyError) -> str:
     """``FILE:LINE:COL: field.path: message`` (the parts that are known), as ``lint`` prints."""
     if not error.file:
-        return error.field_message()
-    return f"{error.location()}: {error.field_message()}"
+        return error.with_excerpt(error.field_message())
+    return error.with_excerpt(f"{error.location()}: {error.field_message()}")
 
 
 def _read(path: str) -> tuple[str, str]:

@@ -94,7 +94,7 @@ def _handle(args: argparse.Namespace) -> int:
         engine = load_engine(args.policies, args.all_stages)
     except PolicyErrors as exc:
         for error in exc.errors:
-            print(error, file=sys.stderr)
+            print(error.with_excerpt(str(error)), file=sys.stderr)
         return 1
     translator = Translator(engine, args.max_record_bytes)
     with contextlib.ExitStack() as stack:

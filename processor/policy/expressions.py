@@ -7,6 +7,8 @@ the rule's field path (``spec.auditRules[2].match``).
 
 from __future__ import annotations
 
+import re
+
 from processor.cel import ENVIRONMENTS, FUNCTION_HINT, Environment, compile_expr
 from processor.errors import CelCompileError
 from processor.policy.template import find_blocks
@@ -37,6 +39,54 @@ def describe_compile_error(context: str, error: CelCompileError, env: Environmen
     return f"invalid {context} expression: {first}"
 
 
+_POSITION = re.compile(r"<input>:(\d+):(\d+):")
+
+
+def error_offset(message: str, source: str) -> int | None:
+    """The offset in ``source`` of the ``<input>:LINE:COL`` a CEL error message names."""
+    found = _POSITION.search(message)
+    if found is None:
+        return None
+    line, column = int(found.group(1)), int(found.group(2))
+    lines = source.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    return sum(len(text) + 1 for text in lines[: line - 1]) + min(column - 1, len(lines[line - 1]))
+
+
+def excerpt(text: str, offset: int) -> str:
+    """The line of ``text`` holding ``offset``, with a caret under it (cel-go's drawing)."""
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    line = text[start : end if end >= 0 else len(text)]
+    return f" | {line}\n | {'.' * (offset - start)}^"
+
+
+def summary_problem(text: str, rule_type: str) -> tuple[str, int | None] | None:
+    """:func:`validate_summary`'s message and the offset in ``text`` it is about (None: the
+    whole summary), or None when the summary is valid."""
+    env = environment(rule_type)
+    if text.count("{{") != text.count("}}"):
+        return "error compiling template: missing closing delimiter", None
+    for block in find_blocks(text):
+        if not block.expression:
+            return f"empty expression in template: {block.text}", block.start
+        base = block.start + block.text.index(block.expression)
+        try:
+            program = compile_expr(block.expression, env)
+        except CelCompileError as exc:
+            message = describe_compile_error("summary", exc, env)
+            inner = error_offset(message, block.expression)
+            return message, base + (inner or 0)
+        result = str(program.result_type)
+        if result not in ("string", "dyn"):
+            return (
+                f"expression '{{{{ {block.expression} }}}}' in summary must return a "
+                f"string, got {result}"
+            ), base
+    return None
+
+
 def validate_match(source: str, rule_type: str) -> str | None:
     """None when ``source`` is a valid match expression, else upstream's message."""
     env = environment(rule_type)
@@ -53,20 +103,5 @@ def validate_match(source: str, rule_type: str) -> str | None:
 
 def validate_summary(text: str, rule_type: str) -> str | None:
     """None when ``text`` is a valid summary template, else upstream's message (first problem)."""
-    env = environment(rule_type)
-    if text.count("{{") != text.count("}}"):
-        return "error compiling template: missing closing delimiter"
-    for block in find_blocks(text):
-        if not block.expression:
-            return f"empty expression in template: {block.text}"
-        try:
-            program = compile_expr(block.expression, env)
-        except CelCompileError as exc:
-            return describe_compile_error("summary", exc, env)
-        result = str(program.result_type)
-        if result not in ("string", "dyn"):
-            return (
-                f"expression '{{{{ {block.expression} }}}}' in summary must return a "
-                f"string, got {result}"
-            )
-    return None
+    problem = summary_problem(text, rule_type)
+    return None if problem is None else problem[0]

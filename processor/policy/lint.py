@@ -237,7 +237,7 @@ def format_finding(error: PolicyError, warning: bool = False) -> str:
     policy = error.policy or "<unnamed>"
     message = f"warning: {error.message}" if warning else error.message
     path = f"{error.path}: " if error.path else ""
-    return f"{error.location()}: {policy}: {path}{message}"
+    return error.with_excerpt(f"{error.location()}: {policy}: {path}{message}")
 
 
 def lint_policies(result: LoadResult, report: LintReport) -> None:

@@ -100,22 +100,44 @@ def duplicate(value: str) -> str:
     return f"Duplicate value: {_quote(value)}"
 
 
-def _check_match(source: str, rule_type: str) -> str | None:
+def _check_match(source: str, rule_type: str) -> tuple[str, int | None] | None:
+    """The match's problem and the offset in ``source`` it is about (None: unknown)."""
     from processor.policy import expressions
 
     try:
-        return expressions.validate_match(source, rule_type)
+        message = expressions.validate_match(source, rule_type)
     except CelCompileError as exc:
-        return str(exc)
+        message = str(exc)
+    if message is None:
+        return None
+    return message, expressions.error_offset(message, source)
 
 
-def _check_summary(text: str, rule_type: str) -> str | None:
+def _check_summary(text: str, rule_type: str) -> tuple[str, int | None] | None:
+    """The summary's first problem and the offset in ``text`` it is about (None: unknown)."""
     from processor.policy import expressions
 
     try:
-        return expressions.validate_summary(text, rule_type)
+        message = expressions.validate_summary(text, rule_type)
     except CelCompileError as exc:
-        return str(exc)
+        return str(exc), None
+    if message is None:
+        return None
+    problem = expressions.summary_problem(text, rule_type)  # the position (errors only)
+    return message, problem[1] if problem is not None and problem[0] == message else None
+
+
+def _expression_error(
+    policy: Policy, path: str, text: str, problem: tuple[str, int | None]
+) -> PolicyError:
+    """The error of an expression field, with a caret under the position in ``text``."""
+    from processor.policy.expressions import excerpt
+
+    message, offset = problem
+    error = policy.error(path, invalid(text, message))
+    if offset is not None:
+        error.excerpt = excerpt(text, offset)
+    return error
 
 
 def _validate_rule(policy: Policy, rule: Rule) -> list[PolicyError]:
@@ -131,15 +153,15 @@ def _validate_rule(policy: Policy, rule: Rule) -> list[PolicyError]:
     if not rule.match:
         errors.append(policy.error(f"{path}.match", required(MATCH_REQUIRED)))
     else:
-        message = _check_match(rule.match, rule.rule_type)
-        if message is not None:
-            errors.append(policy.error(f"{path}.match", invalid(rule.match, message)))
+        problem = _check_match(rule.match, rule.rule_type)
+        if problem is not None:
+            errors.append(_expression_error(policy, f"{path}.match", rule.match, problem))
     if not rule.summary:
         errors.append(policy.error(f"{path}.summary", required(SUMMARY_REQUIRED)))
     else:
-        message = _check_summary(rule.summary, rule.rule_type)
-        if message is not None:
-            errors.append(policy.error(f"{path}.summary", invalid(rule.summary, message)))
+        problem = _check_summary(rule.summary, rule.rule_type)
+        if problem is not None:
+            errors.append(_expression_error(policy, f"{path}.summary", rule.summary, problem))
     return errors
 
 

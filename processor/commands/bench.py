@@ -40,7 +40,10 @@ def register(subparsers: Any) -> None:
         help="write the corpus to FILE ('-' for stdout)",
     )
     parser.add_argument(
-        "--count", type=non_negative_int, default=None, help="records (default: 10000; bench 20000)"
+        "--count",
+        type=non_negative_int,
+        default=None,
+        help="records (default: 10000; bench 20000; --e2e 50000; --ingest 100000)",
     )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default: 1)")
     parser.add_argument(

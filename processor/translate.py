@@ -26,7 +26,6 @@ Two implementations give identical results (:mod:`processor.native` selects one)
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from processor.engine import Engine, Translation
 from processor.errors import RecordError
 from processor.native import require
 from processor.records import classify_record, decode_audit, decode_event, involved_object
-from processor.records._json import json_type
+from processor.records._json import a_json_type, json_type
 from processor.records.audit import (
     EVENT_KEYS,
     OBJECT_REF_KEYS,
@@ -56,7 +55,7 @@ from processor.records.audit import (
     peek_selector,
 )
 from processor.records.lazy import decode_audit_split
-from processor.records.spans import list_item_spans
+from processor.records.spans import ListSpans
 
 log = logging.getLogger(__name__)
 
@@ -222,12 +221,12 @@ class Translator:
                 what = json_type(items) if "items" in obj else "missing"
                 self._unmarshal(out, "audit", origin, f"EventList items must be a list, not {what}")
                 return
-            spans = _ListSpans(payload, items)
+            spans = ListSpans(payload, items)
             for i, item in enumerate(items):
                 self._guarded(item, out, spans, i)
         elif type(obj) is not dict and hint != "event":
             out.records += 1
-            self._unmarshal(out, dlq_type, origin, f"record is {_a(obj)}, not an object")
+            self._unmarshal(out, dlq_type, origin, f"record is {a_json_type(obj)}, not an object")
         elif kind == "audit" or (kind is None and hint == "audit"):
             self._audit(obj, out, origin, "record")
         elif kind == "event":
@@ -241,7 +240,7 @@ class Translator:
                 "record is neither an audit event, an audit EventList nor a Kubernetes Event",
             )
 
-    def _guarded(self, item: Any, out: Output, spans: _ListSpans, i: int) -> None:
+    def _guarded(self, item: Any, out: Output, spans: ListSpans, i: int) -> None:
         """One EventList item through the twin; an exception costs this item alone."""
         records = out.records
         try:
@@ -326,7 +325,7 @@ class Translator:
         scan = self._scan
         assert scan is not None
         decisions = self._decisions
-        spans: _ListSpans | None = None
+        spans: ListSpans | None = None
         for s, e, key in rest:
             try:
                 if key is not None and key not in decisions:
@@ -343,7 +342,7 @@ class Translator:
                 self.fast_path_errors += 1
                 log.debug("fast path failed on an EventList item", exc_info=True)
             if spans is None:
-                spans = _ListSpans(payload, None)
+                spans = ListSpans(payload, None)
             self._guarded(orjson.loads(payload[s:e]), out, spans, spans.index_of(s, e))
         for key, n in tally.items():
             _count(out, decisions[key], n)  # type: ignore[arg-type]  # tallied: not None
@@ -449,7 +448,7 @@ class Translator:
         out.errors += 1
         out.dead(dead_letter_record(dlq_type, _text(origin), error, UNMARSHAL), origin)
 
-    def _audit(self, obj: Any, out: Output, at: Origin | _ListSpans, where: str | int) -> None:
+    def _audit(self, obj: Any, out: Output, at: Origin | ListSpans, where: str | int) -> None:
         """One audit event (decoded JSON): ``at`` and ``where`` say where its text is --
         the whole payload (an :data:`Origin`, ``where`` names it) or item ``where`` of a list."""
         if type(obj) is dict:
@@ -460,10 +459,10 @@ class Translator:
                     _count(out, decision, 1)
                     return
         out.records += 1
-        origin = at.origin(int(where)) if isinstance(at, _ListSpans) else at
+        origin = at.origin(int(where)) if isinstance(at, ListSpans) else at
         if type(obj) is not dict:
-            name = f"EventList item {where}" if isinstance(at, _ListSpans) else str(where)
-            self._unmarshal(out, "audit", origin, f"{name} is {_a(obj)}, not an object")
+            name = f"EventList item {where}" if isinstance(at, ListSpans) else str(where)
+            self._unmarshal(out, "audit", origin, f"{name} is {a_json_type(obj)}, not an object")
             return
         try:
             audit = decode_audit(obj, copy=False)
@@ -559,12 +558,6 @@ def _text(origin: Origin) -> bytes:
     return buf if start == 0 and end == len(buf) else buf[start:end]
 
 
-def _a(value: Any) -> str:
-    """``a number``, ``an array``, ``null``: a JSON value's type for a reason text."""
-    name = json_type(value)
-    return name if name == "null" else f"an {name}" if name[0] in "aeiou" else f"a {name}"
-
-
 def _json_error(exc: Exception, payload: bytes) -> str:
     text = str(exc)
     try:
@@ -572,46 +565,3 @@ def _json_error(exc: Exception, payload: bytes) -> str:
     except UnicodeDecodeError as bad:
         return f"invalid UTF-8 at byte {bad.start}"
     return text
-
-
-class _ListSpans:
-    """The text of each item of an EventList payload, found when first needed.
-
-    Args:
-        payload: the EventList's bytes (valid JSON).
-        items: its decoded items (to re-encode one if its span cannot be found); None when
-            the caller has no decoded list (the fast path), where spans are always found.
-    """
-
-    __slots__ = ("_items", "_spans", "_starts", "payload")
-
-    def __init__(self, payload: bytes, items: list[Any] | None) -> None:
-        self.payload = payload
-        self._items = items
-        self._spans: list[tuple[int, int]] | None = None
-        self._starts: list[int] | None = None
-
-    def _all(self) -> list[tuple[int, int]]:
-        if self._spans is None:
-            found = list_item_spans(self.payload)
-            ok = found is not None and (self._items is None or len(found) == len(self._items))
-            self._spans = found if ok and found is not None else []
-        return self._spans
-
-    def origin(self, i: int) -> Origin:
-        """Where item ``i``'s text is (re-encoded from its value if its span is unknown)."""
-        spans = self._all()
-        if i < len(spans):
-            return self.payload, *spans[i]
-        value = orjson.dumps(self._items[i]) if self._items is not None else b"null"
-        return value, 0, len(value)
-
-    def index_of(self, start: int, end: int) -> int:
-        """The index of the item whose text is ``payload[start:end]``."""
-        spans = self._all()
-        if self._starts is None:
-            self._starts = [s for s, _ in spans]
-        i = bisect.bisect_left(self._starts, start)
-        if i < len(spans) and spans[i] == (start, end):
-            return i
-        raise LookupError(f"no EventList item at bytes {start}-{end}")

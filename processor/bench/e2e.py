@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ import orjson
 from processor.bench import transport
 from processor.bench.corpus import generate
 from processor.bench.cpu import CpuWindow
+from processor.bench.local import free_port, http_status
 from processor.bench.paced import Message, p50_p99, publish_paced
 from processor.errors import ProcessorError
 from processor.service import frozen_heap
@@ -118,12 +118,6 @@ def _origin(record: dict[str, Any]) -> str:
 
 def _event_list(items: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _publish(url: str, messages: list[tuple[str, bytes]], window: int = 2000) -> None:
@@ -231,7 +225,7 @@ def worker_process(url: str, data: Path, policies: list[str], port: int) -> Iter
     proc = subprocess.Popen(cmd, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 120
-        while _get(port, "/readyz") != 200:
+        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker did not start; see {data / 'worker.log'}")
             time.sleep(0.02)
@@ -240,14 +234,6 @@ def worker_process(url: str, data: Path, policies: list[str], port: int) -> Iter
         proc.terminate()
         proc.wait(60)
         log.close()
-
-
-def _get(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
-            return int(resp.status)
-    except Exception:
-        return 0
 
 
 def worker_rate(
@@ -261,7 +247,7 @@ def worker_rate(
     """
     with fresh_server("bench-e2e-") as (url, tmp, _server):
         asyncio.run(_provision_and_publish(url, messages))
-        port = _free_port()
+        port = free_port()
         with worker_process(url, tmp, policies, port):
             first, started = metric_total(port, PROCESSED), time.perf_counter()
             if first > records / 2:
@@ -314,7 +300,7 @@ def live_capacity(corpus: Corpus, drained: float, policies: list[str]) -> tuple[
     what ended the ladder: ``worker`` (it fell behind), ``producer`` (this process could not
     publish faster) or ``none`` (it kept up with the drained rate)."""
     with fresh_server("bench-cap-") as (url, tmp, _server):
-        port = _free_port()
+        port = free_port()
         with worker_process(url, tmp, policies, port):
             return asyncio.run(_capacity(url, port, corpus, drained))
 
@@ -372,7 +358,7 @@ def latency(
     the machine used while publishing."""
     with (
         fresh_server("bench-lat-") as (url, tmp, server),
-        worker_process(url, tmp, policies, _free_port()) as worker,
+        worker_process(url, tmp, policies, free_port()) as worker,
     ):
         pids = {"worker": worker.pid, "bench": os.getpid()}
         if server.pid is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from processor.bench.local import free_port, http_status
 from processor.errors import ProcessorError
 
 __all__ = ["IngestChild", "IngestStartError", "ingest_process", "metric_total"]
@@ -35,20 +35,6 @@ class IngestChild:
     pid: int
     token_file: Path
     log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except Exception:
-        return 0
 
 
 def metric_total(url: str, name: str) -> float:
@@ -90,7 +76,7 @@ def ingest_process(
     token_file = workdir / "ingest-token"
     token_file.write_text(token + "\n")
     log = log or workdir / "ingest.log"
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable, "-m", "processor", "ingest",
         "--nats-url", nats_url,
@@ -108,7 +94,7 @@ def ingest_process(
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout
-        while _status(url + "/readyz") != 200:
+        while http_status(url + "/readyz") != 200:
             if proc.poll() is not None or time.monotonic() > deadline:
                 text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                 raise IngestStartError(f"activity ingest did not become ready:\n{text}")

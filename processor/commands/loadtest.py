@@ -201,6 +201,7 @@ def _stack(
     what was not given."""
     import asyncio
 
+    from processor.bench.local import free_port
     from processor.stream.server import NatsServer
 
     server = None
@@ -213,7 +214,7 @@ def _stack(
         with contextlib.ExitStack() as stack:
             metrics = list(args.metrics_url)
             for i, parts in enumerate(split_partitions(args.partition_count, args.workers)):
-                port = _free_port()
+                port = free_port()
                 stack.enter_context(_worker(args, url, parts, tmp / f"worker-{i}", out, i, port))
                 metrics.append(f"http://127.0.0.1:{port}/metrics")
             ingest = None
@@ -298,29 +299,13 @@ def _worker(
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    from processor.bench.local import http_status
+
     deadline = time.monotonic() + 120
-    while _status(f"http://127.0.0.1:{port}/readyz") != 200:
+    while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not become ready; see {log}")
         time.sleep(0.1)
-
-
-def _status(url: str) -> int:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return int(resp.status)
-    except Exception:
-        return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- Locust --------------------------------------------------------------------------------------

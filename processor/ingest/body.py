@@ -31,9 +31,9 @@ from typing import Any, Literal
 import orjson
 
 from processor.errors import ProcessorError
-from processor.records._json import json_type
+from processor.records._json import a_json_type, json_type
 from processor.records.event import classify_record
-from processor.records.spans import list_item_spans
+from processor.records.spans import ListSpans
 from processor.subjects import audit_partition, event_partition
 
 __all__ = ["BodyError", "Parsed", "Record", "Rejected", "Source", "parse_body"]
@@ -121,7 +121,7 @@ def parse_body(source: Source, body: bytes, partitions: int, record_limit: int) 
     except orjson.JSONDecodeError as exc:
         raise BodyError(f"invalid JSON: {exc}") from None
     if type(obj) is not dict:
-        raise BodyError(f"body is {_a(obj)}, not an object")
+        raise BodyError(f"body is {a_json_type(obj)}, not an object")
     kind = classify_record(obj)
     if source == "audit":
         return _audit(obj, kind, body, partitions, record_limit)
@@ -143,19 +143,13 @@ def _audit(
             f"apiVersion {_show(obj.get('apiVersion'))}){hint}"
         )
     items = _items(obj, "EventList")
-    spans = _Spans(body, items)
+    spans = ListSpans(body, items)
     for i, item in enumerate(items):
         if type(item) is not dict:
-            message = f"EventList item {i} is {_a(item)}, not an object"
+            message = f"EventList item {i} is {a_json_type(item)}, not an object"
             parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
             continue
-        data = orjson.dumps(item)
-        if len(data) > limit:
-            parsed.rejected.append(_too_large(i, data, limit, spans))
-            continue
-        parsed.records.append(
-            Record(data, audit_partition(item, partitions), _shared_id(item, data))
-        )
+        _take(parsed, i, item, limit, spans, audit_partition(item, partitions))
     return parsed
 
 
@@ -174,7 +168,7 @@ def _events(
             f"{_show(obj.get('kind'))}, apiVersion {_show(obj.get('apiVersion'))}){hint}"
         )
     items = _items(obj, str(obj.get("kind")))
-    spans = _Spans(body, items)
+    spans = ListSpans(body, items)
     for i, item in enumerate(items):
         if item is None:
             parsed.rejected.append(Rejected(i, "null", f"item {i} is null (nothing to publish)"))
@@ -186,11 +180,7 @@ def _events(
             )
             parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
             continue
-        data = orjson.dumps(item)
-        if len(data) > limit:
-            parsed.rejected.append(_too_large(i, data, limit, spans))
-            continue
-        parsed.records.append(Record(data, event_partition(item, partitions)))
+        _take(parsed, i, item, limit, spans, event_partition(item, partitions))
     return parsed
 
 
@@ -214,9 +204,17 @@ def _items(obj: dict[str, Any], kind: str) -> list[Any]:
     return items
 
 
-def _too_large(i: int, data: bytes, limit: int, spans: _Spans) -> Rejected:
-    message = f"item {i}: record of {len(data)} bytes exceeds the limit of {limit} bytes"
-    return Rejected(i, "too_large", message, spans.text(i))
+def _take(
+    parsed: Parsed, i: int, item: dict[str, Any], limit: int, spans: ListSpans, partition: int
+) -> None:
+    """List item ``i`` as a record of ``partition``, or rejected when larger than ``limit``."""
+    data = orjson.dumps(item)
+    if len(data) > limit:
+        message = f"item {i}: record of {len(data)} bytes exceeds the limit of {limit} bytes"
+        parsed.rejected.append(Rejected(i, "too_large", message, spans.text(i)))
+        return
+    shared = _shared_id(item, data) if parsed.source == "audit" else ""
+    parsed.records.append(Record(data, partition, shared))
 
 
 def _shared_id(item: dict[str, Any], data: bytes) -> str:
@@ -232,33 +230,6 @@ def _shared_id(item: dict[str, Any], data: bytes) -> str:
     if stage == "ResponseComplete" or type(stage) is not str or not stage:
         return audit_id
     return f"{audit_id}-{stage}"
-
-
-class _Spans:
-    """The original text of each list item, found when a rejected item first needs it."""
-
-    __slots__ = ("_body", "_items", "_spans")
-
-    def __init__(self, body: bytes, items: list[Any]) -> None:
-        self._body = body
-        self._items = items
-        self._spans: list[tuple[int, int]] | None = None
-
-    def text(self, i: int) -> bytes:
-        if self._spans is None:
-            self._spans = list_item_spans(self._body) or []
-            if len(self._spans) != len(self._items):
-                self._spans = []
-        if self._spans:
-            start, end = self._spans[i]
-            return self._body[start:end]
-        return orjson.dumps(self._items[i])
-
-
-def _a(value: Any) -> str:
-    """``a number``, ``an array``, ``null`` (the worker's wording)."""
-    name = json_type(value)
-    return name if name == "null" else f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def _show(value: Any) -> str:

@@ -8,7 +8,7 @@ import orjson
 
 from processor.errors import RecordError
 
-__all__ = ["floatify", "json_type", "load_object"]
+__all__ = ["a_json_type", "floatify", "json_type", "load_object"]
 
 _DUMP_OPTS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
@@ -50,6 +50,12 @@ def json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return "null"
+
+
+def a_json_type(value: Any) -> str:
+    """``a number``, ``an array``, ``null``: a JSON value's type for a reason text."""
+    name = json_type(value)
+    return name if name == "null" else f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 def floatify(value: Any) -> Any:

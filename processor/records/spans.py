@@ -11,11 +11,13 @@ doubtful list is dead-lettered.
 
 from __future__ import annotations
 
+import bisect
 import re
+from typing import Any
 
 import orjson
 
-__all__ = ["list_item_spans", "member_span"]
+__all__ = ["ListSpans", "list_item_spans", "member_span"]
 
 # A string (whole, escapes included) or one structural character.
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
@@ -133,3 +135,52 @@ def _strip(buf: bytes, start: int, stop: int) -> tuple[int, int] | None:
     while stop > start and buf[stop - 1] in _WS:
         stop -= 1
     return (start, stop) if start < stop else None
+
+
+class ListSpans:
+    """The text of each item of an EventList payload, found when first needed.
+
+    Args:
+        payload: the EventList's bytes (valid JSON).
+        items: its decoded items (to re-encode one if its span cannot be found); None when
+            the caller has no decoded list (the fast path), where spans are always found.
+    """
+
+    __slots__ = ("_items", "_spans", "_starts", "payload")
+
+    def __init__(self, payload: bytes, items: list[Any] | None) -> None:
+        self.payload = payload
+        self._items = items
+        self._spans: list[tuple[int, int]] | None = None
+        self._starts: list[int] | None = None
+
+    def _all(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            found = list_item_spans(self.payload)
+            ok = found is not None and (self._items is None or len(found) == len(self._items))
+            self._spans = found if ok and found is not None else []
+        return self._spans
+
+    def origin(self, i: int) -> tuple[bytes, int, int]:
+        """``(buffer, start, end)`` of item ``i``'s text (re-encoded from its value if its span
+        is unknown)."""
+        spans = self._all()
+        if i < len(spans):
+            return self.payload, *spans[i]
+        value = orjson.dumps(self._items[i]) if self._items is not None else b"null"
+        return value, 0, len(value)
+
+    def text(self, i: int) -> bytes:
+        """Item ``i``'s text."""
+        buf, start, end = self.origin(i)
+        return buf[start:end]
+
+    def index_of(self, start: int, end: int) -> int:
+        """The index of the item whose text is ``payload[start:end]``."""
+        spans = self._all()
+        if self._starts is None:
+            self._starts = [s for s, _ in spans]
+        i = bisect.bisect_left(self._starts, start)
+        if i < len(spans) and spans[i] == (start, end):
+            return i
+        raise LookupError(f"no EventList item at bytes {start}-{end}")

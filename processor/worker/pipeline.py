@@ -313,8 +313,7 @@ class Pipeline:
                     "publish of %d messages failed, retrying in %.1fs: %s", len(items), delay, exc
                 )
                 self.metrics.events_errored.labels("audit_log", "publish").inc(len(items))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                delay = await _back_off(delay)
                 continue
             self._count_fresh(fresh, first, letters, counted)
             self.publish_error = ""
@@ -423,8 +422,7 @@ class Pipeline:
                     "every row of a block of %d was refused by %s, retrying in %.1fs: %s",
                     len(rows), table, delay, exc,
                 )  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                delay = await _back_off(delay)
                 continue
             for row, error in refused:
                 await self._dead_letter_row(table, row, error)
@@ -449,8 +447,7 @@ class Pipeline:
                     "insert of %d rows into %s failed, retrying in %.1fs: %s",
                     len(rows), table, delay, exc,
                 )  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                delay = await _back_off(delay)
                 continue
             self.sink_error = ""
             self.metrics.flush_latency.labels(table).observe(time.perf_counter() - started)
@@ -582,6 +579,12 @@ def _dlq_item(record: dict[str, Any]) -> Item:
     kind = resource.get("kind", "") if resource is not None else ""
     subject = dlq_subject(record.get("type", "audit"), group, kind)
     return subject, encode_dead_letter(record), None
+
+
+async def _back_off(delay: float) -> float:
+    """Wait ``delay`` seconds; the next delay (doubled, at most :data:`MAX_BACKOFF`)."""
+    await asyncio.sleep(delay)
+    return min(delay * 2, MAX_BACKOFF)
 
 
 def _too_large(

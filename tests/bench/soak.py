@@ -43,6 +43,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from processor.activity import encode_activity
 from processor.bench.hostile import MIB, Builder, random_spec
+from processor.bench.local import free_port
 from processor.deadletter import payload_from_ref
 from processor.policy.bundled import bundled_policy_dir
 from processor.policy.compile import load_engine
@@ -81,7 +82,7 @@ async def soak(root: Path, args: argparse.Namespace) -> bool:
     for name in ("AUDIT_EVENTS", "ACTIVITY_DEAD_LETTER"):  # room for the whole run (see above)
         await js.add_stream(dataclasses.replace(STREAMS[name].config(), max_bytes=STORE_BYTES))
     await ensure_streams(js)
-    port = _free_port()
+    port = free_port()
     worker = _start_worker(url, root, port)
     model = Translator(load_engine([str(bundled_policy_dir())]))
     rng = random.Random(args.seed)
@@ -159,14 +160,6 @@ def _start_worker(url: str, root: Path, port: int) -> subprocess.Popen[bytes]:
     ]  # fmt: skip
     with open(root / "worker.log", "ab") as log:
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _wait_ready(port: int) -> None:

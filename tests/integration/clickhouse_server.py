@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from processor.bench.local import free_port
+
 CANDIDATES = ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server")
 
 _CONFIG = """<?xml version="1.0"?>
@@ -61,14 +63,6 @@ def clickhouse_server_binary() -> str | None:
     if found:
         return found
     return next((c for c in CANDIDATES if os.access(c, os.X_OK)), None)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ClickHouseServer:

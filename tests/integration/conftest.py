@@ -105,3 +105,18 @@ def fresh_nats_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterato
     """A nats-server of this test only (it may be stopped, killed and restarted)."""
     with running_nats(tmp_path / "nats", request) as server:
         yield server
+
+
+# --- policies ---
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    """A policy directory holding the Deployment policy of :mod:`tests.integration.records`
+    (a test module with other policies defines its own ``policy_dir``)."""
+    from tests.integration import records
+
+    path = tmp_path / "policies"
+    path.mkdir()
+    (path / "deployments.yaml").write_text(records.policy())
+    return path

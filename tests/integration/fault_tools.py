@@ -14,7 +14,6 @@ import inspect
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -195,12 +194,6 @@ def log_on_failure(log: Path) -> Iterator[None]:
         if log.exists():
             print(f"--- worker log ({log}) ---\n{log.read_text()[-4000:]}")
         raise
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def http_get(port: int, path: str) -> tuple[int, bytes]:

@@ -83,14 +83,6 @@ def url(fresh_nats_server: NatsServer) -> str:
 
 
 @pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "deployments.yaml").write_text(records.policy())
-    return path
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Sink]:
     """chDB in this process, migrated (the in-process worker inserts into it)."""
     sink = open_sink(f"chdb://{tmp_path / 'store'}")

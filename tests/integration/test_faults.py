@@ -34,14 +34,6 @@ PARTITIONS = 4
 COUNT_SQL = "SELECT count() AS n, uniqExact(origin_id) AS u FROM audit.activities FINAL"
 
 
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "deployments.yaml").write_text(records.policy())
-    return path
-
-
 def workload(count: int) -> list[tuple[str, bytes]]:
     """Half the records as EventLists of 50, half as single messages, over all partitions."""
     recs = [records.audit(f"app-{i}", seq=i) for i in range(count)]

@@ -74,14 +74,6 @@ def nats_url(fresh_nats_server: Any) -> str:
     return str(fresh_nats_server.url)
 
 
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "deployments.yaml").write_text(records.policy())
-    return path
-
-
 def summaries(sink: MemorySink) -> list[str]:
     return [orjson.loads(row)["spec"]["summary"] for row in sink.rows("activities")]
 

@@ -28,14 +28,6 @@ def nats_url(fresh_nats_server: Any) -> str:
     return str(fresh_nats_server.url)
 
 
-@pytest.fixture
-def policy_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "policies"
-    path.mkdir()
-    (path / "deployments.yaml").write_text(records.policy())
-    return path
-
-
 class BrokenSink(MemorySink):
     """A memory sink whose inserts fail while :attr:`broken` is set (like an unreachable server)."""
 

@@ -138,7 +138,17 @@ def _field_types() -> dict[str, Any]:
 
 
 def _convert(name: str, value: Any) -> Any:
-    default = _field_types()[name]
+    return convert_value(name, value, _field_types()[name])
+
+
+def convert_value(name: str, value: Any, default: Any) -> Any:
+    """``value`` (a flag's, a variable's or a file's) as the type of ``default``: booleans from
+    ``true/false/1/0/yes/no/on/off``, tuples from comma-separated text (``policies``: the path
+    separator), anything else through its type. Shared by every settings builder.
+
+    Raises:
+        ValueError: the value does not convert; the message names ``name``.
+    """
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

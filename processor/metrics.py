@@ -16,6 +16,19 @@ FLUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000)
 
 
+def nats_connection_metrics(
+    namespace: str, registry: CollectorRegistry
+) -> tuple[Gauge, Counter, Counter]:
+    """``<namespace>_nats_connection_status`` (1 when connected), ``_nats_disconnects_total`` and
+    ``_nats_reconnects_total``: what :func:`processor.stream.connection.connect_options` feeds,
+    the same for every process that connects (worker, ingest)."""
+    return (
+        Gauge(f"{namespace}_nats_connection_status", "1 when connected to NATS", registry=registry),
+        Counter(f"{namespace}_nats_disconnects_total", "NATS disconnects", registry=registry),
+        Counter(f"{namespace}_nats_reconnects_total", "NATS reconnects", registry=registry),
+    )
+
+
 class Metrics:
     """The worker's metrics on a private registry."""
 
@@ -48,13 +61,9 @@ class Metrics:
         )
         self.active_policies = Gauge(f"{NS}_active_policies", "Loaded policies", registry=r)
         self.active_workers = Gauge(f"{NS}_active_workers", "Running consumers", registry=r)
-        self.nats_connection_status = Gauge(
-            f"{NS}_nats_connection_status", "1 when connected to NATS", registry=r
+        self.nats_connection_status, self.nats_disconnects, self.nats_reconnects = (
+            nats_connection_metrics(NS, r)
         )
-        self.nats_disconnects = Counter(
-            f"{NS}_nats_disconnects_total", "NATS disconnects", registry=r
-        )
-        self.nats_reconnects = Counter(f"{NS}_nats_reconnects_total", "NATS reconnects", registry=r)
         self.nats_errors = Counter(f"{NS}_nats_errors_total", "NATS async errors", registry=r)
         self.messages_published = Counter(
             f"{NS}_nats_messages_published_total", "Activities published to NATS", registry=r

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from processor.config import add_arguments, build_settings
+from processor.config import add_arguments, build_settings, convert_value
 
 #: Worker settings the reconciler shares (flags and variables as in ``activity run``).
 SHARED = (
@@ -95,17 +95,8 @@ def reconciler_settings(
             if raw is None:
                 raw = env.get(var) or None
         if raw is not None:
-            values[name] = _convert(name, raw, getattr(defaults, name))
+            values[name] = convert_value(name, raw, getattr(defaults, name))
     return ReconcilerSettings(**values)
-
-
-def _convert(name: str, raw: str, default: Any) -> Any:
-    if isinstance(default, tuple):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    try:
-        return type(default)(raw)
-    except ValueError:
-        raise ValueError(f"{name}: expected {type(default).__name__}, got {raw!r}") from None
 
 
 def _handle(args: argparse.Namespace) -> int:

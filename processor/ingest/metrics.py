@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from processor.metrics import nats_connection_metrics
+
 NS = "activity_ingest"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 200, 400, 1000)
@@ -90,13 +92,9 @@ class IngestMetrics:
             ["outcome"],
             registry=r,
         )
-        self.nats_connection_status = Gauge(
-            f"{NS}_nats_connection_status", "1 when connected to NATS", registry=r
+        self.nats_connection_status, self.nats_disconnects, self.nats_reconnects = (
+            nats_connection_metrics(NS, r)
         )
-        self.nats_disconnects = Counter(
-            f"{NS}_nats_disconnects_total", "NATS disconnects", registry=r
-        )
-        self.nats_reconnects = Counter(f"{NS}_nats_reconnects_total", "NATS reconnects", registry=r)
         self.in_flight = Gauge(
             f"{NS}_requests_in_flight", "Requests being read, validated or published", registry=r
         )

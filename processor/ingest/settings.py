@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from processor.config import convert_value
+
 __all__ = [
     "FIELDS",
     "SHARED",
@@ -119,9 +121,6 @@ FIELDS: dict[str, str] = {
 #: Fields read from the workers' variables (``ACTIVITY_<NAME>``), not ``ACTIVITY_INGEST_<NAME>``.
 SHARED = frozenset({"nats_url", "partition_count", "provision", "log_level"})
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
 
 def env_name(field: str) -> str:
     """The variable of ``field``: ``ACTIVITY_NATS_URL``, ``ACTIVITY_INGEST_TOKEN_FILE``..."""
@@ -130,22 +129,6 @@ def env_name(field: str) -> str:
 
 def _defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(IngestSettings)}
-
-
-def _convert(name: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValueError(f"{name}: expected true or false, got {value!r}")
-    try:
-        return type(default)(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -180,6 +163,6 @@ def build_ingest_settings(
         if given is not None:
             raw = given
         if raw is not None:
-            values[name] = _convert(name, raw, defaults[name])
+            values[name] = convert_value(name, raw, defaults[name])
     values.update(overrides)
     return IngestSettings(**values)

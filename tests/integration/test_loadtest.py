@@ -21,15 +21,28 @@ from tests.integration.conftest import missing_server
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
+LOADTEST = (sys.executable, "-m", "processor.commands.loadtest")
+
+
+def require_locust() -> None:
+    if importlib.util.find_spec("locust") is None:
+        missing_server("locust is not installed (pip install '.[test]')")
+
+
+def run_load(cmd: list[str], out: Path) -> None:
+    """Run ``activity loadtest``; on failure, show its output and the end of every log."""
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    logs = "".join(
+        f"--- {p.name} ---\n{p.read_text()[-3000:]}\n" for p in sorted(out.glob("*.log"))
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{logs}"
 
 
 def test_headless_run_writes_reports_with_a_row_per_partition(tmp_path: Path, require_nats):
-    if importlib.util.find_spec("locust") is None:
-        missing_server("locust is not installed (pip install '.[test]')")
+    require_locust()
     out = tmp_path / "report"
     cmd = [
-        sys.executable, "-m", "processor.commands.loadtest",
-        "--out", str(out),
+        *LOADTEST, "--out", str(out),
         "--workers", "1",
         "--partition-count", str(PARTITIONS),
         "--users", "2",
@@ -38,11 +51,7 @@ def test_headless_run_writes_reports_with_a_row_per_partition(tmp_path: Path, re
         "--list-size", "20",
         "--corpus-size", "1000",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    logs = "".join(
-        f"--- {p.name} ---\n{p.read_text()[-3000:]}\n" for p in sorted(out.glob("*.log"))
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{logs}"
+    run_load(cmd, out)
 
     for name in ("locust_stats.csv", "locust_failures.csv", "report.html", "summary.txt"):
         assert (out / name).stat().st_size > 0, name
@@ -68,12 +77,10 @@ def test_headless_run_writes_reports_with_a_row_per_partition(tmp_path: Path, re
 def test_http_transport_posts_event_lists_through_the_ingest(tmp_path: Path, require_nats):
     """``--transport http``: the ingest is started, every POST is answered 200, and the records
     it routed reach every partition's worker and become activities."""
-    if importlib.util.find_spec("locust") is None:
-        missing_server("locust is not installed (pip install '.[test]')")
+    require_locust()
     out = tmp_path / "report"
     cmd = [
-        sys.executable, "-m", "processor.commands.loadtest",
-        "--out", str(out),
+        *LOADTEST, "--out", str(out),
         "--transport", "http",
         "--workers", "1",
         "--partition-count", str(PARTITIONS),
@@ -83,11 +90,7 @@ def test_http_transport_posts_event_lists_through_the_ingest(tmp_path: Path, req
         "--http-list-sizes", "20-40",
         "--corpus-size", "1000",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    logs = "".join(
-        f"--- {p.name} ---\n{p.read_text()[-3000:]}\n" for p in sorted(out.glob("*.log"))
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{logs}"
+    run_load(cmd, out)
     assert (out / "ingest.log").exists()
 
     rows = list(csv.DictReader((out / "locust_stats.csv").read_text().splitlines()))

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from processor.bench.local import free_port, http_status
+from processor.bench.local import free_port, http_status, stop_process
 from processor.errors import ProcessorError
 
 __all__ = ["IngestChild", "IngestStartError", "ingest_process", "metric_total"]
@@ -101,10 +101,4 @@ def ingest_process(
             time.sleep(0.05)
         yield IngestChild(url, proc.pid, token_file, log)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

@@ -268,6 +268,8 @@ def _worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     import subprocess
 
+    from processor.bench.local import stop_process
+
     data.mkdir(parents=True)
     sink = args.clickhouse_url or f"chdb://{data / 'chdb'}"
     cmd = [
@@ -290,12 +292,7 @@ def _worker(
             _wait_ready(proc, port, out / f"worker-{index}.log")
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:

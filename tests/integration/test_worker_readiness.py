@@ -17,6 +17,7 @@ from processor.sink.base import SinkError
 from processor.sink.memory import MemorySink
 from processor.worker.runner import Worker
 from tests.integration import records
+from tests.integration.fault_tools import http_get as get
 from tests.integration.test_worker import wait_for, with_worker
 
 pytestmark = pytest.mark.integration
@@ -53,16 +54,6 @@ class BrokenPublisher:
         if self.broken:
             raise TimeoutError("no PubAck for ACTIVITIES")
         return await self.inner.publish_all(items)
-
-
-async def get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: probe\r\n\r\n".encode())
-    data = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    head, _, payload = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), payload
 
 
 async def until(

@@ -32,6 +32,7 @@ import pytest
 from nats.js import api
 from nats.js.errors import NoStreamResponseError
 
+from processor.bench.local import free_port
 from processor.cli import main as cli
 from processor.deadletter import decode_dead_letter, original_payload_bytes
 from processor.sink.base import Sink
@@ -55,7 +56,6 @@ from tests.integration.fault_tools import (
     count,
     counter_total,
     drained,
-    free_port,
     http_get,
     kill,
     log_on_failure,

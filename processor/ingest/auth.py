@@ -28,7 +28,14 @@ from processor.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AuthConfigError", "Authenticator", "first_token", "server_ssl_context", "warnings"]
+__all__ = [
+    "AuthConfigError",
+    "Authenticator",
+    "first_token",
+    "server_ssl_context",
+    "tls_server_context",
+    "warnings",
+]
 
 
 class AuthConfigError(ProcessorError):
@@ -43,22 +50,31 @@ def server_ssl_context(settings: IngestSettings) -> ssl.SSLContext | None:
     """
     if not settings.tls:
         return None
+    return tls_server_context(
+        settings.tls_cert_file, settings.tls_private_key_file, settings.client_ca_file
+    )
+
+
+def tls_server_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext:
+    """A TLS 1.2+ server context; with ``client_ca_file`` client certificates are asked for
+    (``CERT_OPTIONAL``) and verified against it (``activity ingest`` and ``activity serve``).
+
+    Raises:
+        AuthConfigError: a certificate, key or CA file cannot be loaded.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(settings.tls_cert_file, settings.tls_private_key_file)
+        context.load_cert_chain(cert_file, key_file)
     except (OSError, ssl.SSLError) as exc:
         raise AuthConfigError(
-            f"cannot load the TLS certificate {settings.tls_cert_file} with key "
-            f"{settings.tls_private_key_file}: {exc}"
+            f"cannot load the TLS certificate {cert_file} with key {key_file}: {exc}"
         ) from None
-    if settings.client_ca_file:
+    if client_ca_file:
         try:
-            context.load_verify_locations(cafile=settings.client_ca_file)
+            context.load_verify_locations(cafile=client_ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise AuthConfigError(
-                f"cannot load the client CA {settings.client_ca_file}: {exc}"
-            ) from None
+            raise AuthConfigError(f"cannot load the client CA {client_ca_file}: {exc}") from None
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 

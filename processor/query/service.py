@@ -40,7 +40,9 @@ class QueryRequest:
     """One list query over a table (the flags of ``activity query`` and friends).
 
     ``filter`` is CEL; ``selector`` an event field selector; ``start``/``end`` use the syntax of
-    :mod:`processor.query.timeparse`; ``max_window_ns`` 0 means the table's default.
+    :mod:`processor.query.timeparse`; ``max_window_ns`` 0 means the table's default. ``user_uid``
+    keeps the records of one user uid (the ``User`` tenancy scope of ``activity serve``: the
+    table's ``uid_column``; events have none and use the tenant columns).
     """
 
     table: Table
@@ -56,6 +58,7 @@ class QueryRequest:
     actor: str = ""
     namespace: str = ""
     max_window_ns: int = 0
+    user_uid: str = ""
 
     def binding(self) -> str:
         """The hash a continue token is bound to (every parameter but the token)."""
@@ -152,6 +155,10 @@ def _scope(select: Select, request: QueryRequest) -> None:
         if not table.actor_column:
             raise QueryError(f"--actor is not supported for {table.noun}")
         select.equals(table.actor_column, request.actor)
+    if request.user_uid:
+        if not table.uid_column:
+            raise QueryError(f"a user uid scope is not supported for {table.noun}")
+        select.equals(table.uid_column, request.user_uid)
     if request.namespace:
         if table.name != "k8s_events":
             raise QueryError("--namespace is only supported for events")

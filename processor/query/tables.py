@@ -56,6 +56,8 @@ class Table:
         max_window_ns: the longest allowed time window.
         tenant_columns: (type column, name column) of the tenant scope.
         actor_column: the column ``--actor`` applies to ("" = not supported).
+        uid_column: the user-uid column a ``User`` tenancy scope applies to (activities: the
+            actor's, audit logs: the user's; "" = the tenant columns; design.md#storage-query-5).
         version_column: the ReplacingMergeTree version column ("" = none; equal rows).
     """
 
@@ -68,6 +70,7 @@ class Table:
     facets: MappingProxyType[str, Column]
     tenant_columns: tuple[str, str]
     actor_column: str = ""
+    uid_column: str = ""
     version_column: str = ""
     selectors: MappingProxyType[str, Column] = field(default_factory=lambda: MappingProxyType({}))
     max_window_ns: int = 30 * 86400 * 1_000_000_000
@@ -137,6 +140,7 @@ ACTIVITIES = Table(
     ),
     tenant_columns=("tenant_type", "tenant_name"),
     actor_column="actor_name",
+    uid_column="actor_uid",
     version_column="reindex_version",
 )
 
@@ -188,6 +192,7 @@ AUDIT_LOGS = Table(
     ),
     tenant_columns=("scope_type", "scope_name"),
     actor_column="user",
+    uid_column="user_uid",
 )
 
 _E_TIME = Column("last_timestamp", "time", "DateTime64(3)", ("series", "lastObservedTime"))

@@ -1,9 +1,12 @@
-"""``activity policy apply|list|delete``: manage the policies every worker reads from NATS KV.
+"""``activity policy apply|list|delete``: manage the policies every worker follows.
+
+On NATS they are in a KV bucket; with ``--transport kafka`` in the compacted policy topic
+(:mod:`processor.kafka.policies`).
 
 ``apply`` validates and compiles the files locally first (the same checks the workers run); an
 invalid file is rejected with file, field path and position and nothing is written. Each policy is
-stored under its name in the bucket; workers pick the change up within a second and swap their
-policy set without a restart.
+stored under its name (the bucket's key, the topic's record key); workers pick the change up
+within a second and swap their policy set without a restart.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ DEFAULT_BUCKET = "activity-policies"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "policy",
-        help="apply, list or delete policies in the NATS KV bucket the workers follow",
+        help="apply, list or delete policies in the NATS KV bucket or Kafka topic the workers "
+        "follow",
     )
     actions = parser.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     apply = actions.add_parser("apply", help="validate policy files and store them in the bucket")
@@ -41,6 +45,23 @@ def register(subparsers: Any) -> None:
     for sub in (apply, listing, delete):
         sub.add_argument("--nats-url", default=None, help="NATS URL (env ACTIVITY_NATS_URL)")
         sub.add_argument("--bucket", default=None, help="KV bucket (env ACTIVITY_POLICY_BUCKET)")
+        sub.add_argument(
+            "--transport",
+            choices=("nats", "kafka"),
+            default=None,
+            help="where the workers read policies (env ACTIVITY_TRANSPORT; default nats)",
+        )
+        sub.add_argument(
+            "--kafka-brokers",
+            default=None,
+            metavar="HOST:PORT[,...]",
+            help="Kafka bootstrap servers (env ACTIVITY_KAFKA_BROKERS)",
+        )
+        sub.add_argument(
+            "--policy-topic",
+            default=None,
+            help="Kafka policy topic (env ACTIVITY_KAFKA_POLICY_TOPIC; default activity-policies)",
+        )
     apply.set_defaults(handler=_apply)
     listing.set_defaults(handler=_list)
     delete.set_defaults(handler=_delete)
@@ -56,6 +77,25 @@ def _settings(args: argparse.Namespace) -> tuple[str, str]:
         overrides["policy_bucket"] = args.bucket
     settings = build_settings(None, **overrides)
     return settings.nats_url, settings.policy_bucket or DEFAULT_BUCKET
+
+
+def _kafka(args: argparse.Namespace) -> Any:
+    """The :class:`KafkaSettings` of ``--transport kafka``, None for NATS."""
+    import os
+
+    transport = args.transport or os.environ.get("ACTIVITY_TRANSPORT") or "nats"
+    if transport != "kafka":
+        return None
+    from processor.kafka.settings import KafkaSettings
+
+    overrides: dict[str, Any] = {}
+    brokers = args.kafka_brokers or os.environ.get("ACTIVITY_KAFKA_BROKERS")
+    if brokers:
+        overrides["brokers"] = brokers
+    topic = args.policy_topic or os.environ.get("ACTIVITY_KAFKA_POLICY_TOPIC")
+    if topic:
+        overrides["policy_topic"] = topic
+    return KafkaSettings(**overrides)
 
 
 async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:
@@ -89,6 +129,16 @@ def _apply(args: argparse.Namespace) -> int:
         print("rejected: nothing was written", file=sys.stderr)
         return 1
 
+    kafka = _kafka(args)
+    if kafka is not None:
+        from processor.kafka.policies import publish_policies
+
+        items = [(p.name, orjson.dumps(p.raw)) for p in compiled.policies]
+        run_loop(publish_policies(kafka, items))
+        for name, _ in items:
+            print(f"activitypolicy/{name} applied")
+        return 0
+
     async def put(kv: Any) -> None:
         for policy in compiled.policies:
             await kv.put(policy.name, orjson.dumps(policy.raw))
@@ -119,13 +169,33 @@ def _list(args: argparse.Namespace) -> int:
             found.append((name, int(entry.revision or 0), doc if isinstance(doc, dict) else {}))
         return found
 
-    stored = run_loop(_with_kv(args, entries))
+    kafka = _kafka(args)
+    if kafka is not None:
+        stored = run_loop(_topic_entries(kafka))
+    else:
+        stored = run_loop(_with_kv(args, entries))
     if args.output in ("json", "yaml"):
         items = [doc for _, _, doc in stored]
         sys.stdout.write(dump({"apiVersion": "v1", "kind": "List", "items": items}, args.output))
         return 0
     print_policy_table(stored, wide=args.output == "wide")
     return 0
+
+
+async def _topic_entries(kafka: Any) -> list[tuple[str, int, dict[str, Any]]]:
+    """(name, offset, policy) of every policy in the Kafka topic (the offset as revision)."""
+    import orjson
+
+    from processor.kafka.policies import read_policies
+
+    found = []
+    for name, (offset, value) in sorted((await read_policies(kafka)).items()):
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            doc = {}
+        found.append((name, offset, doc if isinstance(doc, dict) else {}))
+    return found
 
 
 def print_policy_table(stored: list[tuple[str, int, dict[str, Any]]], wide: bool) -> None:
@@ -159,6 +229,15 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 def _delete(args: argparse.Namespace) -> int:
     from processor.commands.run import run_loop
+
+    kafka = _kafka(args)
+    if kafka is not None:
+        from processor.kafka.policies import delete_policies
+
+        run_loop(delete_policies(kafka, args.names))
+        for name in args.names:
+            print(f"activitypolicy/{name} deleted")
+        return 0
 
     async def delete(kv: Any) -> None:
         for name in args.names:

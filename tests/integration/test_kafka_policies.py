@@ -1,0 +1,138 @@
+"""Policy updates on the Kafka policy topic (tansu): ``activity policy apply|list|delete
+--transport kafka`` and a worker's :class:`KafkaPolicyWatcher` hot-reloading, keeping the last
+good set when an update does not compile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processor.cli import main
+from processor.kafka.broker import TansuBroker
+from processor.kafka.policies import KafkaPolicyWatcher, publish_policies, read_policies
+from processor.kafka.settings import KafkaSettings
+from processor.kafka.topics import ensure_topics
+from processor.metrics import Metrics
+from processor.translate import Output, Translator
+from processor.worker.reload import PolicyReloader
+from tests.integration import records
+
+pytestmark = pytest.mark.integration
+
+
+def kafka_settings(broker: TansuBroker) -> KafkaSettings:
+    """Settings with topics of this test only (the broker is shared by the session)."""
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(
+        brokers=broker.bootstrap,
+        audit_topic=f"audit-{tag}",
+        event_topic=f"events-{tag}",
+        activity_topic=f"activities-{tag}",
+        dead_letter_topic=f"dlq-{tag}",
+        policy_topic=f"policies-{tag}",
+        partitions=2,
+    )
+
+
+def cli(settings: KafkaSettings, *args: str) -> int:
+    flags = ["--transport", "kafka", "--kafka-brokers", settings.brokers]
+    return main(["policy", *args, *flags, "--policy-topic", settings.policy_topic])
+
+
+async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def reloads(metrics: Metrics, result: str) -> float:
+    sample = metrics.registry.get_sample_value(
+        "activity_processor_policy_reloads_total", {"source": "kafka", "result": result}
+    )
+    return sample or 0.0
+
+
+def summary(translator: Translator) -> str:
+    out = Output()
+    translator.translate(orjson.dumps(records.audit("web", seq=1)), out)
+    return str(out.activities[0]["spec"]["summary"])
+
+
+def test_hot_reload_keeps_last_good_set(
+    kafka_broker: TansuBroker, policy_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = kafka_settings(kafka_broker)
+    good = tmp_path / "v2.yaml"
+    good.write_text(records.policy(word="launched"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(records.policy(word="x").replace("audit.verb ==", "audit.verb == =="))
+    invalid = orjson.dumps({"apiVersion": "activity.miloapis.com/v1alpha1"})  # no spec
+
+    async def body() -> None:
+        await ensure_topics(settings)
+        metrics = Metrics()
+        swapped: list[Translator] = []
+        reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, metrics, swapped.append)
+        first = reloader.load().translator
+        assert summary(first) == "alice created deployment web"
+        watcher = KafkaPolicyWatcher(settings, reloader, interval=0.2)
+        watcher.start()
+        try:
+            await asyncio.wait_for(watcher.synced.wait(), 20)
+            assert not swapped  # an empty topic changes nothing
+            # a file that does not compile is rejected by the CLI: nothing is written
+            assert await asyncio.to_thread(cli, settings, "apply", "-f", str(bad)) == 1
+            assert await read_policies(settings) == {}
+            assert await asyncio.to_thread(cli, settings, "apply", "-f", str(good)) == 0
+            await wait_for(lambda: len(swapped) == 1, "the applied policy")
+            assert summary(swapped[-1]) == "alice launched deployment web"
+            # an invalid update that reached the topic anyway: rejected, the last good set runs
+            await publish_policies(settings, [("broken", invalid)])
+            await wait_for(lambda: reloads(metrics, "rejected") == 1, "the rejection")
+            assert len(swapped) == 1
+            assert reloader.current is not None
+            assert summary(reloader.current.translator) == "alice launched deployment web"
+            assert "broken" in reloader.last_error
+            # deleting it (a tombstone) makes the set valid again
+            assert await asyncio.to_thread(cli, settings, "delete", "broken") == 0
+            await wait_for(lambda: reloads(metrics, "accepted") == 2, "the set without it")
+            assert reloader.last_error == ""
+        finally:
+            await watcher.stop()
+
+        # a worker starting now reads the whole topic as one update
+        later = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
+        later.load()
+        watcher = KafkaPolicyWatcher(settings, later, interval=0.2)
+        watcher.start()
+        try:
+            await asyncio.wait_for(watcher.synced.wait(), 20)
+            assert later.current is not None
+            assert summary(later.current.translator) == "alice launched deployment web"
+        finally:
+            await watcher.stop()
+
+    asyncio.run(body())
+    capsys.readouterr()
+    assert cli(settings, "list", "-o", "json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["deployments"]
+
+
+def test_policy_list_on_a_missing_topic_fails_cleanly(
+    kafka_broker: TansuBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = kafka_settings(kafka_broker)
+    assert cli(settings, "list") != 0
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err

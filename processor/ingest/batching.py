@@ -25,8 +25,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from processor.deadletter import UNMARSHAL, dead_letter_record, encode_dead_letter
-from processor.ingest.body import Parsed, Record, Rejected
+from processor.ingest.body import Parsed, Record, Rejected, shared_id
 from processor.stream.partitions import audit_partition_subject, event_partition_subject
 from processor.subjects import dlq_subject
 
@@ -135,7 +137,15 @@ def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> li
 def shared_messages(parsed: Parsed) -> list[Message]:
     """Each audit record alone on ``audit.k8s.activity`` with upstream's id (its auditID)."""
     return [
-        Message(SHARED_SUBJECT, r.data, r.shared_id, "audit", "shared", 1) for r in parsed.records
+        Message(
+            SHARED_SUBJECT,
+            r.data,
+            r.shared_id or shared_id(orjson.loads(r.data), r.data),
+            "audit",
+            "shared",
+            1,
+        )
+        for r in parsed.records
     ]
 
 

@@ -17,26 +17,50 @@ published. Inside a list each item is judged alone, as the worker judges it on i
 - every object is published: whether it makes an activity is the worker's decision (a record
   with no ``objectRef`` or no involved object is skipped there, not here).
 
-Records are re-encoded compactly with orjson (same values, same key order) so that the bytes, and
-the message ids made from them, do not depend on the sender's whitespace; a dead letter keeps the
-item's original bytes (its span in the body).
+Two paths give the same records, partitions and rejections:
+
+- the fast path (lists, with the native extensions): one pass in C
+  (:mod:`processor.ingest.split`, ``_native/ingestsplit.pyx``) validates the body and returns
+  each item's span and partition; nothing is decoded but the top-level ``kind`` and
+  ``apiVersion``, and each record is published as the sender wrote it (its span in the body);
+- the exact path (single records, every body the pass doubts, and the Python path): the body is
+  decoded whole with orjson and each record re-encoded compactly (same values, same key order).
+
+So a record's bytes, and the message ids made from them, are a function of the request's bytes:
+a retried request makes the same messages. A dead letter keeps the item's original bytes (its
+span in the body) on both paths.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache
+from types import ModuleType
 from typing import Any, Literal
 
 import orjson
 
 from processor.errors import ProcessorError
+from processor.ingest.split import TYPES, UNDECIDED, Split
+from processor.native import require, use_native
 from processor.records._json import a_json_type, json_type
 from processor.records.event import classify_record
 from processor.records.spans import ListSpans
 from processor.subjects import audit_partition, event_partition
 
-__all__ = ["BodyError", "Parsed", "Record", "Rejected", "Source", "parse_body"]
+__all__ = [
+    "BodyError",
+    "Parsed",
+    "Record",
+    "Rejected",
+    "Source",
+    "parse_body",
+    "parse_exact",
+    "parse_split",
+    "shared_id",
+    "splitter",
+]
 
 Source = Literal["audit", "event"]
 
@@ -65,9 +89,10 @@ class Record:
     """One record to publish.
 
     Attributes:
-        data: its compact JSON.
+        data: its JSON (as sent on the fast path, compact on the exact path).
         partition: its input partition.
-        shared_id: the ``Nats-Msg-Id`` on ``audit.k8s.activity`` (audit records only).
+        shared_id: the ``Nats-Msg-Id`` on ``audit.k8s.activity`` (audit records of the exact
+            path; "" when not computed yet, see :func:`shared_id`).
     """
 
     data: bytes
@@ -101,8 +126,23 @@ class Parsed:
     rejected: list[Rejected] = field(default_factory=list)
 
 
+@cache
+def splitter() -> ModuleType | None:
+    """The native list splitter (``processor._native.ingestsplit``), None on the Python path
+    (the exact path is faster there than the twin).
+
+    Raises:
+        ExtensionMissingError: the extensions are in use but this one is not built.
+    """
+    return require("ingestsplit") if use_native() else None
+
+
 def parse_body(source: Source, body: bytes, partitions: int, record_limit: int) -> Parsed:
     """Validate ``body`` of an ``/audit`` (``source="audit"``) or ``/events`` request.
+
+    Lists go through the fast path when the native splitter is available and sure of the body
+    (:func:`parse_split`), everything else through :func:`parse_exact`; both give the same
+    partitions, rejections and dead letters, and the same records up to the sender's whitespace.
 
     Args:
         source: which endpoint received it.
@@ -114,6 +154,56 @@ def parse_body(source: Source, body: bytes, partitions: int, record_limit: int) 
         BodyError: the body is refused whole (invalid JSON, the wrong kind of object, items that
             are not a list, or a single record larger than ``record_limit``).
     """
+    module = splitter()
+    if module is not None:
+        found = module.split_list(body, source == "audit", partitions)
+        parsed = parse_split(source, body, found, partitions, record_limit)
+        if parsed is not None:
+            return parsed
+    return parse_exact(source, body, partitions, record_limit)
+
+
+def parse_split(
+    source: Source, body: bytes, found: Split | None, partitions: int, limit: int
+) -> Parsed | None:
+    """:func:`parse_body` of a list from the splitter's result ``found``
+    (:func:`processor.ingest.split.split_list` or its native twin).
+
+    None when it is not a list this path takes: the exact path then decides (single records,
+    bodies the splitter doubts, repeated top-level keys, and every refusal with its reason).
+    """
+    if found is None:
+        return None
+    members, items = found
+    if items is None or len({key for key, _, _ in members}) != len(members):
+        return None
+    head: dict[str, Any] = {}
+    for key, start, end in members:
+        head[key] = orjson.loads(body[start:end]) if key in ("kind", "apiVersion") else None
+    kind = classify_record(head)
+    if source == "audit":
+        if kind != "audit_list":
+            return None
+    elif kind is not None or head.get("kind") not in ("EventList", "List"):
+        return None
+    route = audit_partition if source == "audit" else event_partition
+    parsed = Parsed(source)
+    records = parsed.records
+    for i, (start, end, code) in enumerate(items):
+        text = body[start:end]
+        if code < UNDECIDED:
+            _non_object(parsed, i, TYPES[code], text)
+        elif end - start > limit:
+            parsed.rejected.append(_too_large(i, end - start, limit, text))
+        else:
+            if code == UNDECIDED:  # a key to unescape: decode this item
+                code = route(orjson.loads(text), partitions)
+            records.append(Record(text, code))
+    return parsed
+
+
+def parse_exact(source: Source, body: bytes, partitions: int, record_limit: int) -> Parsed:
+    """:func:`parse_body` by decoding the body whole with orjson (the specification)."""
     if not body.strip():
         raise BodyError("empty body: expected JSON")
     try:
@@ -134,7 +224,7 @@ def _audit(
     parsed = Parsed("audit")
     if kind == "audit":
         data = _single(obj, limit, "audit event")
-        parsed.records.append(Record(data, audit_partition(obj, partitions), _shared_id(obj, data)))
+        parsed.records.append(Record(data, audit_partition(obj, partitions), shared_id(obj, data)))
         return parsed
     if kind != "audit_list":
         hint = " (a Kubernetes Event: POST it to /events)" if kind == "event" else ""
@@ -146,8 +236,7 @@ def _audit(
     spans = ListSpans(body, items)
     for i, item in enumerate(items):
         if type(item) is not dict:
-            message = f"EventList item {i} is {a_json_type(item)}, not an object"
-            parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
+            _non_object(parsed, i, item, spans.text(i))
             continue
         _take(parsed, i, item, limit, spans, audit_partition(item, partitions))
     return parsed
@@ -170,18 +259,32 @@ def _events(
     items = _items(obj, str(obj.get("kind")))
     spans = ListSpans(body, items)
     for i, item in enumerate(items):
-        if item is None:
-            parsed.rejected.append(Rejected(i, "null", f"item {i} is null (nothing to publish)"))
-            continue
         if type(item) is not dict:
-            message = (
-                f"item {i}: json: cannot unmarshal {json_type(item)} into Go value of type "
-                "map[string]interface {}"
-            )
-            parsed.rejected.append(Rejected(i, "not_object", message, spans.text(i)))
+            _non_object(parsed, i, item, spans.text(i) if item is not None else b"")
             continue
         _take(parsed, i, item, limit, spans, event_partition(item, partitions))
     return parsed
+
+
+def _non_object(parsed: Parsed, i: int, item: Any, text: bytes) -> None:
+    """Reject list item ``i``, a JSON value ``item`` (or one of its type) that is not an
+    object; ``text`` is what a dead letter keeps."""
+    if parsed.source == "audit":
+        message = f"EventList item {i} is {a_json_type(item)}, not an object"
+        parsed.rejected.append(Rejected(i, "not_object", message, text))
+    elif item is None:
+        parsed.rejected.append(Rejected(i, "null", f"item {i} is null (nothing to publish)"))
+    else:
+        message = (
+            f"item {i}: json: cannot unmarshal {json_type(item)} into Go value of type "
+            "map[string]interface {}"
+        )
+        parsed.rejected.append(Rejected(i, "not_object", message, text))
+
+
+def _too_large(i: int, size: int, limit: int, text: bytes) -> Rejected:
+    message = f"item {i}: record of {size} bytes exceeds the limit of {limit} bytes"
+    return Rejected(i, "too_large", message, text)
 
 
 def _single(obj: dict[str, Any], limit: int, what: str) -> bytes:
@@ -210,20 +313,20 @@ def _take(
     """List item ``i`` as a record of ``partition``, or rejected when larger than ``limit``."""
     data = orjson.dumps(item)
     if len(data) > limit:
-        message = f"item {i}: record of {len(data)} bytes exceeds the limit of {limit} bytes"
-        parsed.rejected.append(Rejected(i, "too_large", message, spans.text(i)))
+        parsed.rejected.append(_too_large(i, len(data), limit, spans.text(i)))
         return
-    shared = _shared_id(item, data) if parsed.source == "audit" else ""
+    shared = shared_id(item, data) if parsed.source == "audit" else ""
     parsed.records.append(Record(data, partition, shared))
 
 
-def _shared_id(item: dict[str, Any], data: bytes) -> str:
+def shared_id(item: Any, data: bytes) -> str:
     """Upstream's message id on ``audit.k8s.activity``: the ``auditID``.
 
     A record of another stage than ``ResponseComplete`` gets ``<auditID>-<stage>``: the stages
     of one request share the auditID, and the stream would drop all but the first as duplicates.
+    A record without an auditID gets ``ingest-shared-<hash of its bytes>``.
     """
-    audit_id = item.get("auditID")
+    audit_id = item.get("auditID") if type(item) is dict else None
     if type(audit_id) is not str or not audit_id:
         return "ingest-shared-" + hashlib.sha256(data).hexdigest()[:40]
     stage = item.get("stage")

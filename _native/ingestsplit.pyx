@@ -1,0 +1,474 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""Native twin of ``processor.ingest.split``: one pass over an ingest body that validates it and
+returns each list item's span and partition.
+
+The pure-Python module ``processor/ingest/split.py`` is the specification (same function, same
+results); this file only makes it fast. It shares no code with the worker's scanner
+(``jsonscan``) but follows the same rule: a body is accepted only when orjson reads it to the
+same values (strict RFC 8259, UTF-8 without surrogates); anything doubtful (a ``\\u`` surrogate
+escape, a number with an exponent or more than 15 digits, nesting deeper than ``MAX_DEPTH``, an
+escaped top-level key, ``items`` twice) returns None and the caller decodes the body whole.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdint cimport uint32_t
+from libc.string cimport memcmp
+
+DEF MAX_DEPTH = 200
+DEF MAX_DIGITS = 15
+
+# Item codes below 0 (see the twin): -1 an object whose partition is left to the caller, then
+# the JSON type of an item that is not an object.
+DEF UNDECIDED = -1
+DEF T_NULL = -2
+DEF T_BOOL = -3
+DEF T_NUMBER = -4
+DEF T_STRING = -5
+DEF T_ARRAY = -6
+
+# Key sets of _fields: the item's members, then its key object's fields.
+DEF AUDIT_ITEM = 0
+DEF EVENT_ITEM = 1
+DEF OBJECT_REF = 2
+DEF INVOLVED = 3
+
+MAX_DEPTH_ = MAX_DEPTH
+
+cdef extern from "scan_simd.h":
+    Py_ssize_t scan_plain(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) nogil
+
+
+cdef uint32_t _CRC[256]
+
+
+cdef void _crc_table() noexcept:
+    cdef uint32_t c
+    cdef int k, x
+    for x in range(256):
+        c = x
+        for k in range(8):
+            c = (<uint32_t>0xEDB88320U ^ (c >> 1)) if (c & 1) else (c >> 1)
+        _CRC[x] = c
+
+
+_crc_table()
+
+
+cdef inline uint32_t _crc(uint32_t state, const unsigned char* p, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(k):
+        state = _CRC[(state ^ p[j]) & 0xFF] ^ (state >> 8)
+    return state
+
+
+cdef inline Py_ssize_t _ws(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    cdef unsigned char c
+    while i < n:
+        c = s[i]
+        if c == 32 or c == 10 or c == 13 or c == 9:
+            i += 1
+        else:
+            break
+    return i
+
+
+cdef inline int _hex(unsigned char c) noexcept nogil:
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* escaped) noexcept nogil:
+    """``s[i]`` is just after the opening quote; the index after the closing quote, or -1."""
+    cdef unsigned char c, c1, c2, c3
+    cdef int h0, h1, h2, h3, code
+    while True:
+        i = scan_plain(s, i, n)
+        if i >= n:
+            return -1
+        c = s[i]
+        if c == 34:
+            return i + 1
+        if c == 92:
+            escaped[0] = True
+            if i + 1 >= n:
+                return -1
+            c = s[i + 1]
+            if c == 117:  # \uXXXX
+                if i + 5 >= n:
+                    return -1
+                h0 = _hex(s[i + 2]); h1 = _hex(s[i + 3]); h2 = _hex(s[i + 4]); h3 = _hex(s[i + 5])
+                if h0 < 0 or h1 < 0 or h2 < 0 or h3 < 0:
+                    return -1
+                code = (h0 << 12) | (h1 << 8) | (h2 << 4) | h3
+                if 0xD800 <= code <= 0xDFFF:
+                    return -1
+                i += 6
+                continue
+            if c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 or c == 116:
+                i += 2
+                continue
+            return -1
+        if c < 32:
+            return -1
+        if c < 128:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return -1
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n:
+                return -1
+            c1 = s[i + 1]; c2 = s[i + 2]
+            if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80:
+                return -1
+            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
+                return -1
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if i + 3 >= n:
+                return -1
+            c1 = s[i + 1]; c2 = s[i + 2]; c3 = s[i + 3]
+            if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80 or (c3 & 0xC0) != 0x80:
+                return -1
+            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
+                return -1
+            i += 4
+        else:
+            return -1
+
+
+cdef Py_ssize_t _number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t digits = 0
+    if s[i] == 45:
+        i += 1
+    if i >= n:
+        return -1
+    if s[i] == 48:
+        i += 1
+        digits = 1
+    elif 49 <= s[i] <= 57:
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+            digits += 1
+    else:
+        return -1
+    if i < n and s[i] == 46:
+        i += 1
+        if i >= n or not (48 <= s[i] <= 57):
+            return -1
+        while i < n and 48 <= s[i] <= 57:
+            i += 1
+            digits += 1
+    if i < n and (s[i] == 101 or s[i] == 69):
+        return -1
+    if digits > MAX_DIGITS:
+        return -1
+    return i
+
+
+cdef inline Py_ssize_t _word(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* w, Py_ssize_t k) noexcept nogil:
+    if i + k > n or memcmp(s + i, w, k) != 0:
+        return -1
+    return i + k
+
+
+cdef Py_ssize_t _check(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
+    """Validate the value at ``s[i]`` at nesting ``depth``; the index after it, or -1."""
+    cdef unsigned char c
+    cdef Py_ssize_t j
+    cdef bint esc
+    if i >= n:
+        return -1
+    c = s[i]
+    if c == 34:
+        esc = False
+        return _string(s, i + 1, n, &esc)
+    if c == 123 or c == 91:
+        if depth >= MAX_DEPTH:
+            return -1
+        i = _ws(s, i + 1, n)
+        if i >= n:
+            return -1
+        if (c == 123 and s[i] == 125) or (c == 91 and s[i] == 93):
+            return i + 1
+        while True:
+            if c == 123:
+                if s[i] != 34:
+                    return -1
+                esc = False
+                j = _string(s, i + 1, n, &esc)
+                if j < 0:
+                    return -1
+                j = _ws(s, j, n)
+                if j >= n or s[j] != 58:
+                    return -1
+                i = _ws(s, j + 1, n)
+            j = _check(s, i, n, depth + 1)
+            if j < 0:
+                return -1
+            i = _ws(s, j, n)
+            if i >= n:
+                return -1
+            if s[i] == 44:
+                i = _ws(s, i + 1, n)
+                if i >= n:
+                    return -1
+                continue
+            if (c == 123 and s[i] == 125) or (c == 91 and s[i] == 93):
+                return i + 1
+            return -1
+    if c == 116:
+        return _word(s, i, n, b"true", 4)
+    if c == 102:
+        return _word(s, i, n, b"false", 5)
+    if c == 110:
+        return _word(s, i, n, b"null", 4)
+    if c == 45 or 48 <= c <= 57:
+        return _number(s, i, n)
+    return -1
+
+
+cdef inline bint _is(const unsigned char* p, Py_ssize_t k, const char* w, Py_ssize_t wk) noexcept nogil:
+    return k == wk and memcmp(p, w, wk) == 0
+
+
+cdef int _field(const unsigned char* p, Py_ssize_t k, int which) noexcept nogil:
+    """The slot of key ``p[:k]`` in key set ``which``, -1 for any other key."""
+    if which == AUDIT_ITEM:
+        return 0 if _is(p, k, b"objectRef", 9) else -1
+    if which == EVENT_ITEM:
+        if _is(p, k, b"regarding", 9):
+            return 0
+        return 1 if _is(p, k, b"involvedObject", 14) else -1
+    if _is(p, k, b"namespace", 9):
+        return 2
+    if _is(p, k, b"name", 4):
+        return 3
+    if which == OBJECT_REF:
+        if _is(p, k, b"apiGroup", 8):
+            return 0
+        return 1 if _is(p, k, b"resource", 8) else -1
+    if _is(p, k, b"apiVersion", 10):
+        return 0
+    return 1 if _is(p, k, b"kind", 4) else -1
+
+
+cdef Py_ssize_t _fields(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int depth, int which,
+                        Py_ssize_t* vs, Py_ssize_t* ve, bint* doubt) noexcept nogil:
+    """Validate the object at ``s[i]`` (nesting ``depth``); the spans of its members of key set
+    ``which`` into ``vs``/``ve`` (the last of a repeated key wins); ``doubt`` set by an escaped
+    key. The index after the object, or -1."""
+    cdef Py_ssize_t k, j, a
+    cdef bint esc
+    cdef int x
+    if depth >= MAX_DEPTH:
+        return -1
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 125:
+        return i + 1
+    while True:
+        if i >= n or s[i] != 34:
+            return -1
+        esc = False
+        k = _string(s, i + 1, n, &esc)
+        if k < 0:
+            return -1
+        j = _ws(s, k, n)
+        if j >= n or s[j] != 58:
+            return -1
+        a = _ws(s, j + 1, n)
+        j = _check(s, a, n, depth + 1)
+        if j < 0:
+            return -1
+        if esc:
+            doubt[0] = True
+        else:
+            x = _field(s + i + 1, k - i - 2, which)
+            if x >= 0:
+                vs[x] = a
+                ve[x] = j
+        i = _ws(s, j, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:
+            i = _ws(s, i + 1, n)
+            continue
+        return i + 1 if s[i] == 125 else -1
+
+
+cdef int _truth(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Python's truth of the value at ``s[a:b]`` (absent: ``a`` < 0): 1, 0, or -1 for a number."""
+    cdef unsigned char c
+    if a < 0:
+        return 0
+    c = s[a]
+    if c == 110 or c == 102:
+        return 0
+    if c == 116:
+        return 1
+    if c == 34:
+        return 1 if b - a > 2 else 0
+    if c == 123 or c == 91:
+        return 1 if _ws(s, a + 1, b) != b - 1 else 0
+    return -1
+
+
+cdef long _partition(const unsigned char* s, Py_ssize_t n, Py_ssize_t at, int which, long count) noexcept nogil:
+    """The partition of the key object at ``s[at]`` (``at`` < 0: not an object, the empty key),
+    member of an item; -1 when a field's text needs unescaping."""
+    cdef Py_ssize_t vs[4]
+    cdef Py_ssize_t ve[4]
+    cdef Py_ssize_t a, j
+    cdef bint doubt = False
+    cdef uint32_t state = <uint32_t>0xFFFFFFFFU
+    cdef int x
+    for x in range(4):
+        vs[x] = -1
+    if at >= 0:
+        _fields(s, at, n, 3, which, vs, ve, &doubt)  # validated with the item already
+        if doubt:
+            return UNDECIDED
+    for x in range(4):
+        a = vs[x]
+        if x:
+            state = _crc(state, <const unsigned char*>b"/", 1)
+        if a < 0 or s[a] != 34:
+            continue  # missing or not a string: empty
+        for j in range(a + 1, ve[x] - 1):
+            if s[j] == 92:
+                return UNDECIDED
+        state = _crc(state, s + a + 1, ve[x] - a - 2)
+    if count == 1:
+        return 0
+    return <long>((~state) % <uint32_t>count)
+
+
+cdef Py_ssize_t _item(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint audit, long count,
+                      long* code) noexcept nogil:
+    """Validate the list item at ``s[i]`` and set its ``code``; the index after it, or -1."""
+    cdef Py_ssize_t vs[2]
+    cdef Py_ssize_t ve[2]
+    cdef Py_ssize_t e, at = -1
+    cdef bint doubt = False
+    cdef int truth
+    cdef unsigned char c = s[i]
+    if c != 123:
+        code[0] = (T_NULL if c == 110 else T_BOOL if c == 116 or c == 102 else T_STRING if c == 34
+                   else T_ARRAY if c == 91 else T_NUMBER)
+        return _check(s, i, n, 2)
+    vs[0] = vs[1] = -1
+    e = _fields(s, i, n, 2, AUDIT_ITEM if audit else EVENT_ITEM, vs, ve, &doubt)
+    if e < 0 or doubt:
+        code[0] = UNDECIDED
+        return e
+    if audit:
+        if vs[0] >= 0 and s[vs[0]] == 123:
+            at = vs[0]
+        code[0] = _partition(s, n, at, OBJECT_REF, count)
+        return e
+    truth = _truth(s, vs[0], ve[0])
+    if truth < 0:
+        code[0] = UNDECIDED
+        return e
+    if not truth:
+        vs[0] = vs[1]
+    if vs[0] >= 0 and s[vs[0]] == 123:
+        at = vs[0]
+    code[0] = _partition(s, n, at, INVOLVED, count)
+    return e
+
+
+cdef Py_ssize_t _items(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint audit, long count,
+                       list out) except -2:
+    """Validate the array at ``s[i]`` (a member of the body); ``(start, end, code)`` of each item
+    into ``out``. The index after the array, or -1."""
+    cdef Py_ssize_t e
+    cdef long code
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 93:
+        return i + 1
+    while True:
+        if i >= n:
+            return -1
+        e = _item(s, i, n, audit, count, &code)
+        if e < 0:
+            return -1
+        out.append((i, e, code))
+        i = _ws(s, e, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:
+            i = _ws(s, i + 1, n)
+            continue
+        return i + 1 if s[i] == 93 else -1
+
+
+def split_list(bytes body, bint audit, long partitions):
+    """The members of the body and the items of its ``items`` array (twin:
+    ``processor.ingest.split.split_list``).
+
+    Returns:
+        ``(members, items)``: ``members`` ``[(key, start, end)]`` of the top-level object in
+        order, ``items`` ``[(start, end, code)]`` of its ``items`` array (None when ``items`` is
+        missing or not an array); None when the body is not certainly a JSON object that orjson
+        reads the same way.
+
+    Raises:
+        ValueError: ``partitions`` is less than 1.
+    """
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(body)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t i = _ws(s, 0, n), k, a, j
+    cdef bint esc
+    cdef list members = []
+    cdef list items = None
+    if partitions < 1:
+        raise ValueError(f"partition count must be >= 1, got {partitions}")
+    if i >= n or s[i] != 123:
+        return None
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 125:
+        i += 1
+    else:
+        while True:
+            if i >= n or s[i] != 34:
+                return None
+            esc = False
+            k = _string(s, i + 1, n, &esc)
+            if k < 0 or esc:
+                return None
+            j = _ws(s, k, n)
+            if j >= n or s[j] != 58:
+                return None
+            a = _ws(s, j + 1, n)
+            if a < n and s[a] == 91 and _is(s + i + 1, k - i - 2, b"items", 5):
+                if items is not None:
+                    return None
+                items = []
+                j = _items(s, a, n, audit, partitions, items)
+            else:
+                j = _check(s, a, n, 1)
+            if j < 0:
+                return None
+            members.append((PyUnicode_DecodeUTF8(<const char*>s + i + 1, k - i - 2, NULL), a, j))
+            i = _ws(s, j, n)
+            if i >= n:
+                return None
+            if s[i] == 44:
+                i = _ws(s, i + 1, n)
+                continue
+            if s[i] != 125:
+                return None
+            i += 1
+            break
+    if _ws(s, i, n) != n:
+        return None
+    return members, items

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
+from processor.sink.base import TABLES
+
 NS = "activity_processor"
 PUBLISH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 FLUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000)
+#: ``events_errored_total{error_type}`` values (``publish`` only for audit records).
+ERROR_TYPES = ("evaluate", "unmarshal", "publish")
 
 
 def nats_connection_metrics(
@@ -174,6 +178,13 @@ class Metrics:
             registry=r,
         )
         self.build_info = Info(f"{NS}_build", "Version and active implementation", registry=r)
+        # The failure series whose label values are known up front exist from the start at 0:
+        # rate() and alerts see the first failure, and the dashboard shows 0, not "no data".
+        for source, kinds in (("audit_log", ERROR_TYPES), ("k8s_event", ERROR_TYPES[:2])):
+            for error_type in kinds:
+                self.events_errored.labels(source, error_type)
+        for table in TABLES:
+            self.sink_errors.labels(table)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -14,7 +14,14 @@ of publishing to NATS:
 * ``summary.txt`` / ``summary.json``: per partition the published and the processed records/s (the
   latter from the workers' ``activity_processor_partition_records_total``), activities/s and the
   publish-to-activity latency p50/p99; totals, consumer lag and errors;
-* ``locust.log`` and ``worker-<i>.log``.
+* ``locust.log``, ``worker-<i>.log`` (and ``reconciler.log`` with ``--reconciler``, which also
+  starts ``activity reconcile`` on every partition);
+* with ``--prometheus`` (default: when Debian's ``prometheus`` is installed): ``prometheus.html``
+  (the records/s per partition chart from Prometheus and every query of the Grafana dashboard
+  with the series it returned), ``dashboard.json`` and ``prometheus.log``. Prometheus scrapes
+  the workers (and the ingest) every ``--scrape-interval`` s; at the end of the load every
+  dashboard query is evaluated (``processor.bench.dashboard``) and one that returns nothing
+  fails the run.
 
 ``loadtest/run.sh`` runs the same command (``python -m processor.commands.loadtest``).
 """
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
     import subprocess
 
     from processor.bench.ingest_child import IngestChild
+    from processor.bench.prometheus import Prometheus
 
 #: Locust's CSV columns used by the summary.
 _RATE, _SIZE, _FAILS = "Requests/s", "Average Content Size", "Failure Count"
@@ -118,6 +126,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--locustfile", default=None, help="default: loadtest/locustfile.py of the checkout")
     a("--metrics-url", nargs="*", default=[], help="/metrics URLs of workers running elsewhere")
+    a(
+        "--reconciler",
+        action="store_true",
+        help="also start `activity reconcile` (the inventory sidecar; log reconciler.log)",
+    )
+    a(
+        "--prometheus",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="scrape the run with Debian's prometheus and evaluate every query of "
+        "deploy/grafana/activity-processor.json at the end (auto: when installed)",
+    )
+    a(
+        "--scrape-interval",
+        type=positive_float,
+        default=1.0,
+        help="Prometheus scrape interval in seconds (default: 1)",
+    )
 
 
 def list_sizes(text: str) -> str:
@@ -152,16 +178,24 @@ def handle(args: argparse.Namespace) -> int:
     if problem:  # before anything starts: a worker without its policies fails after seconds
         print(f"activity loadtest: {problem}", file=sys.stderr)
         return 2
+    problem = _prometheus_problem(args.prometheus)
+    if problem:
+        print(f"activity loadtest: {problem}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="activity-loadtest-") as tmp,
-        _stack(args, Path(tmp), out) as (url, metrics, ingest),
+        _stack(args, Path(tmp), out) as (url, metrics, ingest, sidecars),
         _sampling(metrics) as samples,
+        _prometheus(args, metrics, ingest, sidecars, Path(tmp), out) as prom,
     ):
+        started = time.time()
         code = run_locust(args, locustfile, url, out, samples, ingest)
+        dashboard = _dashboard(args, prom, started, out, samples)
     summary = summarize(out / "locust_stats.csv", samples)
     summary["locust_exit_code"] = code
+    summary["dashboard"] = dashboard
     summary["transport"] = args.transport
     argv = sys.argv[2:] if sys.argv[1:2] == ["loadtest"] else sys.argv[1:]
     summary["command"] = " ".join(["activity loadtest", *argv])
@@ -169,7 +203,7 @@ def handle(args: argparse.Namespace) -> int:
     text = format_summary(summary)
     (out / "summary.txt").write_text(text + "\n")
     print(text)
-    return 0 if code in (0, 1) and summary["partitions"] else 1
+    return 0 if code in (0, 1) and summary["partitions"] and not dashboard.get("problems") else 1
 
 
 def _missing_files(locustfile: Path, policies: Sequence[str]) -> str:
@@ -196,9 +230,9 @@ def _locustfile(given: str | None) -> Path | None:
 @contextlib.contextmanager
 def _stack(
     args: argparse.Namespace, tmp: Path, out: Path
-) -> Iterator[tuple[str, list[str], IngestChild | None]]:
-    """Yield (NATS URL, worker /metrics URLs, the ingest with ``--transport http``); starts
-    what was not given."""
+) -> Iterator[tuple[str, list[str], IngestChild | None, list[str]]]:
+    """Yield (NATS URL, worker /metrics URLs, the ingest with ``--transport http``, the
+    reconciler's /metrics with ``--reconciler``); starts what was not given."""
     import asyncio
 
     from processor.bench.local import free_port
@@ -220,10 +254,73 @@ def _stack(
             ingest = None
             if args.transport == "http":
                 ingest = stack.enter_context(_ingest(args, url, tmp, out))
-            yield url, metrics, ingest
+            sidecars = []
+            if args.reconciler:
+                port = free_port()
+                stack.enter_context(_reconciler(args, url, out, port))
+                sidecars.append(f"http://127.0.0.1:{port}/metrics")
+            yield url, metrics, ingest, sidecars
     finally:
         if server is not None:
             server.stop()
+
+
+def _prometheus_problem(mode: str) -> str:
+    """Why ``--prometheus`` cannot be honoured ("" when it can)."""
+    from processor.bench.dashboard import dashboard_path
+    from processor.bench.prometheus import prometheus_binary
+
+    if mode == "yes" and prometheus_binary() is None:
+        return "--prometheus yes: prometheus is not installed (apt-get install prometheus)"
+    if mode == "yes" and dashboard_path() is None:
+        return "--prometheus yes: no deploy/grafana/activity-processor.json in the checkout"
+    return ""
+
+
+def _prometheus(
+    args: argparse.Namespace,
+    metrics: list[str],
+    ingest: IngestChild | None,
+    sidecars: list[str],
+    tmp: Path,
+    out: Path,
+) -> contextlib.AbstractContextManager[Prometheus | None]:
+    """Prometheus scraping the workers (pods ``worker-<i>``), the ingest and the reconciler
+    (``sidecars``: its /metrics), or None."""
+    from processor.bench.dashboard import dashboard_path
+    from processor.bench.prometheus import Target, prometheus_binary, prometheus_server
+
+    wanted = args.prometheus == "yes" or (args.prometheus == "auto" and prometheus_binary())
+    if not wanted or dashboard_path() is None:
+        return contextlib.nullcontext()
+    targets = [Target(url, "worker", f"worker-{i}") for i, url in enumerate(metrics)]
+    if ingest is not None:
+        targets.append(Target(ingest.url + "/metrics", "ingest", "ingest-0"))
+    targets += [Target(url, "reconciler", f"reconciler-{i}") for i, url in enumerate(sidecars)]
+    return prometheus_server(
+        targets, tmp / "prometheus", args.scrape_interval, out / "prometheus.log"
+    )
+
+
+def _dashboard(
+    args: argparse.Namespace,
+    prom: Prometheus | None,
+    started: float,
+    out: Path,
+    samples: Sequence[Sample],
+) -> dict[str, Any]:
+    """Every dashboard query through ``prom`` over the load; the report's part of the summary.
+
+    When the workers dead-lettered anything, the dead-letter queries must return series too.
+    """
+    if prom is None:
+        return {"skipped": "prometheus is not installed" if args.prometheus == "auto" else "off"}
+    from processor.bench.dashboard import run_check
+    from processor.stream.partitions import parse_partitions
+
+    parts = [str(p) for p in parse_partitions(args.partitions, args.partition_count)]
+    strict = bool(samples and samples[-1][1].get("dlq"))
+    return run_check(prom, started, out, parts, args.scrape_interval, strict)
 
 
 def _ingest(
@@ -295,13 +392,38 @@ def _worker(
             stop_process(proc)
 
 
+@contextlib.contextmanager
+def _reconciler(
+    args: argparse.Namespace, url: str, out: Path, port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``activity reconcile`` on every partition (log: ``out/reconciler.log``)."""
+    import subprocess
+
+    from processor.bench.local import stop_process
+
+    cmd = [
+        sys.executable, "-m", "processor", "reconcile",
+        "--nats-url", url,
+        "--partition-count", str(args.partition_count),
+        "--health-addr", f"127.0.0.1:{port}",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    with open(out / "reconciler.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        try:
+            _wait_ready(proc, port, out / "reconciler.log")
+            yield proc
+        finally:
+            stop_process(proc)
+
+
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     from processor.bench.local import http_status
 
     deadline = time.monotonic() + 120
     while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not become ready; see {log}")
+            raise RuntimeError(f"{log.stem} did not become ready; see {log}")
         time.sleep(0.1)
 
 
@@ -531,6 +653,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{summary.get('locust_exit_code')}"
         + (f"; failed POSTs {summary['http_failures']:.0f}" if "http_failures" in summary else "")
     )
+    dashboard = summary.get("dashboard") or {}
+    if "queries" in dashboard:
+        verdict = "; ".join(dashboard["problems"]) or "every query returned series"
+        lines.append(
+            f"dashboard ({dashboard['queries']} queries through prometheus, prometheus.html): "
+            + ("" if not dashboard["problems"] else "FAILED: ")
+            + verdict
+        )
+    elif dashboard:
+        lines.append(f"dashboard: not checked ({dashboard['skipped']})")
     return "\n".join(lines)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from processor.reconciler.conditions import FOLLOWED, KINDS
+
 NS = "activity_reconciler"
 
 
@@ -57,6 +59,22 @@ class ReconcilerMetrics:
         self.nats_connection_status = Gauge(
             f"{NS}_nats_connection_status", "1 when connected to NATS", registry=r
         )
+        # Every label value is known up front: the series exist from the start at 0, so rate()
+        # and alerts see the first increment and the dashboard shows 0, not "no data".
+        for stream in ("AUDIT_EVENTS", "EVENTS"):
+            self.messages.labels(stream)
+        for result in ("applied", "stale", "deleted", "foreign"):
+            self.observations.labels(result)
+        for stage in ("decode", "state", "publish"):
+            self.errors.labels(stage)
+        for stage in ("batch", "publish"):
+            self.retries.labels(stage)
+        for kind in KINDS.values():
+            for counter in (self.published, self.suppressed, self.controller_events):
+                counter.labels(kind)
+            for condition in FOLLOWED:
+                for to in ("ready", "not_ready"):
+                    self.transitions.labels(kind, condition, to)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

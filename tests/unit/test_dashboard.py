@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from processor.bench.dashboard import expressions
 from processor.metrics import Metrics
 from processor.reconciler.metrics import ReconcilerMetrics
 
@@ -47,25 +47,6 @@ def series_names(registry: CollectorRegistry) -> set[str]:
 def exported() -> set[str]:
     """Every series the worker and the reconciler export."""
     return series_names(Metrics().registry) | series_names(ReconcilerMetrics().registry)
-
-
-def expressions(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) for every panel target and templating query."""
-    for panel in _panels(dashboard.get("panels", [])):
-        for target in panel.get("targets", []):
-            if target.get("expr"):
-                yield f"panel {panel.get('title')!r} {target.get('refId')}", target["expr"]
-    for var in dashboard.get("templating", {}).get("list", []):
-        query = var.get("query")
-        text = query.get("query") if isinstance(query, dict) else query
-        if var.get("type") == "query" and text:
-            yield f"variable {var['name']}", text
-
-
-def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        yield panel
-        yield from _panels(panel.get("panels", []))
 
 
 def metric_names(expr: str) -> set[str]:

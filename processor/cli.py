@@ -33,6 +33,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.run:register",
     "processor.commands.reconcile:register",
     "processor.commands.ingest:register",
+    "processor.commands.serve:register",
     "processor.commands.migrate:register",
     "processor.commands.query:register",
     "processor.commands.query:register_audit",

@@ -16,8 +16,9 @@ result says why (``skipped``). ``all_stages`` evaluates audit events of every st
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from processor import preview_fetch
 from processor.activity import build_audit_activity, build_event_activity
 from processor.engine import (
     CompiledPolicy,
@@ -26,11 +27,12 @@ from processor.engine import (
     compile_policy,
     first_match,
 )
-from processor.errors import PolicyError, PolicyErrors, RecordError
+from processor.errors import PolicyError, PolicyErrors, ProcessorError, RecordError
 from processor.kinds import KindResolver
 from processor.policy.loader import read_documents
 from processor.policy.model import Policy, spec_to_policy
 from processor.policy.validate import validate_policy
+from processor.preview_fetch import Scope
 from processor.records import (
     audit_key,
     audit_vars,
@@ -41,6 +43,9 @@ from processor.records import (
     normalize_event,
 )
 from processor.stages import DEFAULT_STAGES
+
+if TYPE_CHECKING:
+    from processor.query.service import Backend
 
 API_VERSION = "activity.miloapis.com/v1alpha1"
 KIND = "PolicyPreview"
@@ -138,13 +143,7 @@ def _validate_inputs(spec: dict[str, Any], err: Any) -> list[PolicyError]:
                     "use one or the other",
                 )
             ]
-        return [
-            err(
-                "spec.autoFetch",
-                "Unsupported value: autoFetch needs the Activity API "
-                "server; provide the records to test under 'inputs'",
-            )
-        ]
+        return preview_fetch.validate(spec["autoFetch"], err)
     if not inputs:
         return [err("spec", "Required value: provide either 'inputs' or 'autoFetch'")]
     if not isinstance(inputs, list):
@@ -180,22 +179,62 @@ def run_preview(
     policy: Policy,
     resolver: KindResolver | None = None,
     all_stages: bool = False,
+    *,
+    backend: Backend | None = None,
+    scope: Scope | None = None,
+    now_ns: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate the policy on every input; return the manifest with ``status`` filled.
+
+    With ``spec.autoFetch`` the inputs are recent records read from ``backend``
+    (:mod:`processor.preview_fetch`); they are evaluated as given inputs are and listed in
+    ``status.fetchedInputs`` (absent when none was found, as upstream).
 
     Args:
         manifest: a manifest from :func:`load_manifest`.
         policy: its policy.
         resolver: the kind resolver (default: a local one knowing the policy's kind).
         all_stages: evaluate audit events of every stage, not only the processor's.
+        backend: the store autoFetch reads (a sink, or anything with ``query``).
+        scope: the tenant autoFetch reads for (default: every tenant).
+        now_ns: the end of autoFetch's window (default: now).
+
+    Raises:
+        PreviewError: autoFetch without a backend.
+        processor.query.errors.QueryError: autoFetch's window is invalid for a table.
+        processor.sink.base.SinkError: the store failed.
     """
     resolver = resolver or KindResolver()
     resolver.add_policy_kind(policy.api_group, policy.kind)
+    spec = manifest["spec"]
+    fetched: list[dict[str, Any]] | None = None
+    if spec.get("autoFetch") is not None:
+        if backend is None:
+            raise PreviewError(
+                "spec.autoFetch reads recent audit logs and Events from the store: give "
+                "--clickhouse-url (or list the records under spec.inputs)"
+            )
+        auto = preview_fetch.AutoFetch.from_spec(spec["autoFetch"])
+        fetched = preview_fetch.fetch_inputs(
+            backend, policy, auto, resolver, scope or Scope(), now_ns
+        )
+    inputs = spec["inputs"] if fetched is None else fetched
+    activities, results = _evaluate(policy, inputs, resolver, all_stages)
+    out = {k: v for k, v in manifest.items() if k != "status"}
+    out["status"] = {"activities": activities, "results": results}
+    if fetched:
+        out["status"]["fetchedInputs"] = fetched
+    return out
+
+
+def _evaluate(
+    policy: Policy, inputs: list[dict[str, Any]], resolver: KindResolver, all_stages: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     compiled = compile_policy(policy, resolver)
     router = Engine([policy], stages=None if all_stages else DEFAULT_STAGES, native=False)
     results: list[dict[str, Any]] = []
     activities: list[dict[str, Any]] = []
-    for index, item in enumerate(manifest["spec"]["inputs"]):
+    for index, item in enumerate(inputs):
         result: dict[str, Any] = {"inputIndex": index, "matched": False, "matchedRuleIndex": -1}
         skipped = _skipped(router, policy, item)
         if skipped:
@@ -221,9 +260,11 @@ def run_preview(
             )
             activities.append(activity)
         results.append(result)
-    out = {k: v for k, v in manifest.items() if k != "status"}
-    out["status"] = {"activities": activities, "results": results}
-    return out
+    return activities, results
+
+
+class PreviewError(ProcessorError):
+    """A preview that cannot run (autoFetch without a store)."""
 
 
 class _PreviewError(Exception):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from processor.commands.flags import add_filename, add_output
+from processor.commands.query import add_connection
 from processor.errors import PolicyError, PolicyErrors
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ def register(subparsers: Any) -> None:
         "(JSON or YAML: one record, a list of records, an audit EventList, or JSON lines). "
         "Inputs are routed as the processor routes them: an input it would not evaluate (an "
         "audit stage other than ResponseComplete, another resource) is shown as skipped, with "
-        "the reason.",
+        "the reason. A manifest with spec.autoFetch previews the policy on recent audit logs "
+        "and Events of its kind read from the store (--clickhouse-url).",
     )
     add_filename(
         parser,
@@ -39,6 +41,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="evaluate audit events of every stage, not only ResponseComplete",
     )
+    parser.add_argument(
+        "--tenant-type", default="", help="autoFetch: read this tenant's records only"
+    )
+    parser.add_argument("--tenant-name", default="", help="autoFetch: the tenant's name")
+    add_connection(parser)
     add_output(
         parser,
         extra=("text",),
@@ -50,7 +57,9 @@ def register(subparsers: Any) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     from processor.output import dump
-    from processor.preview import load_manifest, run_preview
+    from processor.preview import PreviewError, load_manifest
+    from processor.query.errors import QueryError
+    from processor.sink import SinkError
 
     try:
         if args.filename and args.policy:
@@ -79,7 +88,11 @@ def _handle(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(describe(exc), file=sys.stderr)
         return 1
-    result = run_preview(manifest, loaded, all_stages=args.all_stages)
+    try:
+        result = _run(manifest, loaded, args)
+    except (PreviewError, QueryError, SinkError) as exc:
+        print(f"activity preview: error: {exc}", file=sys.stderr)
+        return 1
     if args.output in ("json", "yaml"):
         sys.stdout.write(dump(result, args.output))
     else:
@@ -89,6 +102,25 @@ def _handle(args: argparse.Namespace) -> int:
 
 class _Usage(Exception):
     pass
+
+
+def _run(manifest: dict[str, Any], policy: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The preview; with ``spec.autoFetch`` on the store of ``--clickhouse-url``."""
+    from processor.preview import run_preview
+
+    if manifest["spec"].get("autoFetch") is None:
+        return run_preview(manifest, policy, all_stages=args.all_stages)
+    from processor.commands.query import open_backend
+    from processor.preview_fetch import Scope
+
+    backend = open_backend(args)
+    try:
+        scope = Scope(args.tenant_type, args.tenant_name)
+        return run_preview(
+            manifest, policy, all_stages=args.all_stages, backend=backend, scope=scope
+        )
+    finally:
+        backend.close()
 
 
 def describe(error: PolicyError) -> str:
@@ -195,12 +227,20 @@ def _json_lines(text: str, path: str, yaml_error: yaml.YAMLError) -> list[Any]:
 
 
 def render_text(result: dict[str, Any]) -> str:
-    """One line per input: which rule matched and the summary, the error, or why it was skipped."""
+    """One line per input: which rule matched and the summary, the error, or why it was skipped.
+
+    Inputs autoFetch read are named first (``[audit <time> <user> <verb> <resource>...]``).
+    """
     status = result["status"]
     activities = iter(status["activities"])
+    fetched = status.get("fetchedInputs")
+    if result["spec"].get("autoFetch") is not None and not fetched:
+        return "no audit logs or Events of this policy's kind found in the autoFetch window\n"
     lines = []
     for r in status["results"]:
         head = f"input {r['inputIndex']}: "
+        if fetched:
+            head = f"input {r['inputIndex']} [{describe_input(fetched[r['inputIndex']])}]: "
         if r.get("matched"):
             activity = next(activities)
             rule = f"{r['matchedRuleType']} rule {r['matchedRuleIndex']} ({r['matchedRuleName']})"
@@ -219,3 +259,31 @@ def render_text(result: dict[str, Any]) -> str:
         else:
             lines.append(f"{head}no rule matched")
     return "\n".join(lines) + "\n"
+
+
+def describe_input(item: dict[str, Any]) -> str:
+    """A fetched input in a few words: time, who, what, which object."""
+    from processor.query.output import safe
+
+    record = item.get(item.get("type", "")) or {}
+    if not isinstance(record, dict):
+        return str(item.get("type", ""))
+    if item.get("type") == "audit":
+        ref = record.get("objectRef") or {}
+        words = [
+            "audit",
+            record.get("requestReceivedTimestamp", ""),
+            (record.get("user") or {}).get("username", ""),
+            record.get("verb", ""),
+            "/".join(p for p in (ref.get(k) for k in ("resource", "namespace", "name")) if p),
+        ]
+    else:
+        about = record.get("regarding") or record.get("involvedObject") or {}
+        words = [
+            "event",
+            record.get("eventTime") or record.get("lastTimestamp") or "",
+            record.get("type", ""),
+            record.get("reason", ""),
+            "/".join(p for p in (about.get(k) for k in ("kind", "namespace", "name")) if p),
+        ]
+    return safe(" ".join(str(w) for w in words if w))

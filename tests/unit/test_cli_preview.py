@@ -105,10 +105,24 @@ def test_autofetch_and_missing_inputs(tmp_path: Path, capsys: pytest.CaptureFixt
     assert _located(_run(capsys, "preview", "-f", str(target))[2].strip(), target) == (
         "spec: Required value: provide either 'inputs' or 'autoFetch'"
     )
-    doc["spec"]["autoFetch"] = {"limit": 10}
+    doc["spec"]["autoFetch"] = {"limit": 100, "sources": "logs", "timeRange": "1.5h"}
     target.write_text(yaml.safe_dump(doc))
     code, _, err = _run(capsys, "preview", "-f", str(target))
-    assert code == 1 and _located(err, target).startswith("spec.autoFetch: Unsupported value")
+    assert code == 1
+    assert [_located(line, target) for line in err.strip().splitlines()] == [
+        "spec.autoFetch.limit: Invalid value: 100: must be <= 50",
+        'spec.autoFetch.timeRange: Invalid value: "1.5h": must be a valid relative time '
+        "(e.g., '1h', '24h', '7d')",
+        'spec.autoFetch.sources: Unsupported value: "logs": supported values: "audit", '
+        '"events", "both"',
+    ]
+    doc["spec"]["autoFetch"] = {"limit": 10}
+    target.write_text(yaml.safe_dump(doc))
+    missing = tmp_path / "no-store"
+    code, _, err = _run(
+        capsys, "preview", "-f", str(target), "--clickhouse-url", f"chdb://{missing}"
+    )
+    assert code == 1 and "no store at" in err and not missing.exists()
 
 
 def test_quick_mode_policy_and_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

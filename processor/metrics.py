@@ -133,6 +133,25 @@ class Metrics:
             ["stream", "consumer"],
             registry=r,
         )
+        self.commit_latency = Histogram(
+            f"{NS}_input_commit_duration_seconds",
+            "Settling a committed batch's inputs: NATS ack write, Kafka offset commit",
+            ["transport"],
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
+        self.kafka_rebalances = Counter(
+            f"{NS}_kafka_rebalances_total",
+            "Kafka consumer-group partition assignments and revocations",
+            ["event"],
+            registry=r,
+        )
+        self.kafka_assigned = Gauge(
+            f"{NS}_kafka_assigned_partitions",
+            "Kafka input partitions this worker owns",
+            ["topic"],
+            registry=r,
+        )
         self.batch_rows = Histogram(
             f"{NS}_sink_batch_rows",
             "Rows per ClickHouse insert",

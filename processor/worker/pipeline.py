@@ -1,5 +1,12 @@
 """The delivery pipeline: translate pulled messages, publish activities, batch inserts, then ack.
 
+The pipeline is the common part of both transports; what differs (how deliveries arrive, are
+acknowledged and where outputs go) is the :class:`~processor.transport.Transport` it is given:
+:class:`~processor.stream.transport.NatsTransport` or
+:class:`~processor.kafka.transport.KafkaTransport`. The text below says NATS; on Kafka "ack" is the
+offset commit, ``+WPI`` does not exist, and duplicates on the output topics are told apart by
+their ``id`` header.
+
 Data flow for one group of deliveries handed over by a pull consumer (one :class:`Unit`):
 
 1. every payload is translated at once (CPU, on the event loop) into activities and dead letters;
@@ -39,16 +46,16 @@ from processor.deadletter import (
 )
 from processor.metrics import Metrics
 from processor.sink.base import Sink, SinkError
-from processor.stream.consumer import Delivery, ack_many, in_progress_many
-from processor.stream.publisher import JsPublisher, PublishError
+from processor.stream.publisher import PublishError
 from processor.stream.topology import OutputLimits
 from processor.subjects import activity_subject, dlq_subject
 from processor.translate import Origin, Output, Translator
+from processor.transport import Item, Message, Transport
 from processor.worker.raw import raw_rows
 
 log = logging.getLogger(__name__)
 
-Item = tuple[str, bytes, str | None]
+Delivery = Message
 #: A delivery and the ends of what it produced in the group's Output (activities, dead letters).
 Mark = tuple[Delivery, int, int]
 MAX_BACKOFF = 30.0
@@ -84,8 +91,8 @@ class Pipeline:
     Args:
         translator: the policy translator; replaced on reload through :meth:`set_translator`.
         sink: the storage (called from one dedicated thread).
-        nc: the NATS client (acks, in-progress signals).
-        publisher: publishes activities and dead letters and waits for their PubAcks.
+        transport: settles deliveries (ack / offset commit) and publishes activities and dead
+            letters (waiting until they are stored).
         settings: batch sizes, limits and flags.
         metrics: the worker's metrics.
         executor: the storage thread (:func:`~processor.worker.sinkthread.sink_executor`) that
@@ -98,8 +105,7 @@ class Pipeline:
         self,
         translator: Translator,
         sink: Sink,
-        nc: Any,
-        publisher: JsPublisher,
+        transport: Transport,
         settings: Settings,
         metrics: Metrics,
         executor: concurrent.futures.Executor,
@@ -108,8 +114,7 @@ class Pipeline:
     ) -> None:
         self.translator = translator
         self.sink = sink
-        self.nc = nc
-        self.publisher = publisher
+        self.transport = transport
         self.settings = settings
         self.metrics = metrics
         self.limits = limits
@@ -193,8 +198,8 @@ class Pipeline:
         if not done:
             return
         try:
-            await ack_many(self.nc, done)
-        except Exception as exc:  # connection closed: NATS redelivers them after ack_wait
+            await self.transport.settle(done)
+        except Exception as exc:  # connection closed: the server redelivers them
             log.warning("ack of %d messages with nothing to keep failed: %r", len(done), exc)
             return
         self.committed_messages += len(done)
@@ -212,6 +217,7 @@ class Pipeline:
         limit = self.limits.activity_bytes
         activity_rows = []
         items: list[Item] = []
+        owners: list[Delivery | None] = []
         dead: list[tuple[dict[str, Any], Origin, Delivery]] = []
         owner = 0
         for i, activity in enumerate(out.activities):
@@ -226,6 +232,7 @@ class Pipeline:
                 continue
             activity_rows.append(data)
             items.append((activity_subject(activity, prefix), data, activity["metadata"]["name"]))
+            owners.append(marks[owner][0])
         owner = 0
         for j, record in enumerate(out.dead_letters):
             while marks[owner][2] <= j:
@@ -238,12 +245,15 @@ class Pipeline:
                 n = ordinals[id(delivery)] = ordinals.get(id(delivery), -1) + 1
                 item, record = self._dlq_item(record, origin, delivery, n)
                 items.append(item)
+                owners.append(delivery)
                 letters.append(record)
         elif dead:
             log.warning("dead-letter queue disabled: %d failed records acked", len(dead))
         unit = Unit(deliveries, {"activities": activity_rows}, records, time.monotonic())
         if items:
-            unit.publish = asyncio.ensure_future(self._publish(items, len(activity_rows), letters))
+            unit.publish = asyncio.ensure_future(
+                self._publish(items, len(activity_rows), letters, owners)
+            )
         return unit
 
     def _dlq_item(
@@ -255,17 +265,15 @@ class Pipeline:
         buf, start, end = origin
         if buf is not delivery.data:  # text re-encoded from its value: point at the message
             buf, start, end = delivery.data, 0, len(delivery.data)
-        stream = _stream_of(delivery)
+        stream, seq = self.transport.position(delivery)
         key = (
-            f"{stream}\0{delivery.stream_seq}\0{n}\0{start}\0{end}\0{record.get('errorType')}\0"
+            f"{stream}\0{seq}\0{n}\0{start}\0{end}\0{record.get('errorType')}\0"
             f"{record.get('policyName')}\0{record.get('ruleIndex')}"
         )
         msg_id = "dlq-" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
         subject, data, _ = _dlq_item(record)
         if len(data) > self.limits.dead_letter_bytes:
-            record = pointer_record(
-                record, stream, delivery.stream_seq, (start, end), buf[start:end]
-            )
+            record = pointer_record(record, stream, seq, (start, end), buf[start:end])
             subject, data, _ = _dlq_item(record)
         return (subject, data, msg_id), record
 
@@ -294,17 +302,24 @@ class Pipeline:
 
     # -- publish --------------------------------------------------------------------------------
     async def _publish(
-        self, items: list[Item], activities: int, letters: Sequence[dict[str, Any]] = ()
+        self,
+        items: list[Item],
+        activities: int,
+        letters: Sequence[dict[str, Any]] = (),
+        owners: Sequence[Delivery | None] = (),
     ) -> None:
         """Publish ``items`` until every one is stored; the last ``len(letters)`` are the dead
-        letters, counted once each when the stream stores them (not as a duplicate)."""
+        letters, counted once each when the stream stores them (not as a duplicate).
+        ``owners[i]`` is the delivery item ``i`` came from (none given: no delivery)."""
         delay = 0.1
         first = len(items) - len(letters)
         counted: set[int] = set()
+        if not owners:
+            owners = [None] * len(items)
         while True:
             started = time.perf_counter()
             try:
-                fresh = await self.publisher.publish_all(items)
+                fresh = await self.transport.publish(items, owners)
             except Exception as exc:
                 if isinstance(exc, PublishError):
                     self._count_fresh(exc.fresh, first, letters, counted)
@@ -385,9 +400,16 @@ class Pipeline:
             if unit.publish is not None:
                 await unit.publish
         deliveries = [d for unit in batch.units for d in unit.deliveries]
-        await ack_many(self.nc, deliveries)
+        await self._settle(deliveries)
         self._committing = []
         self._committed(batch, len(deliveries), tables)
+
+    async def _settle(self, deliveries: list[Delivery]) -> None:
+        started = time.perf_counter()
+        await self.transport.settle(deliveries)
+        self.metrics.commit_latency.labels(self.transport.name).observe(
+            time.perf_counter() - started
+        )
 
     def _committed(self, batch: Batch, messages: int, tables: dict[str, list[bytes]]) -> None:
         self.committed_messages += messages
@@ -477,7 +499,8 @@ class Pipeline:
         await self._publish([(subject, data, msg_id)], 0, [record])
 
     async def _keepalive(self) -> None:
-        """Tell NATS that inputs waiting longer than a third of ack_wait are still in progress."""
+        """Tell the server that inputs waiting longer than a third of ack_wait are still in
+        progress (NATS ``+WPI``; nothing on Kafka)."""
         interval = max(self.settings.ack_wait / 3, 0.5)
         while True:
             await asyncio.sleep(interval)
@@ -485,7 +508,7 @@ class Pipeline:
             waiting = [d for u in self._waiting_units() if u.created < old for d in u.deliveries]
             if waiting:
                 with contextlib.suppress(Exception):
-                    await in_progress_many(self.nc, waiting)
+                    await self.transport.keep_alive(waiting)
 
     def _waiting_units(self) -> list[Unit]:
         return self._committing + self._batch.units
@@ -500,6 +523,11 @@ class Pipeline:
         """
         self._stopping = True
         self._wake.set()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Commit and settle everything handed over so far, now (a Kafka partition revoke, and
+        :meth:`drain`); the pipeline goes on afterwards."""
         self._cancel_early_timer()
         await self._ack_early()
         await self._commit_queued()
@@ -604,14 +632,6 @@ def _too_large(
         tenant=spec.get("tenant") if source == "audit" else None,
         resource={k: resource.get(k, "") for k in ("apiGroup", "kind", "name", "namespace")},
     )
-
-
-def _stream_of(delivery: Delivery) -> str:
-    """The stream a delivery came from (its ack subject: ``$JS.ACK.<stream>.<consumer>...``)."""
-    parts = delivery.reply.split(".")
-    if len(parts) > 2 and parts[1] == "ACK":
-        return parts[4] if len(parts) >= 12 else parts[2]  # v2 subjects carry domain + hash
-    return ""
 
 
 def _token(table: str, rows: list[bytes]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from processor.stream.consumer import Delivery
+from processor.transport import Message as Delivery
 
 _EVENT_TIMES = (
     "eventTime",

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import nats
@@ -40,6 +40,7 @@ from processor.stream.topology import (
     output_limits,
     partition_consumer_name,
 )
+from processor.stream.transport import NatsTransport
 from processor.translate import Translator
 from processor.worker.advisories import MaxDeliveriesWatch
 from processor.worker.health import HealthServer
@@ -124,8 +125,7 @@ class Worker(Service):
         self.pipeline = Pipeline(
             compiled.translator,
             self.sink,
-            self.nc,
-            JsPublisher(self.pub_nc.jetstream()),
+            NatsTransport(self.nc, JsPublisher(self.pub_nc.jetstream())),
             s,
             self.metrics,
             self._sink_thread,
@@ -256,17 +256,26 @@ class Worker(Service):
             self.metrics,
             # liveness stays ping + nats: a failing sink or publish is an outage elsewhere, and
             # restarting the pod would only redeliver its inputs; readiness reports it instead
-            health={"ping": lambda: "", "nats": self._nats_check},
+            health={"ping": lambda: "", **self._transport_health()},
             ready={
                 "started": lambda: "" if self.ready else "starting",
                 "policies": self._policy_check,
                 "pending": self._pending_check,
                 "sink": lambda: self.pipeline.sink_error if self.pipeline else "",
                 "publish": lambda: self.pipeline.publish_error if self.pipeline else "",
+                **self._transport_ready(),
             },
             refresh=self._oldest_pending,
         )
         await self.health.start()
+
+    def _transport_health(self) -> dict[str, Callable[[], str]]:
+        """Liveness checks of the transport (the Kafka worker has its own)."""
+        return {"nats": self._nats_check}
+
+    def _transport_ready(self) -> dict[str, Callable[[], str]]:
+        """Readiness checks of the transport besides the common ones."""
+        return {}
 
     def _nats_check(self) -> str:
         return "" if self.nc is not None and self.nc.is_connected else "not connected to NATS"

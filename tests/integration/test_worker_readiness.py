@@ -119,7 +119,8 @@ def test_readyz_reports_a_failing_sink_and_waiting_inputs_then_recovers(
 def test_readyz_reports_failing_publishes_then_recovers(nats_url: str, policy_dir: Path):
     async def body(worker: Worker, js: Any) -> None:
         port = worker.health.port
-        publisher = worker.pipeline.publisher = BrokenPublisher(worker.pipeline.publisher)
+        transport = worker.pipeline.transport
+        publisher = transport.publisher = BrokenPublisher(transport.publisher)
         await js.publish("audit.k8s.p1", orjson.dumps(records.audit("quiet", seq=1)))
         _, text = await until(lambda: get(port, "/readyz"), lambda a: a[0] == 500)
         assert b"[-]publish failed: publish failing: no PubAck for ACTIVITIES" in text

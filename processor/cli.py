@@ -41,6 +41,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.query:register_facets",
     "processor.commands.history:register",
     "processor.commands.watch:register",
+    "processor.commands.mcp:register",
     "processor.commands.policy:register",
     "processor.commands.dlq:register",
     "processor.commands.loadtest:register",

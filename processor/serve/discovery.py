@@ -132,6 +132,32 @@ def group_resources(name: str, version: str) -> dict[str, Any] | None:
     return resource_list(f"{name}/{version}", found[1])
 
 
+# --- OpenAPI v2 --------------------------------------------------------------------------------
+# kubectl validates a manifest client-side against /openapi/v2 (protobuf) when the server does not
+# validate fields itself; a document without definitions makes it skip the validation of our
+# kinds (kubectl 1.20 always asks for it). Protobuf of gnostic's openapi_v2.Document: field 1
+# swagger, field 2 info {1 title, 2 version}.
+
+OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _pb_string(number: int, text: str) -> bytes:
+    raw = text.encode()
+    assert len(raw) < 128
+    return bytes([number << 3 | 2, len(raw)]) + raw
+
+
+def openapi_v2(protobuf: bool) -> bytes:
+    """``/openapi/v2``: swagger 2.0, no paths or definitions (protobuf or JSON)."""
+    if protobuf:
+        info = _pb_string(1, "activity") + _pb_string(2, processor.__version__)
+        return _pb_string(1, "2.0") + bytes([2 << 3 | 2, len(info)]) + info
+    import orjson
+
+    doc = {"swagger": "2.0", "info": {"title": "activity", "version": processor.__version__}}
+    return orjson.dumps({**doc, "paths": {}, "definitions": {}})
+
+
 # --- OpenAPI v3 --------------------------------------------------------------------------------
 # kubectl >= 1.27 reads /openapi/v3 to learn whether the server validates fields itself
 # (the fieldValidation parameter of the POST operation); the schemas are open objects, so kubectl

@@ -163,6 +163,7 @@ class ApiServer:
         r.add_get("/apis", self._static(discovery.api_group_list))
         r.add_get("/apis/{group}", self._group)
         r.add_get("/apis/{group}/{version}", self._group_version)
+        r.add_get("/openapi/v2", self._openapi_v2)
         r.add_get("/openapi/v3", self._static(discovery.openapi_root))
         r.add_get(f"/openapi/v3{GV}", self._static(discovery.openapi_group))
         # Activities
@@ -218,6 +219,12 @@ class ApiServer:
             return _json(make())
 
         return handler
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        protobuf = "protobuf" in request.headers.get("Accept", "")
+        body = discovery.openapi_v2(protobuf)
+        kind = discovery.OPENAPI_V2_PROTOBUF if protobuf else "application/json"
+        return web.Response(body=body, headers={"Content-Type": kind})
 
     async def _not_found(self, request: web.Request) -> web.Response:
         raise ApiError(404, f"the server could not find the requested resource ({request.path})")

@@ -13,16 +13,28 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processor.stages import DEFAULT_STAGES
+
+if TYPE_CHECKING:
+    from processor.kafka.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker needs to run; see :data:`FIELDS` for the meaning of each field."""
 
+    transport: str = "nats"
     nats_url: str = "nats://127.0.0.1:4222"
+    kafka_brokers: str = "127.0.0.1:9092"
+    kafka_group: str = "activity-processor"
+    kafka_audit_topic: str = "audit-events"
+    kafka_event_topic: str = "k8s-events"
+    kafka_activity_topic: str = "activities"
+    kafka_dead_letter_topic: str = "activity-dead-letters"
+    kafka_policy_topic: str = "activity-policies"
+    kafka_session_timeout: float = 10.0
     clickhouse_url: str = ""
     migrate: bool = False
     policies: tuple[str, ...] = ()
@@ -56,6 +68,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         problems = []
+        if self.transport not in ("nats", "kafka"):
+            problems.append(f"transport must be nats or kafka, got {self.transport!r}")
         if self.partition_count < 1:
             problems.append("partition_count must be at least 1")
         for name in (
@@ -82,6 +96,28 @@ class Settings:
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
+    def kafka(self) -> KafkaSettings:
+        """The Kafka transport's settings (``--transport kafka``); the input topics have
+        ``partition_count`` partitions.
+
+        Raises:
+            ValueError: a Kafka setting is invalid.
+        """
+        from processor.kafka.settings import KafkaSettings
+
+        return KafkaSettings(
+            brokers=self.kafka_brokers,
+            audit_topic=self.kafka_audit_topic,
+            event_topic=self.kafka_event_topic,
+            activity_topic=self.kafka_activity_topic,
+            dead_letter_topic=self.kafka_dead_letter_topic,
+            policy_topic=self.kafka_policy_topic,
+            partitions=self.partition_count,
+            group_id=self.kafka_group,
+            session_timeout=self.kafka_session_timeout,
+            rebalance_timeout=self.kafka_session_timeout,
+        )
+
     def resolved_clickhouse_url(self) -> str:
         """The ClickHouse URL, defaulting to chDB in the data directory."""
         from processor.sink.factory import default_data_dir
@@ -91,7 +127,17 @@ class Settings:
 
 #: field name -> help text (the flag is ``--field-name``, the variable ``ACTIVITY_FIELD_NAME``).
 FIELDS: dict[str, str] = {
+    "transport": "nats (JetStream) or kafka (a consumer group; docs/kafka.md)",
     "nats_url": "NATS server URL(s), comma separated",
+    "kafka_brokers": "Kafka bootstrap servers HOST:PORT[,HOST:PORT] (--transport kafka)",
+    "kafka_group": "Kafka consumer group of the workers",
+    "kafka_audit_topic": "Kafka topic of audit events (in)",
+    "kafka_event_topic": "Kafka topic of Kubernetes Events (in)",
+    "kafka_activity_topic": "Kafka topic of activities (out)",
+    "kafka_dead_letter_topic": "Kafka topic of dead letters (out)",
+    "kafka_policy_topic": "Kafka topic of policy updates (compacted)",
+    "kafka_session_timeout": "seconds without heartbeats before the group drops a worker (also "
+    "the rebalance timeout; tansu joins in ~5 s with 10, ~30 s with the client default)",
     "clickhouse_url": "chdb:///DIR (embedded), clickhouse://user:pw@host:9000/audit or memory://; "
     "default chdb in the data directory",
     "migrate": "apply pending ClickHouse migrations at start (always done for chdb://)",

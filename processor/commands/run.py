@@ -1,4 +1,4 @@
-"""``activity run``: the stream worker (NATS JetStream in, ACTIVITIES + ClickHouse out)."""
+"""``activity run``: the stream worker (NATS JetStream or Kafka in, activities + ClickHouse out)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run a stream worker",
-        description="Consume audit events and Kubernetes Events from NATS JetStream, translate "
-        "them with the policies, publish activities to ACTIVITIES and store them in ClickHouse. "
+        description="Consume audit events and Kubernetes Events from NATS JetStream (or, with "
+        "--transport kafka, from Kafka topics as a consumer group), translate them with the "
+        "policies, publish activities (ACTIVITIES, or the activities topic) and store them in "
+        "ClickHouse. "
         "Every flag also reads ACTIVITY_<FLAG> from the environment, and --config a YAML file.",
     )
     add_arguments(parser)
@@ -49,7 +51,12 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         settings = build_settings(args)
         setup_logging(settings.log_level)
-        worker = Worker(settings, policy_paths(settings.policies))  # checks --partitions
+        if settings.transport == "kafka":
+            from processor.kafka.worker import KafkaWorker
+
+            worker: Worker = KafkaWorker(settings, policy_paths(settings.policies))
+        else:
+            worker = Worker(settings, policy_paths(settings.policies))  # checks --partitions
     except ValueError as exc:
         print(f"activity run: {exc}", file=sys.stderr)
         return 2

@@ -81,7 +81,7 @@ async def ensure_topics(settings: KafkaSettings, timeout: float = 30.0) -> list[
             if counts.get(name, settings.partitions) != settings.partitions:
                 raise KafkaTopicError(
                     f"topic {name} has {counts[name]} partitions, the workers route by "
-                    f"{settings.partitions}: use --kafka-partitions {counts[name]} or a new topic"
+                    f"{settings.partitions}: use --partition-count {counts[name]} or a new topic"
                 )
         return states
     finally:

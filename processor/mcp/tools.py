@@ -1,5 +1,5 @@
-"""The MCP tools over the store: upstream's ``activity mcp`` tools (docs/design.md#storage-query-7,
-docs/mcp.md), each a plain function of a backend and the tool's arguments returning JSON data.
+"""The MCP tools over the store: upstream's ``activity mcp`` tools (docs/mcp.md), each a plain
+function of a backend and the tool's arguments returning JSON data.
 
 Every query goes through the query layer the CLI uses (:mod:`processor.query.service`,
 :mod:`processor.query.facets`). Arguments that narrow a query become CEL through

@@ -67,9 +67,13 @@ class Message:
     records: int
 
 
-def audit_list(items: Sequence[bytes]) -> bytes:
-    """An ``audit.k8s.io/v1`` EventList of the items' JSON."""
-    return b"".join((_LIST_HEAD, b",".join(items), _LIST_TAIL))
+def audit_list(items: Sequence[bytes | memoryview]) -> bytes:
+    """An ``audit.k8s.io/v1`` EventList of the items' JSON (copied once)."""
+    parts: list[bytes | memoryview] = [b","] * (2 * len(items) + 1)
+    parts[0] = _LIST_HEAD
+    parts[1::2] = items
+    parts[-1] = _LIST_TAIL
+    return b"".join(parts)
 
 
 def message_id(subject: str, data: bytes) -> str:
@@ -80,10 +84,12 @@ def message_id(subject: str, data: bytes) -> str:
     return "ingest-" + digest.hexdigest()[:48]
 
 
-def _chunks(records: Sequence[Record], batch_items: int, batch_bytes: int) -> list[list[bytes]]:
+def _chunks(
+    records: Sequence[Record], batch_items: int, batch_bytes: int
+) -> list[list[bytes | memoryview]]:
     room = batch_bytes - len(_LIST_HEAD) - len(_LIST_TAIL)
-    out: list[list[bytes]] = []
-    items: list[bytes] = []
+    out: list[list[bytes | memoryview]] = []
+    items: list[bytes | memoryview] = []
     size = 0
     for record in records:
         extra = len(record.data) + (1 if items else 0)
@@ -107,11 +113,12 @@ def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> li
         out = []
         for record in parsed.records:
             subject = event_partition_subject(record.partition)
+            data = bytes(record.data)
             out.append(
                 Message(
                     subject,
-                    record.data,
-                    message_id(subject, record.data),
+                    data,
+                    message_id(subject, data),
                     "event",
                     str(record.partition),
                     1,
@@ -139,7 +146,7 @@ def shared_messages(parsed: Parsed) -> list[Message]:
     return [
         Message(
             SHARED_SUBJECT,
-            r.data,
+            bytes(r.data),
             r.shared_id or shared_id(orjson.loads(r.data), r.data),
             "audit",
             "shared",
@@ -194,7 +201,7 @@ Send = Callable[[list[Message]], Awaitable[Any]]
 class _Open:
     """A message being gathered for one partition."""
 
-    items: list[bytes] = field(default_factory=list)
+    items: list[bytes | memoryview] = field(default_factory=list)
     size: int = 0
     done: asyncio.Future[None] | None = None
     timer: asyncio.TimerHandle | None = None

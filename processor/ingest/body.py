@@ -89,13 +89,14 @@ class Record:
     """One record to publish.
 
     Attributes:
-        data: its JSON (as sent on the fast path, compact on the exact path).
+        data: its JSON: on the fast path its text as sent (a view of the body, not a copy), on
+            the exact path compact.
         partition: its input partition.
         shared_id: the ``Nats-Msg-Id`` on ``audit.k8s.activity`` (audit records of the exact
             path; "" when not computed yet, see :func:`shared_id`).
     """
 
-    data: bytes
+    data: bytes | memoryview
     partition: int
     shared_id: str = ""
 
@@ -189,16 +190,16 @@ def parse_split(
     route = audit_partition if source == "audit" else event_partition
     parsed = Parsed(source)
     records = parsed.records
+    view = memoryview(body)
     for i, (start, end, code) in enumerate(items):
-        text = body[start:end]
         if code < UNDECIDED:
-            _non_object(parsed, i, TYPES[code], text)
+            _non_object(parsed, i, TYPES[code], body[start:end])
         elif end - start > limit:
-            parsed.rejected.append(_too_large(i, end - start, limit, text))
+            parsed.rejected.append(_too_large(i, end - start, limit, body[start:end]))
         else:
             if code == UNDECIDED:  # a key to unescape: decode this item
-                code = route(orjson.loads(text), partitions)
-            records.append(Record(text, code))
+                code = route(orjson.loads(view[start:end]), partitions)
+            records.append(Record(view[start:end], code))
     return parsed
 
 
@@ -319,7 +320,7 @@ def _take(
     parsed.records.append(Record(data, partition, shared))
 
 
-def shared_id(item: Any, data: bytes) -> str:
+def shared_id(item: Any, data: bytes | memoryview) -> str:
     """Upstream's message id on ``audit.k8s.activity``: the ``auditID``.
 
     A record of another stage than ``ResponseComplete`` gets ``<auditID>-<stage>``: the stages

@@ -111,6 +111,7 @@ class Publisher:
         self.nc = nc
         self.metrics = metrics
         self._js = JsPublisher(nc, timeout=timeout)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     async def send(self, messages: Sequence[Message]) -> None:
         """Publish ``messages`` at once and return when JetStream acknowledged all of them.
@@ -135,6 +136,7 @@ class Publisher:
     def _count(self, messages: Sequence[Message], fresh: set[int]) -> None:
         m = self.metrics
         tally: dict[tuple[str, str], list[int]] = {}
+        batch_sizes: dict[str, list[int]] = {}
         for i, message in enumerate(messages):
             if i not in fresh:
                 m.duplicates.labels(message.source).inc()
@@ -146,11 +148,23 @@ class Publisher:
             counts[1] += len(message.data)
             counts[2] += 1
             if message.partition != "shared":
-                m.batch_records.labels(message.source).observe(message.records)
+                batch_sizes.setdefault(message.source, []).append(message.records)
+        for source, sizes in batch_sizes.items():
+            histogram = self._child(m.batch_records, source)
+            for size in sizes:
+                histogram.observe(size)
         for (source, partition), (records, size, count) in tally.items():
-            m.records.labels(source, partition).inc(records)
-            m.bytes.labels(source, partition).inc(size)
-            m.messages.labels(source, partition).inc(count)
+            self._child(m.records, source, partition).inc(records)
+            self._child(m.bytes, source, partition).inc(size)
+            self._child(m.messages, source, partition).inc(count)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered (a few hundred label sets at most)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     async def close(self) -> None:
         """Stop reading PubAcks."""

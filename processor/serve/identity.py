@@ -12,6 +12,9 @@ A request is authenticated by the first of these that applies:
 3. **bearer token** listed in ``--token-file``: a platform caller (operators, automation);
 4. **open**: nothing configured at all, every request is a platform caller (loudly warned).
 
+A request with none of these is refused: 401, or 403 when it came with a certificate the
+front-proxy CA verified but whose common name is not in ``--requestheader-allowed-names``.
+
 Headers of any other request are ignored, so they cannot narrow or widen anything. The scope comes
 from the caller's extras as upstream derives it: ``iam.miloapis.com/parent-type`` (exactly
 ``Organization``, ``Project`` or ``User``) and ``iam.miloapis.com/parent-name``, both present and
@@ -71,6 +74,10 @@ class Unauthenticated(Exception):
     """No accepted credential (401)."""
 
 
+class Forbidden(Exception):
+    """A client certificate the front-proxy CA verified, but not of an allowed name (403)."""
+
+
 class IdentityResolver:
     """Turns a request's connection and headers into a :class:`Caller`."""
 
@@ -96,8 +103,11 @@ class IdentityResolver:
         Raises:
             Unauthenticated: no accepted credential.
         """
-        if self.front_proxy and peercert and self._allowed(peercert):
-            return self._from_headers(headers, "front-proxy")
+        refused = False
+        if self.front_proxy and peercert:
+            if self._allowed(peercert):
+                return self._from_headers(headers, "front-proxy")
+            refused = True
         if self.settings.trust_loopback_headers and _is_loopback(peer) and not peercert:
             user = self._first(headers, self.settings.requestheader_username_headers)
             if user:
@@ -108,6 +118,8 @@ class IdentityResolver:
                 return Caller("token", "token")
         if self.open:
             return Caller("anonymous", "none")
+        if refused:
+            raise Forbidden()
         raise Unauthenticated()
 
     def _allowed(self, peercert: Any) -> bool:

@@ -28,7 +28,7 @@ from processor.query.tables import K8S_EVENTS
 from processor.query.tokenkeys import TokenKeys, load_keys
 from processor.serve import discovery, lists, table, watching
 from processor.serve.convert import CORE_V1, EVENTS_V1, core_selector, to_core_v1, to_events_v1
-from processor.serve.identity import Caller, IdentityResolver, Unauthenticated
+from processor.serve.identity import Caller, Forbidden, IdentityResolver, Unauthenticated
 from processor.serve.queries import API_VERSION, QUERY_RESOURCES, Context
 from processor.serve.settings import ServeSettings, duration_ns
 from processor.serve.status import ApiError
@@ -212,6 +212,11 @@ class ApiServer:
             return self.identity.resolve(request.headers, _peercert(request), _peer(request))
         except Unauthenticated:
             raise ApiError(401, "Unauthorized") from None
+        except Forbidden:
+            raise ApiError(
+                403,
+                "forbidden: the client certificate is not one of --requestheader-allowed-names",
+            ) from None
 
     @staticmethod
     def _static(make: Callable[[], dict[str, Any]]) -> Handler:

@@ -35,6 +35,7 @@ SUBCOMMANDS: list[str] = [
     "processor.commands.ingest:register",
     "processor.commands.serve:register",
     "processor.commands.migrate:register",
+    "processor.commands.kafka:register",
     "processor.commands.query:register",
     "processor.commands.query:register_audit",
     "processor.commands.query:register_events",

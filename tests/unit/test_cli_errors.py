@@ -44,6 +44,8 @@ REQUIRED: dict[str, list[str]] = {
     "ingest": [],
     "ingest webhook-config": ["--server", "https://ingest.example:8443"],
     "migrate": [],
+    "kafka": [],
+    "kafka topics": [],
     "query": [],
     "audit": [],
     "audit query": [],
@@ -90,6 +92,7 @@ MISSING_FILE: list[tuple[str, list[str]]] = [
     ("run", ["--policies", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
     ("run", ["-f", MISSING, "--clickhouse-url", "memory://", "--health-addr", ""]),
     ("reconcile", ["--config", MISSING]),
+    ("kafka topics", ["--config", MISSING]),
     ("ingest", ["--token-file", MISSING]),
     ("ingest webhook-config", ["--server", "https://ingest.example:8443", "--token-file", MISSING]),
     ("query", ["--clickhouse-url", "memory://", "--token-key-file", MISSING]),
@@ -123,6 +126,8 @@ BAD_VALUE: list[tuple[str, list[str], str]] = [
     ("ingest", ["--tls-cert-file", NOT_YAML], "tls_cert_file and tls_private_key_file go together"),
     ("ingest webhook-config", [], "give --token-file or --client-certificate"),
     ("migrate", ["--clickhouse-url", "bogus://x"], "unsupported sink URL"),
+    ("kafka topics", ["--partition-count", "0"], "partition_count must be at least 1"),
+    ("kafka topics", ["--kafka-brokers", "127.0.0.1:1"], "cannot reach Kafka at 127.0.0.1:1"),
     ("query", ["--limit", "-5"], "must be between 0 and 1000"),
     ("audit query", ["--limit", "-5"], "must be between 0 and 1000"),
     ("events query", ["--limit", "1001"], "must be between 0 and 1000"),
@@ -151,7 +156,7 @@ BAD_VALUE: list[tuple[str, list[str], str]] = [
 ]
 
 #: Commands without a value to get wrong (groups print their usage; version takes nothing).
-NO_VALUES = frozenset({"audit", "events", "policy", "dlq", "version"})
+NO_VALUES = frozenset({"audit", "events", "policy", "dlq", "kafka", "version"})
 
 
 def command_parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:

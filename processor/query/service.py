@@ -15,10 +15,18 @@ from processor.query import cursor
 from processor.query.errors import QueryError
 from processor.query.filter import Expr, Logic, compile_filter
 from processor.query.selectors import compile_selector
-from processor.query.sql import DATABASE, DEDUP, Select, check_identifier
+from processor.query.sql import (
+    DATABASE,
+    DEDUP,
+    PROJECTION_MAX_ROWS,
+    TOO_MANY_ROWS,
+    Select,
+    check_identifier,
+)
 from processor.query.tables import Table
 from processor.query.timeparse import resolve_window
 from processor.query.tokenkeys import TokenKeys, process_keys
+from processor.sink.base import SinkError
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +205,7 @@ def run_query(
     if dedup == "collapse":
         rows = fetch_collapsed(backend, plan.select, plan.limit + 1)
     else:
-        rows = backend.query(plan.select.page_sql(plan.limit + 1, dedup), plan.select.params.values)
+        rows = fetch_rows(backend, plan.select, plan.limit + 1, dedup)
     more = len(rows) > plan.limit
     rows = rows[: plan.limit]
     token = ""
@@ -208,6 +216,21 @@ def run_query(
     items = [orjson.loads(row["doc"]) for row in rows]
     log.debug("query %s: %d rows, more=%s", request.table.name, len(items), more)
     return Page(items, token, plan.start_ns, plan.end_ns)
+
+
+def fetch_rows(backend: Backend, select: Select, limit: int, dedup: str) -> list[dict[str, Any]]:
+    """One ``page_sql`` read: through a projection when one may serve it and ClickHouse's
+    estimate stays within ``PROJECTION_MAX_ROWS``, else the plain reverse-order read (see
+    :mod:`processor.query.sql`)."""
+    if select.projection(dedup):
+        try:
+            sql = select.page_sql(limit, dedup, projection=True)
+            return backend.query(sql, select.params.values)
+        except SinkError as exc:
+            if exc.code != TOO_MANY_ROWS:
+                raise
+            log.debug("projection read over %d rows: reading newest first", PROJECTION_MAX_ROWS)
+    return backend.query(select.page_sql(limit, dedup), select.params.values)
 
 
 def fetch_collapsed(backend: Backend, select: Select, want: int) -> list[dict[str, Any]]:
@@ -222,7 +245,7 @@ def fetch_collapsed(backend: Backend, select: Select, want: int) -> list[dict[st
     out: list[dict[str, Any]] = []
     current = select
     while True:
-        rows = backend.query(current.page_sql(batch, "collapse"), current.params.values)
+        rows = fetch_rows(backend, current, batch, "collapse")
         groups = _collapse(rows, n_keys)
         full = len(rows) == batch
         if full and len(groups) > 1:

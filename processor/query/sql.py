@@ -18,6 +18,13 @@ from the last complete key when a batch ends inside a group of copies). The othe
 ``limit_by`` adds ``LIMIT 1 BY`` the sort key (newest version first), ``none`` keeps every copy;
 ``activity history`` reads with ``final``, oldest first. The keyset condition on the full sort key
 makes pages neither overlap nor skip rows, also while rows are inserted.
+
+A query whose WHERE pins the leading columns of one of the table's :data:`PROJECTIONS` with ``=``
+(one actor, one kind in one tenant, one object) is first sent with the projection settings of
+:meth:`Select.page_sql` (``projection=True``): ClickHouse weighs a projection only without the
+reverse-order read, and ``max_rows_to_read`` makes it refuse, before reading, a plan whose index
+estimate exceeds :data:`PROJECTION_MAX_ROWS` (a filter too dense for the projection to pay off),
+in which case :func:`processor.query.service.fetch_rows` sends the plain query (docs/design.md#d16).
 """
 
 from __future__ import annotations
@@ -48,6 +55,22 @@ DATABASE = "audit"
 #: chDB)".
 DEDUP = "collapse"
 DEDUP_MODES = ("collapse", "final", "limit_by", "none")
+#: Projections that serve selective page queries (migration 105_activities_query_projections):
+#: table -> the sets of columns a WHERE must pin with ``=`` for a projection's key to narrow the
+#: read (its leading columns, before the timestamp).
+PROJECTIONS: dict[str, tuple[frozenset[str], ...]] = {
+    "activities": (
+        frozenset({"actor_name"}),
+        frozenset({"tenant_type", "tenant_name", "resource_kind"}),
+        frozenset({"resource_kind", "resource_name"}),
+    ),
+}
+#: The most rows (ClickHouse's estimate from the indexes, before reading) a query sent with the
+#: projection settings may read; above it ClickHouse refuses (TOO_MANY_ROWS) and the plain query,
+#: read newest first with an early stop, is sent instead.
+PROJECTION_MAX_ROWS = 1_000_000
+#: ClickHouse's error code for a read over ``max_rows_to_read``.
+TOO_MANY_ROWS = 158
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _OPS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
@@ -78,6 +101,18 @@ def render(expr: Expr, params: Params) -> str:
             return f"(position({target}, {arg}) > 0)"
         return f"{expr.method}({target}, {arg})"
     raise TypeError(f"not a filter node: {expr!r}")
+
+
+def pinned_columns(expr: Expr) -> set[str]:
+    """The columns ``expr`` pins to one value: ``field == literal`` terms of its top-level ANDs."""
+    if isinstance(expr, Logic) and expr.op == "and":
+        return pinned_columns(expr.left) | pinned_columns(expr.right)
+    if isinstance(expr, Compare) and expr.op == "==":
+        sides = (expr.left, expr.right)
+        fields = [s for s in sides if isinstance(s, Field)]
+        if len(fields) == 1 and any(isinstance(s, Const) for s in sides):
+            return {fields[0].column.name}
+    return set()
 
 
 def _array_kind(items: Sequence[Const]) -> str:
@@ -122,6 +157,7 @@ class Select:
     database: str = DATABASE
     params: Params = field(default_factory=Params)
     where: list[str] = field(default_factory=list)
+    pinned: set[str] = field(default_factory=set)
 
     def window(self, start_ns: int, end_ns: int) -> None:
         """``start <= time < end`` on the table's time column."""
@@ -132,11 +168,13 @@ class Select:
     def equals(self, column: str, value: str) -> None:
         """``column = value`` (column names come from :mod:`processor.query.tables` only)."""
         self.where.append(f"{column} = {self.params.add('string', value)}")
+        self.pinned.add(column)
 
     def filter(self, expr: Expr | None) -> None:
         """AND a filter tree."""
         if expr is not None:
             self.where.append(render(expr, self.params))
+            self.pinned |= pinned_columns(expr)
 
     def search(self, terms: Sequence[str]) -> None:
         """Any of ``terms`` in the summary, substring, case-insensitive (upstream semantics)."""
@@ -157,7 +195,17 @@ class Select:
         names = ", ".join(c.name for c in cols)
         self.where.append(f"({names}) < ({', '.join(placeholders)})")
 
-    def page_sql(self, limit: int, dedup: str = DEDUP, ascending: bool = False) -> str:
+    def projection(self, dedup: str = DEDUP) -> bool:
+        """Whether a projection may serve this query: its key's leading columns are pinned.
+
+        Not with ``final``: ClickHouse reads no projection with ``FINAL``.
+        """
+        keys = PROJECTIONS.get(self.table.name, ())
+        return dedup != "final" and any(key <= self.pinned for key in keys)
+
+    def page_sql(
+        self, limit: int, dedup: str = DEDUP, ascending: bool = False, projection: bool = False
+    ) -> str:
         """The SELECT of one page of ``limit`` rows, newest first.
 
         Args:
@@ -167,6 +215,8 @@ class Select:
                 or ``collapse`` (none here, plus the version column as ``v`` so the caller
                 can keep the newest copy of each key).
             ascending: oldest first instead (``activity history``).
+            projection: let ClickHouse choose a projection (no reverse-order read) and refuse
+                a plan estimated over :data:`PROJECTION_MAX_ROWS` rows (see the module doc).
         """
         t = self.table
         keys = ", ".join(f"{key_expr(c)} AS k{i}" for i, c in enumerate(t.sort_key))
@@ -190,13 +240,19 @@ class Select:
             + ", ".join(order)
             + limit_by
             + f" LIMIT {int(limit)}"
+            + (
+                " SETTINGS optimize_read_in_order = 0, "
+                f"max_rows_to_read = {PROJECTION_MAX_ROWS}, read_overflow_mode = 'throw'"
+                if projection
+                else ""
+            )
         )
 
     def copy(self) -> Select:
         """An independent copy (more conditions can be added to it)."""
         params = Params()
         params.values = dict(self.params.values)
-        return Select(self.table, self.database, params, list(self.where))
+        return Select(self.table, self.database, params, list(self.where), set(self.pinned))
 
     def where_sql(self) -> str:
         """`` WHERE a AND b`` or ``""``."""

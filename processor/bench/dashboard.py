@@ -5,10 +5,11 @@ Prometheus: every query evaluated through the HTTP API, and a throughput-per-par
 test ``tests/unit/test_dashboard.py`` uses it too). :func:`check_dashboard` substitutes Grafana's
 variables (``$namespace``/``$pod`` by their "All" value, ``$__rate_interval`` by the window
 given), evaluates each expression at one instant and fails every query that returns no series,
-plus the three the load run exists for: records/s for every loaded partition, consumer lag and a
-finite commit (ClickHouse flush) latency. Two exceptions, each noted in the report: the reconciler's
-queries when no ``reconciler`` job is scraped, and (unless ``strict``) queries of dead letters
-alone, whose series appear with the first dead letter (their labels name its object and policy).
+plus the three the load run exists for: records/s for every loaded partition, consumer lag and
+the commit latencies (ClickHouse flush, input ack / offset commit) as numbers. Exceptions, each
+noted in the report: the reconciler's queries when no ``reconciler`` job is scraped, the Kafka
+ones on another transport, and (unless ``strict``) queries of dead letters alone, whose series
+appear with the first dead letter (their labels name its object and policy).
 :func:`write_report` writes ``prometheus.html`` (a table of the queries and an inline-SVG chart
 from ``/api/v1/query_range``) and ``dashboard.json``.
 """
@@ -45,7 +46,12 @@ _LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*(\w+)\s*\)\s*$", re.S)
 #: The per-partition throughput query (the chart's), by what it reads and how it groups.
 THROUGHPUT = ("activity_processor_partition_records_total", "by (partition)")
 LAG = "activity_processor_consumer_pending_messages"
-COMMIT_LATENCY = "activity_processor_sink_flush_duration_seconds_bucket"
+#: The commit latencies: the ClickHouse insert, then settling the inputs (ack, offset commit).
+COMMIT_LATENCIES = (
+    "activity_processor_sink_flush_duration_seconds_bucket",
+    "activity_processor_input_commit_duration_seconds_bucket",
+)
+KAFKA = "activity_processor_kafka_"
 #: Metrics with no series until the first failure (labels known only then).
 QUIET = ("activity_processor_dlq_events_published_total",)
 _METRIC = re.compile(r"\b(activity_[a-z]+_[a-z0-9_]+)")
@@ -144,11 +150,13 @@ def check_dashboard(
     window: float,
     partitions: Sequence[str],
     strict: bool = False,
+    transport: str = "nats",
 ) -> DashboardCheck:
     """Evaluate every query of ``dashboard`` at ``at`` with rates over ``window`` seconds.
 
     ``partitions`` are those the run loaded (``"0"``, ``"1"``, ...): the per-partition throughput
     query must return a series for each. ``strict``: dead-letter queries must return series too.
+    ``transport``: the workers' (``kafka`` or another); the Kafka queries are checked on Kafka.
     """
     rate = f"{max(round(window), 1)}s"
     jobs = {s["metric"].get("job") for s in prom.query("up", at)}
@@ -161,6 +169,8 @@ def check_dashboard(
             continue
         if "reconciler" not in jobs and all(n.startswith("activity_reconciler_") for n in names):
             r.note = "no reconciler in this run"
+        elif transport != "kafka" and all(n.startswith(KAFKA) for n in names):
+            r.note = f"Kafka only (this run: {transport})"
         elif not strict and names <= set(QUIET):
             r.note = "no dead letters in this run"
     problems = [f"{r.where}: {r.error or 'no series'}" for r in results if not (r.series or r.note)]
@@ -202,9 +212,10 @@ def _required(results: Sequence[QueryResult], partitions: Sequence[str]) -> list
             problems.append(f"{r.where}: no series for partition {', '.join(missing)}")
     if not any(LAG in r.expr and r.series for r in results):
         problems.append(f"no consumer lag: no query of {LAG} returned a series")
-    latency = [r for r in results if COMMIT_LATENCY in r.expr and "histogram_quantile" in r.expr]
-    if not any(r.numbers for r in latency):
-        problems.append("no commit latency: no flush-duration quantile returned a number")
+    for metric in COMMIT_LATENCIES:
+        latency = [r for r in results if metric in r.expr and "histogram_quantile" in r.expr]
+        if not any(r.numbers for r in latency):
+            problems.append(f"no commit latency: no quantile of {metric} returned a number")
     return problems
 
 
@@ -269,6 +280,7 @@ def run_check(
     partitions: Sequence[str],
     interval: float,
     strict: bool = False,
+    transport: str = "nats",
 ) -> dict[str, Any]:
     """The load run's check: every query over [started, now] and the report in ``out``.
 
@@ -280,7 +292,7 @@ def run_check(
     dashboard = json.loads(path.read_text())
     time.sleep(2 * interval)  # the scrapes of the load's last second are stored
     at = time.time()
-    check = check_dashboard(prom, dashboard, at, at - started, partitions, strict)
+    check = check_dashboard(prom, dashboard, at, at - started, partitions, strict, transport)
     chart = throughput_chart(prom, dashboard, started, at, interval)
     write_report(check, chart, out, "activity loadtest: the dashboard through Prometheus")
     return {"queries": len(check.results), "problems": check.problems, "notes": check.notes()}

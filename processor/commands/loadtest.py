@@ -320,7 +320,8 @@ def _dashboard(
 
     parts = [str(p) for p in parse_partitions(args.partitions, args.partition_count)]
     strict = bool(samples and samples[-1][1].get("dlq"))
-    return run_check(prom, started, out, parts, args.scrape_interval, strict)
+    transport = "kafka" if args.transport == "kafka" else "nats"
+    return run_check(prom, started, out, parts, args.scrape_interval, strict, transport)
 
 
 def _ingest(

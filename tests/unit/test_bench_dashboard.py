@@ -69,6 +69,7 @@ LATENCY = (
     "histogram_quantile(0.99, sum by (le) "
     "(rate(activity_processor_sink_flush_duration_seconds_bucket[1m])))"
 )
+COMMIT = LATENCY.replace("sink_flush", "input_commit")
 
 
 def test_required_checks_name_a_missing_partition_lag_and_latency():
@@ -76,17 +77,24 @@ def test_required_checks_name_a_missing_partition_lag_and_latency():
         result(THROUGHPUT, [{"partition": "0"}, {"partition": "1"}]),
         result(LAG, [{}]),
         result(LATENCY, [{}]),
+        result(COMMIT, [{"transport": "nats"}]),
     ]
     assert _required(good, ["0", "1"]) == []
     problems = _required(
-        [result(THROUGHPUT, [{"partition": "0"}]), result(LAG, []), result(LATENCY, [{}], 0)],
+        [
+            result(THROUGHPUT, [{"partition": "0"}]),
+            result(LAG, []),
+            result(LATENCY, [{}], 0),
+            result(COMMIT, [{}]),
+        ],
         ["0", "1"],
     )
     assert problems == [
         "q: no series for partition 1",
         "no consumer lag: no query of activity_processor_consumer_pending_messages returned a "
         "series",
-        "no commit latency: no flush-duration quantile returned a number",
+        "no commit latency: no quantile of activity_processor_sink_flush_duration_seconds_bucket "
+        "returned a number",
     ]
     assert _required([], [])[0] == "no query of records/s by partition in the dashboard"
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    """``activity preview -f MANIFEST`` or ``activity preview -f POLICY --input RECORDS``."""
+    """``activity preview -f MANIFEST``, ``-f POLICY --input RECORDS`` or ``-f POLICY
+    --auto-fetch``."""
     parser = subparsers.add_parser(
         "preview",
         help="run a policy over sample audit events / Events and show the activities",
@@ -30,12 +31,26 @@ def register(subparsers: Any) -> None:
     )
     add_filename(
         parser,
-        help="PolicyPreview manifest (YAML or JSON); with --input, an ActivityPolicy file",
+        help="PolicyPreview manifest; with --input or --auto-fetch, an ActivityPolicy file",
     )
     parser.add_argument(
-        "--policy", metavar="PATH", help="ActivityPolicy file (with --input; same as -f)"
+        "--policy", metavar="PATH", help="ActivityPolicy file (with --input or --auto-fetch)"
     )
     parser.add_argument("--input", metavar="PATH", help="records to test (with -f POLICY)")
+    parser.add_argument(
+        "--auto-fetch",
+        action="store_true",
+        help="with -f POLICY: preview on recent stored records of its kind (spec.autoFetch)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=None, help="--auto-fetch: records per source (1-50; 10)"
+    )
+    parser.add_argument(
+        "--time-range", default=None, help="--auto-fetch: how far back, e.g. 7d (24h)"
+    )
+    parser.add_argument(
+        "--sources", choices=("audit", "events", "both"), default=None, help="--auto-fetch (both)"
+    )
     parser.add_argument(
         "--all-stages",
         action="store_true",
@@ -64,18 +79,24 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         if args.filename and args.policy:
             raise _Usage("use either -f FILE or --policy FILE, not both")
-        policy = args.policy or (args.filename if args.input else None)
+        if args.input and args.auto_fetch:
+            raise _Usage("use either --input RECORDS or --auto-fetch, not both")
+        fetch_flags = (args.limit, args.time_range, args.sources)
+        if not args.auto_fetch and any(f is not None for f in fetch_flags):
+            raise _Usage("--limit, --time-range and --sources go with --auto-fetch")
+        quick = args.input or args.auto_fetch
+        policy = args.policy or (args.filename if quick else None)
         if policy:
-            if not args.input:
-                raise _Usage("--policy needs --input with the records to test")
+            if not quick:
+                raise _Usage("--policy needs --input with the records to test, or --auto-fetch")
             # the manifest is built here: its errors are the inputs' (no file position)
-            text, file = _manifest_from_files(policy, args.input), ""
+            text, file = _manifest_from_files(policy, args.input, _auto_fetch(args)), ""
         elif args.filename:
             text, file = _read(args.filename)
         else:
             raise _Usage(
                 "give a PolicyPreview manifest with -f FILE, or a policy with -f POLICY --input "
-                "RECORDS"
+                "RECORDS or -f POLICY --auto-fetch"
             )
         manifest, loaded = load_manifest(text, file)
     except _Usage as exc:
@@ -140,7 +161,17 @@ def _read(path: str) -> tuple[str, str]:
         raise PolicyError(f"cannot read file: not UTF-8 text ({exc.reason})", file=name) from None
 
 
-def _manifest_from_files(policy_path: str, input_path: str) -> str:
+def _auto_fetch(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``spec.autoFetch`` from --auto-fetch and its flags (None without --auto-fetch)."""
+    if not args.auto_fetch:
+        return None
+    given = {"limit": args.limit, "timeRange": args.time_range, "sources": args.sources}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _manifest_from_files(
+    policy_path: str, input_path: str | None, auto_fetch: dict[str, Any] | None = None
+) -> str:
     import orjson
 
     from processor.policy.loader import load_file
@@ -159,13 +190,17 @@ def _manifest_from_files(policy_path: str, input_path: str) -> str:
     if problems:
         raise PolicyErrors(problems)
     spec = dict(loaded.policies[0].raw.get("spec") or {})
-    text, _ = _read(input_path)
-    inputs = [{"type": t, t: r} for t, r in _records(text, input_path)]
+    preview: dict[str, Any] = {"policy": spec}
+    if input_path:
+        text, _ = _read(input_path)
+        preview["inputs"] = [{"type": t, t: r} for t, r in _records(text, input_path)]
+    if auto_fetch is not None:
+        preview["autoFetch"] = auto_fetch
     manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": loaded.policies[0].name or "preview"},
-        "spec": {"policy": spec, "inputs": inputs},
+        "spec": preview,
     }
     return orjson.dumps(manifest).decode()
 

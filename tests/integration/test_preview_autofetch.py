@@ -17,6 +17,7 @@ import yaml
 
 from processor import cli
 from processor.demo.scenario import scenario
+from processor.policy.bundled import bundled_policy_dir
 from processor.preview import load_manifest, run_preview
 from processor.preview_fetch import Scope
 from processor.query.timeparse import NS, format_rfc3339
@@ -214,8 +215,9 @@ def test_cli_preview_autofetch(store: ChdbSink, tmp_path: Path, capsys) -> None:
     assert "error:" in capsys.readouterr().err
 
 
-def test_demo_scenario_previews_bundled_policy(chdb_sink: ChdbSink, tmp_path: Path, capsys) -> None:
-    """The demo's records stored as its worker stores them (store_raw): autoFetch finds them."""
+def test_demo_scenario_previews_bundled_policy(chdb_sink: ChdbSink, capsys) -> None:
+    """The demo's records stored as its worker stores them (store_raw): ``activity preview -f
+    POLICY --auto-fetch`` previews a bundled policy on them."""
     records = scenario()
     for source in ("audit", "event"):
         deliveries = [
@@ -223,14 +225,10 @@ def test_demo_scenario_previews_bundled_policy(chdb_sink: ChdbSink, tmp_path: Pa
         ]
         table, rows = raw_rows(deliveries, source, DEFAULT_STAGES)  # type: ignore[arg-type]
         chdb_sink.insert(table, rows, f"demo-{source}")
-    policy = yaml.safe_load(Path("policies/kubernetes/apps-deployments.yaml").read_text())
-    doc = {"apiVersion": "activity.miloapis.com/v1alpha1", "kind": "PolicyPreview",
-           "metadata": {"name": "deployments"},
-           "spec": {"policy": policy["spec"], "autoFetch": {"limit": 50}}}  # fmt: skip
-    manifest = tmp_path / "deployments.yaml"
-    manifest.write_text(yaml.safe_dump(doc))
+    policy = bundled_policy_dir() / "kubernetes" / "apps-deployments.yaml"
     url = f"chdb://{chdb_sink.path}"
-    assert cli.main(["preview", "-f", str(manifest), "--clickhouse-url", url, "-o", "json"]) == 0
+    argv = ["preview", "-f", str(policy), "--auto-fetch", "--limit", "50", "--clickhouse-url", url]
+    assert cli.main([*argv, "-o", "json"]) == 0
     status = orjson.loads(capsys.readouterr().out)["status"]
     summaries = [a["spec"]["summary"] for a in status["activities"]]
     assert any(s.startswith("alice") and "created Deployment" in s for s in summaries), summaries
@@ -241,3 +239,20 @@ def test_demo_scenario_previews_bundled_policy(chdb_sink: ChdbSink, tmp_path: Pa
             assert item["audit"]["objectRef"]["resource"] == "deployments"
         else:
             assert item["event"]["regarding"]["kind"] == "Deployment"
+    assert cli.main([*argv[:-2], "--sources", "audit", "--time-range", "1h",
+                     "--clickhouse-url", url]) == 0  # fmt: skip
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert lines and all(line.startswith("input ") and " [audit " in line for line in lines)
+    assert any("matched audit rule" in line for line in lines)
+
+
+def test_quick_mode_usage_errors(tmp_path: Path, capsys) -> None:
+    policy = str(bundled_policy_dir() / "kubernetes" / "apps-deployments.yaml")
+    records = tmp_path / "r.jsonl"
+    records.write_text("{}")
+    for argv in (
+        ["-f", policy, "--limit", "5"],
+        ["-f", policy, "--auto-fetch", "--input", str(records)],
+    ):
+        assert cli.main(["preview", *argv]) == 2
+        assert "activity preview:" in capsys.readouterr().err

@@ -290,6 +290,9 @@ def test_filename_names_the_policy_with_input(
     assert outputs[0] == outputs[1] == outputs[2]
     assert outputs[0].splitlines()[0].startswith("input 0: matched audit rule 0 (create)")
     code, _, err = _run(capsys, "preview", "--policy", str(policy))
-    assert (code, err) == (2, "activity preview: --policy needs --input with the records to test\n")
+    assert (code, err) == (
+        2,
+        "activity preview: --policy needs --input with the records to test, or --auto-fetch\n",
+    )
     code, _, err = _run(capsys, "preview", "--input", str(records))
     assert code == 2 and "-f POLICY --input RECORDS" in err

@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep running afterwards (NATS, the worker and the ingest), print how to connect, "
+        help="keep running afterwards (NATS, the worker, the ingest and `activity serve` for "
+        "kubectl), print how to connect, "
         "and keep the data after Ctrl-C "
         "(in --data-dir, else in a new temporary directory)",
     )

@@ -9,8 +9,10 @@ Kubernetes Events to ``/events``). It waits until every message the ingest publi
 and acked, then prints the stored timeline, a line with the counts and the webhook's URL. The
 worker stores the raw audit logs and Events too (``store_raw``), so ``activity history``,
 ``activity audit query`` and ``activity events query`` have the demo's records to show;
-:mod:`processor.demo.explore` prints the commands. The run is too small and too short to measure
-throughput, so no rate is printed: ``activity bench`` measures it.
+:mod:`processor.demo.explore` prints the commands. With ``keep`` it also serves the Activity API
+(:mod:`processor.serve`) in this process on the worker's chDB session, for kubectl. The run is
+too small and too short to measure throughput, so no rate is printed: ``activity bench``
+measures it.
 """
 
 from __future__ import annotations
@@ -135,8 +137,12 @@ async def run_demo(data_dir: Path, *, keep: bool = False, out: Any = None) -> De
                     print(result.summary(), file=out)
                     print(result.webhook_line(), file=out)
                 if keep:
-                    _print_keep(out, url, webhook, token_file, worker, data_dir)
-                    await asyncio.Event().wait()
+                    api = await _start_api(sink, url)
+                    try:
+                        _print_keep(out, url, webhook, token_file, worker, data_dir, api.port)
+                        await asyncio.Event().wait()
+                    finally:
+                        await api.stop()
             finally:
                 await ingest.stop()
                 await worker.stop()
@@ -179,8 +185,30 @@ async def _send_and_wait(
     )
 
 
+async def _start_api(sink: Any, nats_url: str) -> Any:
+    """``activity serve`` on a loopback port, reading the worker's chDB session (chDB opens a
+    store in one process at a time, so it runs here); no authentication (loopback only), the
+    X-Remote-* tenant headers trusted from loopback."""
+    from processor.serve.server import ApiServer
+    from processor.serve.settings import ServeSettings
+
+    settings = ServeSettings(
+        listen_addr="127.0.0.1:0", nats_url=nats_url, trust_loopback_headers=True
+    )
+    api = ApiServer(settings, sink=sink)
+    with _quiet("processor.serve.server"):
+        await api.start()
+    return api
+
+
 def _print_keep(
-    out: Any, url: str, webhook: str, token_file: Path, worker: Worker, data_dir: Path
+    out: Any,
+    url: str,
+    webhook: str,
+    token_file: Path,
+    worker: Worker,
+    data_dir: Path,
+    api_port: int = 0,
 ) -> None:
     port = worker.health.port if worker.health else 0
     auth = f'-H "Authorization: Bearer $(cat {shlex.quote(str(token_file.resolve()))})"'
@@ -190,6 +218,8 @@ def _print_keep(
         f"            curl {auth} --data-binary @eventlist.json {webhook}/audit\n"
         f"  NATS:     {url}   (publish audit events to audit.k8s.p<N> or audit.k8s.activity)\n"
         f"  watch:    activity watch --nats-url {url}\n"
+        f"  API:      kubectl --server http://127.0.0.1:{api_port} get activities -A   "
+        f"(activity serve; also --watch, docs/api.md)\n"
         f"  policies: activity policy apply -f FILE --nats-url {url}\n"
         f"  metrics:  http://127.0.0.1:{port}/metrics   health: /healthz /readyz\n"
         f"  data:     {data_dir.resolve()}, kept after Ctrl-C; the commands that explore it are\n"

@@ -34,7 +34,16 @@ def explore_commands(data_dir: Path) -> list[str]:
         f"activity audit query {url} --actor bob --start now-7d",
         f"activity events query {url} --field-selector type=Warning --start now-7d",
         f"activity facets spec.actor.name spec.resource.kind {url}",
+        f"activity preview -f {shlex.quote(str(_deployments_policy()))} --auto-fetch "
+        f"--time-range 7d {url}",
     ]
+
+
+def _deployments_policy() -> Path:
+    """The bundled Deployment policy (``preview --auto-fetch`` runs it on the demo's records)."""
+    from processor.policy.bundled import bundled_policy_dir
+
+    return bundled_policy_dir() / "kubernetes" / "apps-deployments.yaml"
 
 
 def data_report(data_dir: Path, kept: bool) -> str:

@@ -39,6 +39,7 @@ EXPECTED_OUTPUT = {
     "audit": ["bob", "shop/deployments/web", "403"],
     "events": ["NotReady", "Circuit/ams-fra-1", "BackOff", "NodeNotReady"],
     "facets": ["FIELD: spec.actor.name", "carol", "FIELD: spec.resource.kind", "Circuit"],
+    "preview": ["[audit ", "matched audit rule", "alice created Deployment"],
 }
 
 

@@ -250,3 +250,29 @@ def test_watch_is_scoped_and_resumable(base: str, pki: Path, nats_server: NatsSe
     # a platform caller resumes at the sequence, inclusively, and sees both
     events = run(_watch(url, context(pki), {"Authorization": f"Bearer {TOKEN}"}))
     assert [e["object"]["metadata"]["resourceVersion"] for e in events] == [str(s) for s in seqs]
+
+
+SUMMARY = "{{ actor }} {{ audit.verb }} {{ audit.objectRef.name }}"
+
+
+def test_policypreview_autofetch_reads_the_callers_tenant(base: str, pki: Path) -> None:
+    preview = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "PolicyPreview",
+        "metadata": {"name": "p"},
+        "spec": {
+            "policy": {
+                "resource": {"apiGroup": "apps", "kind": "Deployment"},
+                "auditRules": [{"name": "any", "match": "true", "summary": SUMMARY}],
+            },
+            "autoFetch": {"limit": 10, "timeRange": "24h", "sources": "audit"},
+        },
+    }  # fmt: skip
+    url = f"{base}{GV}/policypreviews"
+    status, doc = run(call(url, context(pki, "proxy"), "POST", preview,
+                           tenant("Organization", "globex")))  # fmt: skip
+    assert status == 201, doc
+    assert [a["spec"]["summary"] for a in doc["status"]["activities"]] == ["bob update web-1"]
+    platform = {"Authorization": f"Bearer {TOKEN}"}
+    status, doc = run(call(url, context(pki), "POST", preview, platform))
+    assert len(doc["status"]["activities"]) == 3

@@ -1,6 +1,7 @@
 """The ``activity serve`` application (aiohttp): routes, authentication, lifecycle.
 
-Routes (every one but the probes needs an authenticated caller, :mod:`processor.serve.identity`):
+Routes (every one but the probes and the discovery documents needs an authenticated caller,
+:mod:`processor.serve.identity`):
 
 - discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/<group>[/<version>]``,
   ``/openapi/v3[/apis/activity.miloapis.com/v1alpha1]``;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -40,6 +42,9 @@ __all__ = ["ApiServer"]
 
 GV = f"/apis/{discovery.GROUP}/{discovery.VERSION}"
 _CALLER = web.RequestKey("caller", Caller)
+#: answered without authentication: probes and discovery documents, which hold no records
+#: (kube-apiserver's availability check of the APIService reads discovery without a user)
+_PUBLIC = re.compile(r"/(healthz|livez|readyz|version|api|api/v1|apis(/[^/]+){0,2}|openapi/.*)")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -193,7 +198,7 @@ class ApiServer:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path not in ("/healthz", "/livez", "/readyz"):
+            if not _PUBLIC.fullmatch(request.path):
                 request[_CALLER] = self._authenticate(request)
             return await handler(request)
         except ApiError as exc:

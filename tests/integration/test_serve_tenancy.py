@@ -146,6 +146,10 @@ def test_headers_need_the_front_proxy_certificate(base: str, pki: Path) -> None:
     # a certificate of the CA whose name is not allowed: forbidden
     status, doc = run(call(url, context(pki, "other"), headers=acme))
     assert (status, doc["reason"]) == (403, "Forbidden")
+    # discovery holds no records: readable without a credential (kube-apiserver's availability
+    # check of the APIService reads it so)
+    status, doc = run(call(f"{base}{GV}", context(pki)))
+    assert (status, doc["kind"]) == (200, "APIResourceList")
     # a certificate of another CA does not even complete the handshake
     with pytest.raises(aiohttp.ClientError):
         run(call(url, context(pki, "rogue"), headers=acme))

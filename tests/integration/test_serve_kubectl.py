@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -175,6 +176,9 @@ def test_create_policypreview(kubectl: st.Kubectl) -> None:
     result = out["status"]["results"][0]
     assert result["matched"] and result["matchedRuleName"] == "delete"
     assert out["status"]["activities"][0]["spec"]["summary"] == "alice deleted web-0"
+    example = Path(__file__).parents[2] / "examples" / "preview-deployment.yaml"
+    out = yaml.safe_load(kubectl.ok("create", "-f", str(example), "-o", "yaml"))
+    assert len(out["status"]["results"]) == 3 and out["status"]["activities"]
     broken = PREVIEW.replace("audit.verb == 'delete'", "audit.verb ==")
     bad = kubectl.run("create", "-f", "-", "-o", "yaml", input=broken)
     assert bad.returncode == 1

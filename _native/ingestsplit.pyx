@@ -7,16 +7,19 @@ results); this file only makes it fast. It shares no code with the worker's scan
 (``jsonscan``) but follows the same rule: a body is accepted only when orjson reads it to the
 same values (strict RFC 8259, UTF-8 without surrogates); anything doubtful (a ``\\u`` surrogate
 escape, a number with an exponent or more than 15 digits, nesting deeper than ``MAX_DEPTH``, an
-escaped top-level key, ``items`` twice) returns None and the caller decodes the body whole.
+escaped top-level key, ``items`` twice, more than ``MAX_MEMBERS`` top-level members) returns None
+and the caller decodes the body whole. The scan itself runs without the GIL.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp
 
 DEF MAX_DEPTH = 200
 DEF MAX_DIGITS = 15
+DEF MAX_MEMBERS = 64
 
 # Item codes below 0 (see the twin): -1 an object whose partition is left to the caller, then
 # the JSON type of an item that is not an object.
@@ -386,10 +389,35 @@ cdef Py_ssize_t _item(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint a
     return e
 
 
+cdef struct _Out:
+    Py_ssize_t* items  # (start, end, code) of each item
+    Py_ssize_t count
+    Py_ssize_t room
+    bint has_items
+    Py_ssize_t members[4 * MAX_MEMBERS]  # (key start, key end, value start, value end)
+    int n_members
+
+
+cdef int _add(_Out* out, Py_ssize_t start, Py_ssize_t end, long code) noexcept nogil:
+    """Append an item to ``out``; -1 when out of memory."""
+    cdef Py_ssize_t* grown
+    if out.count == out.room:
+        out.room = out.room * 2 if out.room else 256
+        grown = <Py_ssize_t*>realloc(out.items, 3 * out.room * sizeof(Py_ssize_t))
+        if grown == NULL:
+            return -1
+        out.items = grown
+    out.items[3 * out.count] = start
+    out.items[3 * out.count + 1] = end
+    out.items[3 * out.count + 2] = code
+    out.count += 1
+    return 0
+
+
 cdef Py_ssize_t _items(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint audit, long count,
-                       list out) except -2:
-    """Validate the array at ``s[i]`` (a member of the body); ``(start, end, code)`` of each item
-    into ``out``. The index after the array, or -1."""
+                       _Out* out) noexcept nogil:
+    """Validate the array at ``s[i]`` (a member of the body); each item into ``out``. The index
+    after the array, -1 when invalid, -2 when out of memory."""
     cdef Py_ssize_t e
     cdef long code
     i = _ws(s, i + 1, n)
@@ -401,7 +429,8 @@ cdef Py_ssize_t _items(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint 
         e = _item(s, i, n, audit, count, &code)
         if e < 0:
             return -1
-        out.append((i, e, code))
+        if _add(out, i, e, code) < 0:
+            return -2
         i = _ws(s, e, n)
         if i >= n:
             return -1
@@ -411,9 +440,61 @@ cdef Py_ssize_t _items(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint 
         return i + 1 if s[i] == 93 else -1
 
 
+cdef int _scan(const unsigned char* s, Py_ssize_t n, bint audit, long count, _Out* out) noexcept nogil:
+    """The body's members and items into ``out``: 1, 0 when doubtful, -1 when out of memory."""
+    cdef Py_ssize_t i = _ws(s, 0, n), k, a, j
+    cdef bint esc
+    cdef int m
+    if i >= n or s[i] != 123:
+        return 0
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 125:
+        i += 1
+    else:
+        while True:
+            if i >= n or s[i] != 34 or out.n_members >= MAX_MEMBERS:
+                return 0
+            esc = False
+            k = _string(s, i + 1, n, &esc)
+            if k < 0 or esc:
+                return 0
+            j = _ws(s, k, n)
+            if j >= n or s[j] != 58:
+                return 0
+            a = _ws(s, j + 1, n)
+            if a < n and s[a] == 91 and _is(s + i + 1, k - i - 2, b"items", 5):
+                if out.has_items:
+                    return 0
+                out.has_items = True
+                j = _items(s, a, n, audit, count, out)
+                if j == -2:
+                    return -1
+            else:
+                j = _check(s, a, n, 1)
+            if j < 0:
+                return 0
+            m = 4 * out.n_members
+            out.members[m] = i + 1
+            out.members[m + 1] = k - 1
+            out.members[m + 2] = a
+            out.members[m + 3] = j
+            out.n_members += 1
+            i = _ws(s, j, n)
+            if i >= n:
+                return 0
+            if s[i] == 44:
+                i = _ws(s, i + 1, n)
+                continue
+            if s[i] != 125:
+                return 0
+            i += 1
+            break
+    return 1 if _ws(s, i, n) == n else 0
+
+
 def split_list(bytes body, bint audit, long partitions):
     """The members of the body and the items of its ``items`` array (twin:
-    ``processor.ingest.split.split_list``).
+    ``processor.ingest.split.split_list``). The scan runs without the GIL.
 
     Returns:
         ``(members, items)``: ``members`` ``[(key, start, end)]`` of the top-level object in
@@ -425,50 +506,37 @@ def split_list(bytes body, bint audit, long partitions):
         ValueError: ``partitions`` is less than 1.
     """
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(body)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(body)
-    cdef Py_ssize_t i = _ws(s, 0, n), k, a, j
-    cdef bint esc
-    cdef list members = []
-    cdef list items = None
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(body), x
+    cdef _Out out
+    cdef int found
+    cdef list members, items
+    cdef Py_ssize_t* it
     if partitions < 1:
         raise ValueError(f"partition count must be >= 1, got {partitions}")
-    if i >= n or s[i] != 123:
-        return None
-    i = _ws(s, i + 1, n)
-    if i < n and s[i] == 125:
-        i += 1
-    else:
-        while True:
-            if i >= n or s[i] != 34:
-                return None
-            esc = False
-            k = _string(s, i + 1, n, &esc)
-            if k < 0 or esc:
-                return None
-            j = _ws(s, k, n)
-            if j >= n or s[j] != 58:
-                return None
-            a = _ws(s, j + 1, n)
-            if a < n and s[a] == 91 and _is(s + i + 1, k - i - 2, b"items", 5):
-                if items is not None:
-                    return None
-                items = []
-                j = _items(s, a, n, audit, partitions, items)
-            else:
-                j = _check(s, a, n, 1)
-            if j < 0:
-                return None
-            members.append((PyUnicode_DecodeUTF8(<const char*>s + i + 1, k - i - 2, NULL), a, j))
-            i = _ws(s, j, n)
-            if i >= n:
-                return None
-            if s[i] == 44:
-                i = _ws(s, i + 1, n)
-                continue
-            if s[i] != 125:
-                return None
-            i += 1
-            break
-    if _ws(s, i, n) != n:
-        return None
-    return members, items
+    out.items = NULL
+    out.count = out.room = 0
+    out.has_items = False
+    out.n_members = 0
+    try:
+        with nogil:
+            found = _scan(s, n, audit, partitions, &out)
+        if found < 0:
+            raise MemoryError()
+        if found == 0:
+            return None
+        members = []
+        for x in range(out.n_members):
+            members.append((
+                PyUnicode_DecodeUTF8(<const char*>s + out.members[4 * x], out.members[4 * x + 1] - out.members[4 * x], NULL),
+                out.members[4 * x + 2],
+                out.members[4 * x + 3],
+            ))
+        if not out.has_items:
+            return members, None
+        items = [None] * out.count
+        it = out.items
+        for x in range(out.count):
+            items[x] = (it[3 * x], it[3 * x + 1], it[3 * x + 2])
+        return members, items
+    finally:
+        free(out.items)

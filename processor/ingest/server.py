@@ -24,6 +24,8 @@ import logging
 import signal
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import nats
@@ -39,7 +41,7 @@ from processor.ingest.batching import (
     partition_messages,
     shared_messages,
 )
-from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body
+from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body, splitter
 from processor.ingest.metrics import IngestMetrics
 from processor.ingest.publish import Limits, Publisher, PublishFailed, read_limits
 from processor.ingest.settings import IngestSettings
@@ -96,6 +98,8 @@ class IngestServer:
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._recheck: asyncio.Task[None] | None = None
+        #: one thread, so requests are parsed (and published) in the order they were read
+        self._parser = ThreadPoolExecutor(1, thread_name_prefix="ingest-parse")
         self.port = 0
         self.health_port = 0
 
@@ -103,6 +107,7 @@ class IngestServer:
     async def start(self) -> None:
         """Connect to NATS, check (or create) the streams, read their limits and listen."""
         s = self.settings
+        splitter()  # a missing native extension fails the start, not each request
         for text in warnings(s):
             log.warning("activity ingest: %s", text)
         m = self.metrics
@@ -159,6 +164,7 @@ class IngestServer:
             await self.linger.close()
         if self.publisher is not None:
             await self.publisher.close()
+        self._parser.shutdown(wait=False)
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -304,16 +310,17 @@ class IngestServer:
             return self._too_large(source, None)
         m.body_bytes.labels(source).observe(len(body))
         try:
-            parsed = parse_body(
-                source, body, self.settings.partition_count, self._record_limit(source)
-            )
+            # on the parse thread: the C pass and the hashing release the GIL meanwhile
+            loop = asyncio.get_running_loop()
+            work = await loop.run_in_executor(self._parser, self._prepare, source, body)
         except BodyError as exc:
             m.rejected.labels(source, exc.reason).inc()
             return _json({"error": str(exc), "code": exc.status}, exc.status)
+        parsed = work.parsed
         for item in parsed.rejected:
             m.rejected.labels(source, item.reason).inc()
         try:
-            messages = await self._publish(parsed, body)
+            messages = await self._publish(work)
         except PublishFailed as exc:
             m.publish_failures.labels(exc.outcome).inc()
             log.debug("%s request not acknowledged: %s", source, exc)
@@ -335,26 +342,48 @@ class IngestServer:
             return self.limits.audit - LIST_OVERHEAD
         return self.limits.event
 
-    async def _publish(self, parsed: Parsed, body: bytes) -> int:
-        """Publish a request's messages; returns how many partition messages hold its records."""
-        assert self.publisher is not None and self.limits is not None
+    def _prepare(self, source: Source, body: bytes) -> _Work:
+        """A request's records and messages (on the parse thread: no event loop, no metrics).
+
+        Raises:
+            BodyError: the body is refused whole.
+        """
+        assert self.limits is not None
         s = self.settings
-        other: list[Message] = dead_letter_messages(parsed, body, self.limits.dead_letter)
-        if parsed.source == "audit" and s.also_publish_shared:
+        parsed = parse_body(source, body, s.partition_count, self._record_limit(source))
+        other = dead_letter_messages(parsed, body, self.limits.dead_letter)
+        if source == "audit" and s.also_publish_shared:
             other += shared_messages(parsed)
-        if self.linger is not None and parsed.source == "audit":
+        if self.linger is not None and source == "audit":
+            return _Work(parsed, None, other)
+        return _Work(parsed, partition_messages(parsed, s.batch_items, self.batch_bytes), other)
+
+    async def _publish(self, work: _Work) -> int:
+        """Publish a request's messages; returns how many partition messages hold its records."""
+        assert self.publisher is not None
+        if work.messages is None:
+            assert self.linger is not None
             # shielded: a message's future is shared with other requests
-            waits = [asyncio.shield(f) for f in self.linger.add(parsed.records)]
+            waits = [asyncio.shield(f) for f in self.linger.add(work.parsed.records)]
             results = await asyncio.gather(
-                *waits, self.publisher.send(other), return_exceptions=True
+                *waits, self.publisher.send(work.other), return_exceptions=True
             )
             failed = [r for r in results if isinstance(r, BaseException)]
             if failed:
                 raise failed[0]
             return len(waits)
-        messages = partition_messages(parsed, s.batch_items, self.batch_bytes)
-        await self.publisher.send(messages + other)
-        return len(messages)
+        await self.publisher.send(work.messages + work.other)
+        return len(work.messages)
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What a request publishes: its partition messages (None when they linger) and the rest
+    (dead letters, shared copies)."""
+
+    parsed: Parsed
+    messages: list[Message] | None
+    other: list[Message]
 
 
 async def _read_body(request: web.Request) -> bytes:

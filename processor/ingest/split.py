@@ -9,7 +9,8 @@ published as the sender wrote them.
 UTF-8 without surrogates. Anything doubtful returns None and the caller decodes the body whole
 (the exact path, which also gives the reason of a 400): invalid JSON, a ``\\u`` escape of a
 surrogate, a number with an exponent or more than :data:`MAX_DIGITS` digits, nesting deeper than
-:data:`MAX_DEPTH`, an escaped top-level key, or ``items`` given twice.
+:data:`MAX_DEPTH`, an escaped top-level key, ``items`` given twice, or more than
+:data:`MAX_MEMBERS` top-level members.
 
 Each item gets a code: its partition (``>= 0``) for an object, computed as
 :func:`processor.subjects.audit_partition` / :func:`~processor.subjects.event_partition` compute
@@ -25,10 +26,11 @@ import re
 
 from processor.subjects import partition_of
 
-__all__ = ["MAX_DEPTH", "MAX_DIGITS", "TYPES", "UNDECIDED", "Split", "split_list"]
+__all__ = ["MAX_DEPTH", "MAX_DIGITS", "MAX_MEMBERS", "TYPES", "UNDECIDED", "Split", "split_list"]
 
 MAX_DEPTH = 200
 MAX_DIGITS = 15
+MAX_MEMBERS = 64
 UNDECIDED = -1
 NULL, BOOL, NUMBER, STRING, ARRAY = -2, -3, -4, -5, -6
 #: Item code -> a value of that JSON type (for the messages of :mod:`processor._json` helpers).
@@ -105,7 +107,7 @@ class _Splitter:
             i += 1
         else:
             while True:
-                if self.at(i) != 0x22:
+                if self.at(i) != 0x22 or len(members) >= MAX_MEMBERS:
                     raise _Invalid
                 k, escaped = self.string(i + 1)
                 if escaped:

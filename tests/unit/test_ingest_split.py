@@ -267,3 +267,14 @@ def test_partition_count_below_one(native: ModuleType) -> None:
     for split in (native.split_list, twin.split_list):
         with pytest.raises(ValueError, match="must be >= 1"):
             split(HEAD + b"]}", True, 0)
+
+
+def test_many_top_level_members_are_doubtful(native: ModuleType) -> None:
+    def body(k: int) -> bytes:
+        extra = b"".join(b'"m%d":%d,' % (x, x) for x in range(k - 3))
+        return b"{" + extra + HEAD[1:] + b"]}"
+
+    assert native.split_list(body(64), True, 8) == twin.split_list(body(64), True, 8)
+    assert native.split_list(body(64), True, 8) is not None
+    assert native.split_list(body(65), True, 8) is None
+    assert twin.split_list(body(65), True, 8) is None

@@ -9,9 +9,15 @@ and 30 controller actors, 20 kinds, 100,000 objects in 300 namespaces.
 Queries measured (each repeated with varying parameters; p50/p99 wall time of the full
 ``run_query`` call, i.e. SQL build, ClickHouse, JSON decode):
 
-* ``object``: one object's timeline over the whole window (kind + namespace + name filter);
+* ``object``: one object's timeline over the whole window (kind + name filter);
 * ``actor``: one actor's last day (``--actor``);
 * ``tenant-kind``: one kind across one tenant over 7 days.
+
+Each shape runs in every duplicate mode twice, through the query projections of migration 105
+(the default path, ``projection``) and as the plain query (``plain``, ``run_query(...,
+projections=False)``: the reverse-order read of the table, the path before those projections);
+``FINAL`` reads no projection and runs once. With chDB the rows ClickHouse read per request (the
+engine's ``SelectedRows`` counter) are printed too.
 """
 
 from __future__ import annotations
@@ -156,35 +162,58 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[index]
 
 
+PATHS = ("projection", "plain")
+
+
+def variants(modes: list[str]) -> list[tuple[str, str]]:
+    """(dedup mode, path) pairs to time: both paths, except ``final`` (no projection)."""
+    return [(m, p) for m in modes for p in PATHS if not (m == "final" and p == "projection")]
+
+
+def selected_rows(backend: Backend) -> int | None:
+    """The engine's rows-read counter: chDB only (a server's counter counts every client)."""
+    if getattr(backend, "name", "") != "chdb":
+        return None
+    rows = backend.query("SELECT value FROM system.events WHERE event = 'SelectedRows'")
+    return int(rows[0]["value"]) if rows else 0
+
+
 def measure(
     backend: Backend, case: Case, repeat: int, modes: list[str], seed: int = 7
-) -> dict[str, dict[str, float]]:
-    """Run ``repeat`` requests of ``case``, each in every dedup mode (rotating which goes first).
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Run ``repeat`` requests of ``case``, each in every variant (rotating which goes first).
 
-    Every request is first run once untimed so that no mode pays for a cold cache alone.
+    Every request is first run once untimed so that no variant pays for a cold cache alone.
 
     Returns:
-        mode -> p50/p99/max in ms and the mean number of rows returned.
+        (mode, path) -> p50/p99/max in ms, the mean number of rows returned and the mean
+        rows read (``read``, -1 when unknown).
     """
     rng = random.Random(seed)
-    times: dict[str, list[float]] = {m: [] for m in modes}
-    rows = {m: 0 for m in modes}
+    pairs = variants(modes)
+    times: dict[tuple[str, str], list[float]] = {v: [] for v in pairs}
+    rows = dict.fromkeys(pairs, 0)
+    read = dict.fromkeys(pairs, 0)
     for i in range(repeat):
         request = case.make(rng)
-        run_query(backend, request, dedup=modes[0])
-        for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
+        run_query(backend, request, dedup=pairs[0][0])
+        for mode, path in pairs[i % len(pairs) :] + pairs[: i % len(pairs)]:
+            before = selected_rows(backend)
             t0 = time.perf_counter()
-            page = run_query(backend, request, dedup=mode)
-            times[mode].append((time.perf_counter() - t0) * 1000)
-            rows[mode] += len(page.items)
+            page = run_query(backend, request, dedup=mode, projections=path == "projection")
+            times[mode, path].append((time.perf_counter() - t0) * 1000)
+            after = selected_rows(backend)
+            rows[mode, path] += len(page.items)
+            read[mode, path] += -1 if before is None or after is None else after - before
     return {
-        m: {
+        v: {
             "p50": statistics.median(t),
             "p99": percentile(t, 0.99),
             "max": max(t),
-            "rows": rows[m] / repeat,
+            "rows": rows[v] / repeat,
+            "read": max(-1.0, read[v] / repeat),
         }
-        for m, t in times.items()
+        for v, t in times.items()
     }
 
 
@@ -200,7 +229,11 @@ def _ensure_rows(sink: Any, rows: int) -> int:
     t0 = time.perf_counter()
     with progress_bar(rows, desc="generating activities", unit="rows", unit_scale=True) as bar:
         generate(sink, rows, progress=lambda n: bar.update(n - bar.n))
-    print(f"generated {rows:,} activities in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    took = time.perf_counter() - t0
+    print(
+        f"generated {rows:,} activities in {took:.0f} s ({rows / took:,.0f} a second)",
+        file=sys.stderr,
+    )
     sink.execute(f"OPTIMIZE TABLE {database}.activities FINAL")
     return rows
 
@@ -234,15 +267,21 @@ def main(args: argparse.Namespace) -> int:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"query latency over {rows:,} activities ({url}), {repeat} runs per shape, ms")
         print(f"cpus {os.cpu_count()}, load average {load}")
-        print(f"{'query':<12} {'dedup':<9} {'p50':>8} {'p99':>8} {'max':>8} {'rows':>6}")
+        print(
+            f"{'query':<12} {'dedup':<9} {'path':<10} {'p50':>8} {'p99':>8} {'max':>8} "
+            f"{'rows':>6} {'read':>10} {'p99 vs plain':>12}"
+        )
         modes = [
             m.strip() for m in getattr(args, "dedup", "collapse,final,limit_by,none").split(",")
         ]
         for case in CASES:
-            for mode, r in measure(sink, case, repeat, modes).items():
+            results = measure(sink, case, repeat, modes)
+            for (mode, path), r in results.items():
+                ratio = results[mode, "plain"]["p99"] / r["p99"] if r["p99"] else 0.0
+                read = f"{r['read']:10,.0f}" if r["read"] >= 0 else f"{'-':>10}"
                 print(
-                    f"{case.name:<12} {mode:<9} {r['p50']:8.1f} {r['p99']:8.1f} "
-                    f"{r['max']:8.1f} {r['rows']:6.1f}",
+                    f"{case.name:<12} {mode:<9} {path:<10} {r['p50']:8.1f} {r['p99']:8.1f} "
+                    f"{r['max']:8.1f} {r['rows']:6.1f} {read} {ratio:11.2f}x",
                     flush=True,
                 )
     finally:

@@ -188,12 +188,14 @@ def run_query(
     now_ns: int | None = None,
     dedup: str = DEDUP,
     keys: TokenKeys | None = None,
+    projections: bool = True,
 ) -> Page:
     """Fetch one page of ``request``.
 
     ``keys`` verify the request's continue token and sign the next one; ``None`` uses a random
     key of this process, so tokens do not work in another process (the CLI passes
-    :func:`processor.query.tokenkeys.load_keys`).
+    :func:`processor.query.tokenkeys.load_keys`). ``projections=False`` always sends the plain
+    query (the benchmark's baseline, see :func:`fetch_rows`).
 
     Raises:
         QueryError: an invalid request (nothing is sent to the store).
@@ -203,9 +205,9 @@ def run_query(
     keys = keys or process_keys()
     plan = build(request, now, getattr(backend, "database", DATABASE), keys)
     if dedup == "collapse":
-        rows = fetch_collapsed(backend, plan.select, plan.limit + 1)
+        rows = fetch_collapsed(backend, plan.select, plan.limit + 1, projections)
     else:
-        rows = fetch_rows(backend, plan.select, plan.limit + 1, dedup)
+        rows = fetch_rows(backend, plan.select, plan.limit + 1, dedup, projections)
     more = len(rows) > plan.limit
     rows = rows[: plan.limit]
     token = ""
@@ -218,11 +220,13 @@ def run_query(
     return Page(items, token, plan.start_ns, plan.end_ns)
 
 
-def fetch_rows(backend: Backend, select: Select, limit: int, dedup: str) -> list[dict[str, Any]]:
+def fetch_rows(
+    backend: Backend, select: Select, limit: int, dedup: str, projections: bool = True
+) -> list[dict[str, Any]]:
     """One ``page_sql`` read: through a projection when one may serve it and ClickHouse's
-    estimate stays within ``PROJECTION_MAX_ROWS``, else the plain reverse-order read (see
-    :mod:`processor.query.sql`)."""
-    if select.projection(dedup):
+    estimate stays within ``PROJECTION_MAX_ROWS``, else (or with ``projections=False``) the
+    plain reverse-order read (see :mod:`processor.query.sql`)."""
+    if projections and select.projection(dedup):
         try:
             sql = select.page_sql(limit, dedup, projection=True)
             return backend.query(sql, select.params.values)
@@ -233,7 +237,9 @@ def fetch_rows(backend: Backend, select: Select, limit: int, dedup: str) -> list
     return backend.query(select.page_sql(limit, dedup), select.params.values)
 
 
-def fetch_collapsed(backend: Backend, select: Select, want: int) -> list[dict[str, Any]]:
+def fetch_collapsed(
+    backend: Backend, select: Select, want: int, projections: bool = True
+) -> list[dict[str, Any]]:
     """Up to ``want`` rows, one per sort key (the newest version), read without ``FINAL``.
 
     Copies of a key left by redelivery are adjacent (the ORDER BY is the full key). A full batch
@@ -245,7 +251,7 @@ def fetch_collapsed(backend: Backend, select: Select, want: int) -> list[dict[st
     out: list[dict[str, Any]] = []
     current = select
     while True:
-        rows = fetch_rows(backend, current, batch, "collapse")
+        rows = fetch_rows(backend, current, batch, "collapse", projections)
         groups = _collapse(rows, n_keys)
         full = len(rows) == batch
         if full and len(groups) > 1:

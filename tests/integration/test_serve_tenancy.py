@@ -280,3 +280,27 @@ def test_policypreview_autofetch_reads_the_callers_tenant(base: str, pki: Path) 
     platform = {"Authorization": f"Bearer {TOKEN}"}
     status, doc = run(call(url, context(pki), "POST", preview, platform))
     assert len(doc["status"]["activities"]) == 3
+
+
+async def _publish_events(nats_url: str, payloads: list[Any]) -> list[int]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        return [(await js.publish("events.p0", orjson.dumps(p))).seq for p in payloads]
+    finally:
+        await nc.close()
+
+
+def test_events_watch_is_scoped(base: str, pki: Path, nats_server: NatsServer) -> None:
+    acme = st.event(300, "BackOff", "Pod", "acme")
+    globex = st.event(301, "Started", "Pod", "globex")
+    listed = {"apiVersion": "events.k8s.io/v1", "kind": "EventList",
+              "items": [st.event(302, "Pulled", "Pod", "acme"), globex]}  # fmt: skip
+    seqs = run(_publish_events(str(nats_server.url), [acme, globex, listed]))
+    url = f"{base}/api/v1/events?watch=true&resourceVersion={seqs[0]}&timeoutSeconds=2"
+    events = run(_watch(url, context(pki, "proxy"), tenant("Organization", "acme")))
+    got = [(e["object"]["apiVersion"], e["object"]["metadata"]["name"],
+            e["object"]["metadata"]["resourceVersion"]) for e in events]  # fmt: skip
+    assert got == [("v1", "ev-300", str(seqs[0])), ("v1", "ev-302", str(seqs[2]))]
+    assert events[0]["object"]["message"] == "event 300 BackOff"  # core v1 fields

@@ -18,6 +18,11 @@ FLUSH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000)
 #: ``events_errored_total{error_type}`` values (``publish`` only for audit records).
 ERROR_TYPES = ("evaluate", "unmarshal", "publish")
+#: ``events_skipped_total{reason}`` values per source (``processor.engine``'s skip reasons).
+SKIP_REASONS = {
+    "audit_log": ("no_object_ref", "stage", "no_matching_policy"),
+    "k8s_event": ("null_event", "no_involved_object", "no_matching_policy"),
+}
 
 
 def nats_connection_metrics(
@@ -204,6 +209,9 @@ class Metrics:
                 self.events_errored.labels(source, error_type)
         for table in TABLES:
             self.sink_errors.labels(table)
+        for source, reasons in SKIP_REASONS.items():
+            for reason in reasons:
+                self.events_skipped.labels(source, reason)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

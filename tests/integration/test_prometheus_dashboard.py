@@ -7,23 +7,42 @@ evaluates every dashboard query through ``/api/v1/query`` (``processor.bench.das
 must return a series (the Kafka consumer-group panel is noted instead: this run is on NATS), the
 per-partition records/s one for every partition, and the commit latencies a number; the report
 holds the throughput chart.
+
+The same on Kafka: a tansu broker, ``activity run --transport kafka`` as a child process,
+Prometheus scraping it while audit records and a malformed one are produced to the topic
+partitions; then every query is evaluated (``check_dashboard``), the Kafka panel included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
 import pytest
 
-from processor.bench.prometheus import prometheus_binary
+from processor.bench.dashboard import (
+    check_dashboard,
+    dashboard_path,
+    throughput_chart,
+    write_report,
+)
+from processor.bench.e2e import metric_total
+from processor.bench.local import free_port, http_status, stop_process
+from processor.bench.prometheus import Target, prometheus_binary, prometheus_server
+from processor.config import Settings
+from processor.kafka.broker import TansuBroker
 from processor.stream.partitions import audit_partition_subject
 from processor.stream.topology import ensure_streams
+from tests.integration import records
 from tests.integration.conftest import missing_server
+from tests.integration.kafka_worker_tools import kafka_settings, produce
 from tests.integration.test_loadtest import require_locust
 
 pytestmark = pytest.mark.integration
@@ -93,3 +112,78 @@ def test_every_dashboard_query_returns_series_after_a_load_run(tmp_path: Path, f
     assert "<script" not in html
     summary = (out / "summary.txt").read_text()
     assert "every query returned series" in summary
+
+
+@contextlib.contextmanager
+def kafka_worker(s: Settings, policy_dir: Path, tmp: Path, port: int) -> Iterator[None]:
+    """``activity run --transport kafka`` with the topics and group of ``s``, until /readyz."""
+    cmd = [
+        sys.executable, "-m", "processor", "run",
+        "--transport", "kafka",
+        "--kafka-brokers", s.kafka_brokers,
+        "--kafka-group", s.kafka_group,
+        "--kafka-audit-topic", s.kafka_audit_topic,
+        "--kafka-event-topic", s.kafka_event_topic,
+        "--kafka-activity-topic", s.kafka_activity_topic,
+        "--kafka-dead-letter-topic", s.kafka_dead_letter_topic,
+        "--kafka-policy-topic", s.kafka_policy_topic,
+        "--partition-count", str(s.partition_count),
+        "--clickhouse-url", f"chdb://{tmp / 'chdb'}",
+        "--migrate", "true",
+        "--health-addr", f"127.0.0.1:{port}",
+        "--policies", str(policy_dir),
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    log = tmp / "worker.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        yield
+    finally:
+        stop_process(proc)
+
+
+def test_every_dashboard_query_returns_series_on_kafka(
+    tmp_path: Path, kafka_broker: TansuBroker, policy_dir: Path
+):
+    require_prometheus()
+    settings = kafka_settings(kafka_broker)
+    assert settings.partition_count == PARTITIONS
+    port = free_port()
+    board = json.loads((dashboard_path() or Path("missing")).read_text())
+    committed = "activity_processor_records_committed_total"
+    with kafka_worker(settings, policy_dir, tmp_path, port):
+        target = Target(f"http://127.0.0.1:{port}/metrics", "worker", "worker-0")
+        with prometheus_server([target], tmp_path / "prometheus", 1.0) as prom:
+            started, sent = time.time(), 0
+            for round_ in range(4):  # a few seconds of input, so the rates have points
+                batch = [records.audit(f"web-{round_}-{i}", seq=i) for i in range(30)]
+                asyncio.run(produce(settings, "audit", [*batch, b"{not json"]))
+                sent += len(batch) + 1
+                time.sleep(1.0)
+            deadline = time.monotonic() + 60
+            while metric_total(port, committed) < sent:
+                assert time.monotonic() < deadline, f"committed {metric_total(port, committed)}"
+                time.sleep(0.1)
+            time.sleep(2.0)  # the last scrapes are stored
+            at = time.time()
+            parts = [str(n) for n in range(PARTITIONS)]
+            check = check_dashboard(prom, board, at, at - started, parts, True, "kafka")
+            chart = throughput_chart(prom, board, started, at, 1.0)
+            write_report(check, chart, tmp_path, "kafka")
+
+    assert check.problems == [], check.problems
+    empty = {r.where: r.note for r in check.results if not r.series}
+    assert set(empty.values()) == {"no reconciler in this run"}, empty
+    by_panel = {r.where: r for r in check.results}
+    assigned = by_panel["panel 'Kafka partitions per pod and rebalances' A"].labels
+    assert {"pod": "worker-0", "topic": settings.kafka_audit_topic} in assigned
+    commit = by_panel["panel 'Input commit: NATS acks / Kafka offset commit' B"]
+    assert commit.labels == [{"transport": "kafka"}] and commit.numbers == 1
+    dead = by_panel["panel 'Dead letters/s by error type' A"].labels
+    assert {"event_type": "audit", "error_type": "unmarshal"} in dead
+    assert (tmp_path / "prometheus.html").read_text().count("<polyline") == PARTITIONS

@@ -198,3 +198,14 @@ def test_spec_times_and_limit() -> None:
     causes = []
     assert check_limit({"limit": -1}, causes) == 0 and causes[0].field == "spec.limit"
     assert check_limit({"limit": "10"}, causes) == 0 and len(causes) == 2
+
+
+def test_every_flag_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    from processor.serve.settings import FIELDS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    flags = [f"--{name.replace('_', '-')}" for name in FIELDS]
+    assert not [f for f in flags if not re.search(re.escape(f) + r"\b", doc)]

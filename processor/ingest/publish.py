@@ -31,7 +31,15 @@ from processor.ingest.metrics import IngestMetrics
 from processor.stream.publisher import JsPublisher, PublishError
 from processor.stream.topology import HEADER_RESERVE
 
-__all__ = ["Limits", "PublishFailed", "Publisher", "StreamFull", "Unavailable", "read_limits"]
+__all__ = [
+    "Limits",
+    "NatsPublisher",
+    "PublishFailed",
+    "Publisher",
+    "StreamFull",
+    "Unavailable",
+    "read_limits",
+]
 
 _FULL = re.compile(
     r"maximum (?:messages|bytes|messages per subject) exceeded|insufficient resources",
@@ -99,22 +107,21 @@ async def read_limits(js: Any, max_payload: int) -> Limits:
 
 
 class Publisher:
-    """Publishes messages and counts what JetStream acknowledged.
+    """Publishes messages and counts what the transport acknowledged.
+
+    Subclasses deliver (:meth:`_deliver`): :class:`NatsPublisher` to JetStream,
+    :class:`processor.ingest.kafka.KafkaPublisher` to Kafka.
 
     Args:
-        nc: the nats-py client (its JetStream PubAcks are read on one inbox).
         metrics: counters of records, bytes, messages, duplicates and latency.
-        timeout: seconds without a PubAck before the missing ones count as failed.
     """
 
-    def __init__(self, nc: Any, metrics: IngestMetrics, timeout: float) -> None:
-        self.nc = nc
+    def __init__(self, metrics: IngestMetrics) -> None:
         self.metrics = metrics
-        self._js = JsPublisher(nc, timeout=timeout)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     async def send(self, messages: Sequence[Message]) -> None:
-        """Publish ``messages`` at once and return when JetStream acknowledged all of them.
+        """Publish ``messages`` at once and return when the transport acknowledged all of them.
 
         Raises:
             Unavailable: not connected, no stream, a timeout or another failure.
@@ -122,16 +129,16 @@ class Publisher:
         """
         if not messages:
             return
-        if not self.nc.is_connected:
-            raise Unavailable("not connected to NATS")
         started = time.perf_counter()
         try:
-            fresh = await self._js.publish_all([(m.subject, m.data, m.msg_id) for m in messages])
-        except PublishError as exc:
-            raise classify(exc) from None
+            fresh = await self._deliver(messages)
         finally:
             self.metrics.publish_latency.observe(time.perf_counter() - started)
-        self._count(messages, set(fresh))
+        self._count(messages, fresh)
+
+    async def _deliver(self, messages: Sequence[Message]) -> set[int]:
+        """Deliver ``messages``; the positions of those stored now (not duplicates)."""
+        raise NotImplementedError
 
     def _count(self, messages: Sequence[Message], fresh: set[int]) -> None:
         m = self.metrics
@@ -165,6 +172,34 @@ class Publisher:
         if child is None:
             child = self._children[key] = metric.labels(*labels)
         return child
+
+    async def close(self) -> None:
+        """Release the transport."""
+
+
+class NatsPublisher(Publisher):
+    """JetStream: a window of PubAcks on one inbox (:class:`JsPublisher`); a ``duplicate``
+    PubAck is a success.
+
+    Args:
+        nc: the nats-py client.
+        metrics: as :class:`Publisher`.
+        timeout: seconds without a PubAck before the missing ones count as failed.
+    """
+
+    def __init__(self, nc: Any, metrics: IngestMetrics, timeout: float) -> None:
+        super().__init__(metrics)
+        self.nc = nc
+        self._js = JsPublisher(nc, timeout=timeout)
+
+    async def _deliver(self, messages: Sequence[Message]) -> set[int]:
+        if not self.nc.is_connected:
+            raise Unavailable("not connected to NATS")
+        try:
+            fresh = await self._js.publish_all([(m.subject, m.data, m.msg_id) for m in messages])
+        except PublishError as exc:
+            raise classify(exc) from None
+        return set(fresh)
 
     async def close(self) -> None:
         """Stop reading PubAcks."""

@@ -43,7 +43,13 @@ from processor.ingest.batching import (
 )
 from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body, splitter
 from processor.ingest.metrics import IngestMetrics
-from processor.ingest.publish import Limits, Publisher, PublishFailed, read_limits
+from processor.ingest.publish import (
+    Limits,
+    NatsPublisher,
+    Publisher,
+    PublishFailed,
+    read_limits,
+)
 from processor.ingest.settings import IngestSettings
 from processor.stream.connection import connect_options
 from processor.stream.topology import STREAMS, ensure_streams
@@ -105,12 +111,43 @@ class IngestServer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Connect to NATS, check (or create) the streams, read their limits and listen."""
+        """Connect to NATS, check (or create) the streams, read their limits and listen (with
+        ``--kafka-brokers``: create the topics and start a Kafka producer instead)."""
         s = self.settings
         splitter()  # a missing native extension fails the start, not each request
         for text in warnings(s):
             log.warning("activity ingest: %s", text)
-        m = self.metrics
+        if s.kafka_brokers:
+            await self._start_kafka()
+        else:
+            await self._start_nats()
+        assert self.publisher is not None and self.limits is not None
+        self.batch_bytes = min(s.batch_bytes, self.limits.audit)
+        if s.linger_ms > 0:
+            self.linger = Linger(
+                self.publisher.send, s.batch_items, self.batch_bytes, s.linger_ms / 1000
+            )
+        self.port = await self._listen(self._webhook_app(), s.listen_addr, self.ssl)
+        if s.health_addr:
+            self.health_port = await self._listen(self._health_app(), s.health_addr, None)
+        self.started = True
+        log.info(
+            "activity-ingest %s on %s://%s (port %d) to %s, %d partitions, batches of %d "
+            "records / %d bytes, linger %g ms, authentication: %s",
+            processor.__version__,
+            "https" if self.ssl else "http",
+            s.listen_addr,
+            self.port,
+            f"Kafka {s.kafka_brokers}" if s.kafka_brokers else f"NATS {s.nats_url}",
+            s.partition_count,
+            s.batch_items,
+            self.batch_bytes,
+            s.linger_ms,
+            self._auth_text(),
+        )
+
+    async def _start_nats(self) -> None:
+        s, m = self.settings, self.metrics
         options = connect_options(
             s.nats_url,
             "activity-ingest",
@@ -122,31 +159,18 @@ class IngestServer:
         js = self.nc.jetstream()
         await ensure_streams(js, provision=s.provision)
         self.limits = await read_limits(js, self.nc.max_payload)
-        self.batch_bytes = min(s.batch_bytes, self.limits.audit)
-        self.publisher = Publisher(self.nc, m, s.publish_timeout)
-        if s.linger_ms > 0:
-            self.linger = Linger(
-                self.publisher.send, s.batch_items, self.batch_bytes, s.linger_ms / 1000
-            )
+        self.publisher = NatsPublisher(self.nc, m, s.publish_timeout)
         await self._check_streams()
         self._tasks.append(asyncio.ensure_future(self._watch_streams()))
-        self.port = await self._listen(self._webhook_app(), s.listen_addr, self.ssl)
-        if s.health_addr:
-            self.health_port = await self._listen(self._health_app(), s.health_addr, None)
-        self.started = True
-        log.info(
-            "activity-ingest %s on %s://%s (port %d), %d partitions, batches of %d records / "
-            "%d bytes, linger %g ms, authentication: %s",
-            processor.__version__,
-            "https" if self.ssl else "http",
-            s.listen_addr,
-            self.port,
-            s.partition_count,
-            s.batch_items,
-            self.batch_bytes,
-            s.linger_ms,
-            self._auth_text(),
-        )
+
+    async def _start_kafka(self) -> None:
+        from processor.ingest.kafka import KafkaPublisher
+
+        s = self.settings
+        publisher = KafkaPublisher(s.kafka(), self.metrics, s.publish_timeout)
+        self.publisher = publisher
+        await publisher.start(s.provision)
+        self.limits = publisher.limits
 
     async def stop(self) -> None:
         """Stop listening (requests in flight finish), send what lingers, drain NATS."""
@@ -231,13 +255,20 @@ class IngestServer:
         return {"ping": lambda: ""}
 
     def ready_checks(self) -> dict[str, Check]:
-        """Readiness: NATS connected, started, and every stream the ingest publishes to exists."""
+        """Readiness: NATS connected, started, and every stream the ingest publishes to exists;
+        with Kafka: started, and the last publish did not fail."""
+        started: Check = lambda: "" if self.started else "starting or stopping"  # noqa: E731
+        if self.settings.kafka_brokers:
+            return {**self.health_checks(), "kafka": self._kafka_check, "started": started}
         return {
             **self.health_checks(),
             "nats": self._nats_check,
-            "started": lambda: "" if self.started else "starting or stopping",
+            "started": started,
             "streams": lambda: self._streams_error,
         }
+
+    def _kafka_check(self) -> str:
+        return str(getattr(self.publisher, "error", "not started"))
 
     def _nats_check(self) -> str:
         return "" if self.nc is not None and self.nc.is_connected else "not connected to NATS"

@@ -16,9 +16,12 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processor.config import convert_value
+
+if TYPE_CHECKING:
+    from processor.kafka.settings import KafkaSettings
 
 __all__ = [
     "FIELDS",
@@ -53,6 +56,10 @@ class IngestSettings:
     publish_timeout: float = 5.0
     retry_after: int = 5
     also_publish_shared: bool = False
+    kafka_brokers: str = ""
+    kafka_audit_topic: str = "audit-events"
+    kafka_event_topic: str = "k8s-events"
+    kafka_dead_letter_topic: str = "activity-dead-letters"
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +82,8 @@ class IngestSettings:
             value = getattr(self, name)
             if (value or name == "listen_addr") and not _is_addr(value):
                 problems.append(f"{name} must be HOST:PORT, got {value!r}")
+        if self.kafka_brokers and self.also_publish_shared:
+            problems.append("also_publish_shared is for NATS (upstream's subject), not Kafka")
         if problems:
             raise ValueError("invalid ingest settings: " + "; ".join(problems))
 
@@ -82,6 +91,18 @@ class IngestSettings:
     def tls(self) -> bool:
         """Whether the webhook listener speaks TLS."""
         return bool(self.tls_cert_file)
+
+    def kafka(self) -> KafkaSettings:
+        """The Kafka transport's settings (``--kafka-brokers``)."""
+        from processor.kafka.settings import KafkaSettings
+
+        return KafkaSettings(
+            brokers=self.kafka_brokers,
+            audit_topic=self.kafka_audit_topic,
+            event_topic=self.kafka_event_topic,
+            dead_letter_topic=self.kafka_dead_letter_topic,
+            partitions=self.partition_count,
+        )
 
 
 def _is_addr(value: str) -> bool:
@@ -116,10 +137,25 @@ FIELDS: dict[str, str] = {
     "retry_after": "seconds in the Retry-After header of 429 and 503 answers",
     "also_publish_shared": "also publish every audit record alone to audit.k8s.activity (message "
     "id: its auditID) for upstream processors running side by side",
+    "kafka_brokers": "HOST:PORT[,...]: publish to the Kafka transport's topics instead of NATS "
+    "('' = NATS)",
+    "kafka_audit_topic": "Kafka topic of audit records (with --kafka-brokers)",
+    "kafka_event_topic": "Kafka topic of Kubernetes Events (with --kafka-brokers)",
+    "kafka_dead_letter_topic": "Kafka topic of dead letters (with --kafka-brokers)",
 }
 
 #: Fields read from the workers' variables (``ACTIVITY_<NAME>``), not ``ACTIVITY_INGEST_<NAME>``.
-SHARED = frozenset({"nats_url", "partition_count", "provision", "log_level"})
+SHARED = frozenset(
+    {
+        "nats_url",
+        "partition_count",
+        "provision",
+        "log_level",
+        "kafka_audit_topic",
+        "kafka_event_topic",
+        "kafka_dead_letter_topic",
+    }
+)
 
 
 def env_name(field: str) -> str:

@@ -4,12 +4,16 @@ Renders bundled-policy activities from the standard corpus, migrates a fresh chD
 inserts blocks of ``--rows`` activities through :class:`processor.sink.chdb.ChdbSink` (the
 worker's insert: RowBinary, dedup token, skip indexes deferred) into four tables, interleaved:
 
-* ``activities``: the upstream ``audit.activities`` as migrated;
-* ``no_projections``: the same without its three ``SELECT *`` projections;
+* ``activities``: ``audit.activities`` as migrated: upstream's table plus the three query
+  projections of migration 105 (docs/design.md#d16);
+* ``upstream``: upstream's table, without those three projections;
+* ``part_offset_indexes``: upstream's table plus three ``_part_offset`` projections on the same
+  keys instead (an index into the table's own order, the lighter alternative to 105);
+* ``no_projections``: without any projection;
 * ``no_projections_no_indexes``: without projections and skip indexes;
 * ``json_only``: one ``String`` column with the same codec (no materialised columns, no sort key).
 
-Prints the median process CPU and wall time per insert, per table and as a ratio to the upstream
+Prints the median process CPU and wall time per insert, per table and as a ratio to upstream's
 table, plus the fixed cost of a 10-row insert. Not a test: run it as
 
     python tests/bench/insert_cost.py [--rows 1000] [--repeat 6]
@@ -35,6 +39,15 @@ from processor.translate import Output
 
 _PROJECTION = re.compile(r",\s*PROJECTION \w+\s*\([^()]*(\([^()]*\)[^()]*)*\)")
 _INDEX = re.compile(r",\s*INDEX [^,]*GRANULARITY \d+")
+_QUERY_PROJECTION = re.compile(
+    r",\s*PROJECTION activity_\w+_projection\s*\([^()]*(\([^()]*\)[^()]*)*\)"
+)
+#: The keys of migration 105's projections, for the ``_part_offset`` variant.
+_QUERY_KEYS = {
+    "actor": "actor_name, timestamp",
+    "tenant_kind": "tenant_type, tenant_name, resource_kind, timestamp",
+    "object": "resource_kind, resource_name, timestamp",
+}
 
 
 def activities(needed: int) -> list[bytes]:
@@ -51,12 +64,22 @@ def activities(needed: int) -> list[bytes]:
 def tables(sink: ChdbSink) -> list[str]:
     """Create the variants beside the migrated ``audit.activities``; their names."""
     ddl = sink.query("SHOW CREATE TABLE audit.activities")[0]["statement"]
+    upstream = _QUERY_PROJECTION.sub("", ddl)
+    if upstream == ddl:
+        raise SystemExit("the query projections of migration 105 are not in audit.activities")
     variants = {
+        "upstream": upstream,
+        "part_offset_indexes": upstream,
         "no_projections": _PROJECTION.sub("", ddl),
         "no_projections_no_indexes": _INDEX.sub("", _PROJECTION.sub("", ddl)),
     }
     for name, text in variants.items():
         sink.execute(text.replace("audit.activities", f"audit.{name}", 1))
+    for key, columns in _QUERY_KEYS.items():
+        sink.execute(
+            f"ALTER TABLE audit.part_offset_indexes ADD PROJECTION {key}_index "
+            f"(SELECT _part_offset ORDER BY ({columns}))"
+        )
     sink.execute(
         "CREATE TABLE audit.json_only (activity_json String CODEC(ZSTD(3))) "
         "ENGINE = MergeTree ORDER BY tuple()"
@@ -98,7 +121,7 @@ def main() -> None:
                 offset += args.rows
                 results[name].append(timed(sink, name, block, f"r{round_}{name}"))
         sink.close()
-    base = statistics.median(c for c, _ in results["activities"])
+    base = statistics.median(c for c, _ in results["upstream"])
     print(f"{'table':<28} {'CPU ms':>8} {'wall ms':>8} {'CPU vs upstream':>16} {'10 rows, ms':>12}")
     for name in names:
         cpu = statistics.median(c for c, _ in results[name])

@@ -138,9 +138,9 @@ class DashboardCheck:
         """``where`` of each query that returned no series (or an error)."""
         return [r.where for r in self.results if not r.series]
 
-    def notes(self) -> list[str]:
-        """The queries without series that are not failures, with the reason."""
-        return [f"{r.where}: {r.note}" for r in self.results if not r.series and r.note]
+    def notes(self) -> dict[str, str]:
+        """The queries without series that are not failures: where -> why."""
+        return {r.where: r.note for r in self.results if not r.series and r.note}
 
 
 def check_dashboard(
@@ -284,7 +284,7 @@ def run_check(
 ) -> dict[str, Any]:
     """The load run's check: every query over [started, now] and the report in ``out``.
 
-    Returns ``{"queries": N, "problems": [...], "notes": [...]}`` for the run's summary.
+    Returns ``{"queries": N, "problems": [...], "notes": {where: why}}`` for the run's summary.
     """
     path = dashboard_path()
     if path is None:

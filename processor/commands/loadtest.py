@@ -656,7 +656,13 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
     dashboard = summary.get("dashboard") or {}
     if "queries" in dashboard:
-        verdict = "; ".join(dashboard["problems"]) or "every query returned series"
+        notes = dashboard.get("notes") or {}
+        passed = "every query returned series" + (
+            f" except {len(notes)} noted ({'; '.join(sorted(set(notes.values())))})"
+            if notes
+            else ""
+        )
+        verdict = "; ".join(dashboard["problems"]) or passed
         lines.append(
             f"dashboard ({dashboard['queries']} queries through prometheus, prometheus.html): "
             + ("" if not dashboard["problems"] else "FAILED: ")

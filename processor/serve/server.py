@@ -102,6 +102,7 @@ class ApiServer:
         self.port = 0
         self.health_port = 0
         self.started = False
+        self._stopping = asyncio.Event()  # ends the watches when the server stops
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -129,7 +130,9 @@ class ApiServer:
         )
 
     async def stop(self) -> None:
+        """Stop listening; watches end within a couple of seconds, other requests finish."""
         self.started = False
+        self._stopping.set()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -295,7 +298,12 @@ class ApiServer:
                 return obj
 
             return await watching.serve_watch(
-                request, self.settings.nats_url, req, lists.ACTIVITIES_SELECTABLE, render
+                request,
+                self.settings.nats_url,
+                req,
+                lists.ACTIVITIES_SELECTABLE,
+                render,
+                self._stopping,
             )
         listing = lists.Listing(
             lists.ACTIVITIES_SELECTABLE,
@@ -355,7 +363,7 @@ class ApiServer:
                 return convert(obj)
 
             return await watching.serve_watch(
-                request, self.settings.nats_url, req, K8S_EVENTS, render
+                request, self.settings.nats_url, req, K8S_EVENTS, render, self._stopping
             )
         listing = lists.Listing(
             K8S_EVENTS,

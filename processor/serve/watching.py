@@ -132,8 +132,10 @@ async def serve_watch(
     req: WatchRequest,
     selectable: Table,
     render: Callable[[dict[str, Any], bool], dict[str, Any]],
+    stopping: asyncio.Event | None = None,
 ) -> web.StreamResponse:
-    """Stream watch events until the client goes, the timeout ends or NATS fails.
+    """Stream watch events until the client goes, the timeout ends, NATS fails or ``stopping``
+    is set (the server is shutting down).
 
     ``render(obj, first)`` turns a matching object into the event's object (a Table row or the
     object in the requested version).
@@ -161,7 +163,7 @@ async def serve_watch(
     deadline = loop.time() + req.timeout if req.timeout else None
     first = True
     try:
-        async for obj in _objects(queue, request, deadline, loop):
+        async for obj in _objects(queue, request, deadline, loop, stopping or asyncio.Event()):
             if not matches(expr, obj):
                 continue
             event = {"type": "ADDED", "object": render(obj, first)}
@@ -191,8 +193,9 @@ async def _objects(
     request: web.Request,
     deadline: float | None,
     loop: asyncio.AbstractEventLoop,
+    stopping: asyncio.Event,
 ) -> AsyncIterator[dict[str, Any]]:
-    while True:
+    while not stopping.is_set():
         wait = IDLE_CHECK
         if deadline is not None:
             wait = min(wait, deadline - loop.time())

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +110,7 @@ def tenant(kind: str, name: str, user: str = "someone") -> dict[str, str]:
 
 
 async def call(
-    url: str, ctx: ssl.SSLContext, method: str = "GET", body: Any = None,
+    url: str, ctx: ssl.SSLContext | None, method: str = "GET", body: Any = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     async with aiohttp.ClientSession() as session:
@@ -216,7 +217,9 @@ def test_no_scope_escape(base: str, pki: Path) -> None:
     assert (status, doc["details"]["causes"][0]["field"]) == (422, "spec.continue")
 
 
-async def _watch(url: str, ctx: ssl.SSLContext, headers: dict[str, str]) -> list[dict[str, Any]]:
+async def _watch(
+    url: str, ctx: ssl.SSLContext | None, headers: dict[str, str]
+) -> list[dict[str, Any]]:
     events = []
     async with (
         aiohttp.ClientSession() as session,
@@ -304,3 +307,27 @@ def test_events_watch_is_scoped(base: str, pki: Path, nats_server: NatsServer) -
             e["object"]["metadata"]["resourceVersion"]) for e in events]  # fmt: skip
     assert got == [("v1", "ev-300", str(seqs[0])), ("v1", "ev-302", str(seqs[2]))]
     assert events[0]["object"]["message"] == "event 300 BackOff"  # core v1 fields
+
+
+def test_loopback_headers_and_stopping_ends_watches(
+    sink: ChdbSink, nats_server: NatsServer
+) -> None:
+    settings = ServeSettings(
+        listen_addr="127.0.0.1:0", nats_url=str(nats_server.url), trust_loopback_headers=True
+    )
+    outcome: list[Any] = []
+    run(_publish(str(nats_server.url), []))  # the streams exist
+    with st.running(settings, sink) as server:
+        base = f"http://127.0.0.1:{server.port}{GV}"
+        status, doc = run(call(f"{base}/activities", None, headers=tenant("Project", "p1")))
+        assert (status, names(doc)) == (200, ["act-000000000003"])
+
+        def watch_forever() -> None:
+            outcome.append(run(_watch(f"{base}/activities?watch=true", None, {})))
+
+        watcher = threading.Thread(target=watch_forever, daemon=True)
+        watcher.start()
+        time.sleep(1)  # the watch is being served
+        assert watcher.is_alive()
+    watcher.join(15)
+    assert not watcher.is_alive() and outcome == [[]]  # the server's stop ended it

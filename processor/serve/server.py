@@ -272,8 +272,6 @@ class ApiServer:
         out["apiVersion"], out["kind"] = API_VERSION, resource.kind
         out["metadata"] = _metadata(obj)
         out["status"] = status
-        if request.query.get("dryRun"):
-            out.pop("status")
         return _json(out, 201)
 
     # -- Activities -----------------------------------------------------------------------------

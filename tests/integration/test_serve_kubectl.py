@@ -72,6 +72,9 @@ def test_get_prints_upstreams_columns(kubectl: st.Kubectl) -> None:
     assert "Deployment/obj-0" in lines[1] and "alice" in lines[1]
     carol = next(line for line in lines if "carol" in line)
     assert st.LONG[:57] + "..." in carol and st.LONG not in carol  # 60 characters at most
+    # kubectl follows the continue tokens of pages of 2
+    paged = kubectl.ok("get", "activities", "-A", "--chunk-size", "2", "-o", "name").split()
+    assert [p.rpartition("/")[2] for p in paged] == [a["metadata"]["name"] for a in st.ACTIVITIES]
     # the URL's namespace narrows; the short name and the category resolve
     assert len(_rows(kubectl.ok("get", "act", "-n", "team-a"))) == 1 + 2
     assert "No resources found" in kubectl.run("get", "activity", "-n", "nowhere").stderr

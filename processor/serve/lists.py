@@ -25,6 +25,7 @@ from processor.query.tables import ACTIVITIES, K8S_EVENTS, Table
 from processor.serve.identity import Caller
 from processor.serve.queries import STORE_FAILED, Context, scoped
 from processor.serve.status import ApiError
+from processor.sink.base import SinkError
 
 #: upstream's field labels of Activities (all honoured here)
 ACTIVITY_SELECTORS = (
@@ -104,8 +105,6 @@ def listing_request(listing: Listing, caller: Caller, ctx: Context) -> QueryRequ
 async def fetch(request: QueryRequest, ctx: Context) -> Page:
     """Run a list's query: 400 for a bad selector, 410 for an expired token, 503 if the store
     failed."""
-    from processor.sink.base import SinkError
-
     try:
         return await ctx.store.run(run_query, request, time.time_ns(), keys=ctx.keys)
     except CursorError as exc:

@@ -32,6 +32,7 @@ from processor.serve.status import (
     required,
 )
 from processor.serve.store import Store
+from processor.sink.base import SinkError
 
 API_VERSION = "activity.miloapis.com/v1alpha1"
 STORE_FAILED = "Failed to execute query. Please try again later or contact support for help."
@@ -223,7 +224,7 @@ def list_query(table: Table, kind: str) -> Handler:
             where = "spec.filter" if table is not K8S_EVENTS else "spec.fieldSelector"
             field_of = {"filter": where}
             raise invalid(kind, name, [cause_of(exc, field_of, values)]) from None
-        except _SINK_ERRORS as exc:
+        except SinkError as exc:
             raise ApiError(503, STORE_FAILED) from exc
         items = page.items if table is not K8S_EVENTS else [event_record(e) for e in page.items]
         return {
@@ -275,7 +276,7 @@ def facet_query(table: Table, kind: str) -> Handler:
                 out.append({"field": field, "values": values})
         except QueryError as exc:
             raise invalid(kind, name, [Cause("spec", f"Invalid value: {exc}")]) from None
-        except _SINK_ERRORS as exc:
+        except SinkError as exc:
             raise ApiError(503, FACETS_FAILED) from exc
         return {"facets": out}
 
@@ -341,7 +342,7 @@ async def policy_preview(obj: dict[str, Any], caller: Caller, ctx: Context) -> d
     except QueryError as exc:
         cause = Cause("spec.autoFetch", f"Invalid value: {exc}")
         raise invalid("PolicyPreview", name, [cause]) from None
-    except _SINK_ERRORS as exc:
+    except SinkError as exc:
         raise ApiError(503, STORE_FAILED) from exc
     except ProcessorError as exc:
         raise invalid("PolicyPreview", name, [Cause("spec", f"Invalid value: {exc}")]) from None
@@ -373,15 +374,6 @@ def _fetch_scope(scope: Scope) -> Any:
 # --- registry ----------------------------------------------------------------------------------
 
 Handler = Callable[[dict[str, Any], Caller, Context], Any]
-
-
-def _sink_errors() -> tuple[type[BaseException], ...]:
-    from processor.sink.base import SinkError
-
-    return (SinkError,)
-
-
-_SINK_ERRORS = _sink_errors()
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,8 @@ from typing import Any
 
 import processor
 from processor.serve.queries import QUERY_RESOURCES
+from processor.serve.status import GROUP, VERSION
 
-GROUP = "activity.miloapis.com"
-VERSION = "v1alpha1"
-GROUP_VERSION = f"{GROUP}/{VERSION}"
 EVENTS_GROUP = "events.k8s.io"
 
 

@@ -24,6 +24,7 @@ from processor.query.timeparse import NS, format_rfc3339, parse_time
 from processor.query.tokenkeys import TokenKeys
 from processor.serve.identity import Caller, Scope
 from processor.serve.status import (
+    API_VERSION,
     ApiError,
     Cause,
     bad_value,
@@ -34,7 +35,6 @@ from processor.serve.status import (
 from processor.serve.store import Store
 from processor.sink.base import SinkError
 
-API_VERSION = "activity.miloapis.com/v1alpha1"
 STORE_FAILED = "Failed to execute query. Please try again later or contact support for help."
 FACETS_FAILED = "Failed to retrieve facets. Please try again later or contact support for help."
 

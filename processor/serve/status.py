@@ -15,7 +15,10 @@ from typing import Any
 
 from processor.query.errors import CursorError, FilterError, QueryError, TimeRangeError
 
+#: the API group and version served (``processor.preview.API_VERSION`` is the same)
 GROUP = "activity.miloapis.com"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 
 _REASONS = {
     400: "BadRequest",

@@ -16,7 +16,8 @@ nats-server each, the same audit records and the same number of concurrent sende
    equal the records sent.
 
 Each phase reports records/s, MB/s of request bodies, p50/p99 of the request (baseline: of a
-list's publishes) and the CPU the ingest, nats-server and this process used. ``--profile FILE``
+list's publishes), the CPU the ingest, nats-server and this process used, and the machine's
+1-minute load average at its end (other work on the machine shows there). ``--profile FILE``
 runs the ingest under cProfile (``ACTIVITY_INGEST_PROFILE``) and writes one stats file per list
 size. The stores live in the system's temporary directory (``TMPDIR=/dev/shm``: in memory).
 """
@@ -94,6 +95,7 @@ def _figures(
     records: int, size_bytes: int, seconds: float, latencies: list[float], cpu: dict[str, float]
 ) -> dict[str, float]:
     return {
+        "load_1min": os.getloadavg()[0],
         "records_per_s": records / seconds,
         "mb_per_s": size_bytes / seconds / 1e6,
         "seconds": seconds,
@@ -260,4 +262,6 @@ def _cpu_line(f: dict[str, float]) -> list[str]:
     line = "    CPU (% of one core): " + ", ".join(parts)
     if "system_busy_pct" in f:
         line += f"; the {f.get('cores', 1):.0f} cores {f['system_busy_pct']:.0f}% busy"
+    if "load_1min" in f:
+        line += f"; load average {f['load_1min']:.1f}"
     return [line]

@@ -1,7 +1,8 @@
 """Build knobs for the native (Cython) extensions; all metadata lives in pyproject.toml.
 
 Every ``_native/<name>.pyx`` is compiled into the private submodule ``processor._native.<name>``
-(hand-written native code whose twin is named in its docstring). The modules of :data:`TWINS` are
+(hand-written native code whose twin is named in its docstring); the C functions one unit cimports
+from another are declared in ``processor/_native/<name>.pxd``. The modules of :data:`TWINS` are
 the pure-Python twins themselves compiled by Cython into ``processor._native.<name>``: the same
 source, so they cannot drift from the specification. A failed compile fails the build: a service
 must not ship the slow path silently.
@@ -46,6 +47,7 @@ def _extensions():
     return cythonize(
         exts,
         language_level=3,
+        include_path=[str(ROOT)],
         compiler_directives={"binding": False},
         build_dir="build/cython",
     )

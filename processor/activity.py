@@ -61,8 +61,8 @@ def activity_name(origin_type: str, origin_id: str, api_group: str, kind: str) -
     """``act-`` + the first 12 hex digits of sha256(type NUL id NUL apiGroup NUL kind)
     (docs/design.md#policy-engine-7-1).
 
-    ``processor._native.hashing.activity_name`` is its Cython twin (parity-tested); it measured
-    no faster (hashlib does the work either way), so the builders call this one.
+    Compiled with the rest of this module (``processor._native.activity``); hashlib does the
+    work either way.
     """
     data = f"{origin_type}\x00{origin_id}\x00{api_group}\x00{kind}".encode()
     return "act-" + hashlib.sha256(data).hexdigest()[:12]

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from processor.activity import build_audit_activity, build_event_activity
 from processor.cel import Program, compile_expr
 from processor.cel.needs import WHOLE, Guard, Need, body_needs, guards, merge_need
 from processor.errors import CelCompileError, CelEvalError, KindResolveError, TemplateError
 from processor.kinds import KindResolver
-from processor.native import require, use_native
+from processor.native import Implementation, active, twin
 from processor.policy.expressions import environment
 from processor.policy.model import Policy, Rule
-from processor.policy.template import SummaryTemplate
 from processor.records import (
     audit_key,
     audit_vars,
@@ -34,6 +32,9 @@ from processor.records import (
     normalize_event,
 )
 from processor.stages import DEFAULT_STAGES
+
+if TYPE_CHECKING:
+    from processor.policy.template import SummaryTemplate
 
 #: What the Activity builder reads of the bodies (the object's uid).
 BUILDER_NEEDS: dict[str, Need] = {"responseObject": {"metadata": {"uid": WHOLE}}}
@@ -53,19 +54,19 @@ class CompiledRule:
         return not self.error
 
 
-def compile_rule(rule: Rule, native: bool = False) -> CompiledRule:
+def compile_rule(rule: Rule, impl: Implementation | None = None) -> CompiledRule:
     """Compile one rule; a compile failure makes it invalid (skipped at run time,
     docs/design.md#policy-engine-3-5).
 
-    ``native`` builds the plans with the Cython-compiled twin (same results).
+    ``impl`` builds the plans and the template (None: the twins; results are the same).
     """
+    impl = impl or twin()
     env = environment(rule.rule_type)
     try:
-        match = compile_expr(rule.match, env, native)
+        match = compile_expr(rule.match, env, impl)
     except CelCompileError as exc:
         return CompiledRule(rule, None, None, f"match: {exc}")
-    template = require("template").SummaryTemplate if native else SummaryTemplate
-    summary = template(rule.summary, env, native)
+    summary = impl.template.SummaryTemplate(rule.summary, env, impl)
     if not summary.valid:
         return CompiledRule(rule, match, None, "summary: " + "; ".join(summary.errors))
     return CompiledRule(rule, match, summary)
@@ -160,13 +161,15 @@ class RuleTable:
         return selected
 
 
-def compile_policy(policy: Policy, resolver: KindResolver, native: bool = False) -> CompiledPolicy:
+def compile_policy(
+    policy: Policy, resolver: KindResolver, impl: Implementation | None = None
+) -> CompiledPolicy:
     """Compile every rule of ``policy`` and resolve its plural resource."""
     return CompiledPolicy(
         policy,
         resolver.kind_to_resource(policy.api_group, policy.kind),
-        tuple(compile_rule(r, native) for r in policy.audit_rules),
-        tuple(compile_rule(r, native) for r in policy.event_rules),
+        tuple(compile_rule(r, impl) for r in policy.audit_rules),
+        tuple(compile_rule(r, impl) for r in policy.event_rules),
     )
 
 
@@ -259,9 +262,10 @@ class Engine:
         resolver: kind resolver; every policy's Kind is registered in it.
         stages: audit stages translated (docs/design.md#d4); others are skipped. None keeps every
             stage.
-        native: build the plans with the Cython extensions (True; raises
-            ``ExtensionMissingError`` when they are not built), the twins (False), or as
-            :func:`processor.native.use_native` says (None). Results are the same.
+        impl: the implementation of the per-record units that compiles the plans and templates,
+            builds the activities and (:class:`processor.translate.Translator`) scans, routes and
+            decodes: :func:`processor.native.native`, :func:`processor.native.twin`, or the
+            active one (None, :func:`processor.native.active`). Results are the same.
     """
 
     def __init__(
@@ -270,18 +274,17 @@ class Engine:
         resolver: KindResolver | None = None,
         stages: Iterable[str] | None = DEFAULT_STAGES,
         *,
-        native: bool | None = None,
+        impl: Implementation | None = None,
     ) -> None:
-        self.native = use_native() if native is None else native
-        builders = require("activity") if self.native else None
-        self._build_audit = builders.build_audit_activity if builders else build_audit_activity
-        self._build_event = builders.build_event_activity if builders else build_event_activity
+        self.impl = impl = impl or active()
+        self._build_audit = impl.activity.build_audit_activity
+        self._build_event = impl.activity.build_event_activity
         self.resolver = resolver or KindResolver()
         self.stages = frozenset(stages) if stages is not None else None
         policies = list(policies)
         for policy in policies:
             self.resolver.add_policy_kind(policy.api_group, policy.kind)
-        self.policies = [compile_policy(p, self.resolver, self.native) for p in policies]
+        self.policies = [compile_policy(p, self.resolver, impl) for p in policies]
         self.audit_index: dict[str, list[CompiledPolicy]] = {}
         self.event_index: dict[str, list[CompiledPolicy]] = {}
         for cp in self.policies:

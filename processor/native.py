@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from dataclasses import dataclass
+from functools import cache
 from types import ModuleType
 from typing import Literal
 
@@ -24,21 +26,54 @@ from processor.errors import ProcessorError
 
 __all__ = [
     "EXTENSIONS",
+    "UNITS",
     "ExtensionMissingError",
+    "Implementation",
+    "active",
     "describe",
     "extension",
     "implementation",
     "log_implementation",
+    "native",
     "require",
+    "twin",
     "use_native",
 ]
 
 log = logging.getLogger(__name__)
 
-#: The compiled modules, ``processor._native.<name>``, that the native path needs.
-EXTENSIONS = ("jsonscan", "hashing", "audit", "plan", "template", "activity")
+#: The per-record units: ``processor._native.<name>`` and the twin that specifies it.
+UNITS = {
+    "jsonscan": "processor.records.jsonscan",
+    "route": "processor.records.route",
+    "audit": "processor.records.audit",
+    "plan": "processor.cel.plan",
+    "template": "processor.policy.template",
+    "activity": "processor.activity",
+}
 
-Implementation = Literal["native", "python"]
+#: The compiled modules, ``processor._native.<name>``, that the native path needs (every unit of
+#: :data:`UNITS`, and any other compiled module).
+EXTENSIONS = ("jsonscan", "route", "audit", "plan", "template", "activity")
+
+Name = Literal["native", "python"]
+
+
+@dataclass(frozen=True, slots=True)
+class Implementation:
+    """One implementation of the per-record units, chosen once and handed to what runs them.
+
+    Each attribute is the module of that unit: ``processor._native.<unit>`` for ``native``, its
+    twin (:data:`UNITS`) for ``python``; both have the same interface and give the same results.
+    """
+
+    name: Name
+    jsonscan: ModuleType
+    route: ModuleType
+    audit: ModuleType
+    plan: ModuleType
+    template: ModuleType
+    activity: ModuleType
 
 
 class ExtensionMissingError(ProcessorError, ImportError):
@@ -80,9 +115,29 @@ def use_native() -> bool:
     return bool(_load())
 
 
-def implementation() -> Implementation:
+def implementation() -> Name:
     """``native`` (Cython extensions) or ``python`` (the pure-Python twins)."""
     return "native" if use_native() else "python"
+
+
+@cache
+def twin() -> Implementation:
+    """The pure-Python twins (the specification)."""
+    return Implementation(
+        "python", **{unit: importlib.import_module(path) for unit, path in UNITS.items()}
+    )
+
+
+@cache
+def native() -> Implementation:
+    """The Cython extensions; :class:`ExtensionMissingError` when one is not built."""
+    return Implementation("native", **{unit: require(unit) for unit in UNITS})
+
+
+def active() -> Implementation:
+    """The implementation this process runs: :func:`native` when the extensions are in use
+    (:func:`use_native`), else :func:`twin`."""
+    return native() if use_native() else twin()
 
 
 def extension(name: str) -> ModuleType | None:

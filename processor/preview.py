@@ -29,6 +29,7 @@ from processor.engine import (
 )
 from processor.errors import PolicyError, PolicyErrors, ProcessorError, RecordError
 from processor.kinds import KindResolver
+from processor.native import twin
 from processor.policy.loader import read_documents
 from processor.policy.model import Policy, spec_to_policy
 from processor.policy.validate import validate_policy
@@ -231,7 +232,7 @@ def _evaluate(
     policy: Policy, inputs: list[dict[str, Any]], resolver: KindResolver, all_stages: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     compiled = compile_policy(policy, resolver)
-    router = Engine([policy], stages=None if all_stages else DEFAULT_STAGES, native=False)
+    router = Engine([policy], stages=None if all_stages else DEFAULT_STAGES, impl=twin())
     results: list[dict[str, Any]] = []
     activities: list[dict[str, Any]] = []
     for index, item in enumerate(inputs):

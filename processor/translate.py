@@ -8,20 +8,21 @@ EventList item alone (``internal``). Each dead letter keeps its record's bytes (
 the list), and each output remembers where its text is (:data:`Origin`), so the pipeline can
 dead-letter an Activity too large to publish. The contract: ``docs/reliability.md``.
 
-Two implementations give identical results (:mod:`processor.native` selects one):
+Two paths give identical results:
 
-- the twin (the specification): ``orjson.loads`` of the payload, :func:`decode_audit`, every rule
-  evaluated in order;
-- the fast path (native): the Cython scanner validates the payload and locates its members
-  without building them, and reads the routing fields of each EventList item (and of a single
-  audit event) into a route key; records no policy wants, or no rule can match, are counted from
-  the remembered outcome of their key, never parsed; wanted ones get their small fields decoded
-  and their bodies pruned to what the policies read
-  (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
+- the reference path (the specification): ``orjson.loads`` of the payload, :func:`decode_audit`,
+  every rule evaluated in order;
+- the fast path, taken by default on both implementations (:class:`processor.native.Implementation`:
+  the Cython units or their pure-Python twins): the scanner validates the payload and locates its
+  members without building them, and the route (:mod:`processor.records.route`) reads the routing
+  fields of each EventList item (and of a single audit event) into a route key; records no policy
+  wants, or no rule can match, are counted from the remembered decision of their key, never
+  parsed; wanted ones get their small fields decoded and their bodies pruned to what the policies
+  read (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
   (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole. Anything
   unusual -- input the scanner doubts, keys in another case, a record that fails to decode, any
-  failing policy (dead letters) -- is handed to the twin, so dead letters and errors are the
-  twin's by construction.
+  failing policy (dead letters) -- is handed to the reference path, so dead letters and errors
+  are the reference's by construction.
 """
 
 from __future__ import annotations
@@ -44,17 +45,12 @@ from processor.deadletter import (
 )
 from processor.engine import Engine, Translation
 from processor.errors import RecordError
-from processor.native import require
+from processor.native import Implementation
 from processor.records import classify_record, decode_audit, decode_event, involved_object
 from processor.records._json import a_json_type, json_type
-from processor.records.audit import (
-    EVENT_KEYS,
-    OBJECT_REF_KEYS,
-    audit_key,
-    peek_route,
-    peek_selector,
-)
+from processor.records.audit import audit_key
 from processor.records.lazy import decode_audit_split
+from processor.records.route import Decision, Routes, peek_route, peek_selector
 from processor.records.spans import ListSpans
 
 log = logging.getLogger(__name__)
@@ -69,11 +65,6 @@ _SPLIT = frozenset((*BODIES, "items"))
 _ROUTE = frozenset(
     ("kind", "apiVersion", "stage", "verb", "objectRef", "user", "regarding", "involvedObject")
 )
-# Route keys remembered per translator (distinct stage/verb/resource combinations).
-_DECISION_LIMIT = 65536
-_UNKNOWN = object()
-# What a route key tells: (routing key, skip reason or "" for no match), None: read the record.
-Decision = tuple[str | None, str] | None
 #: Where a record's text is: ``payload[start:end]`` (the whole payload, or one EventList item).
 Origin = tuple[bytes, int, int]
 
@@ -126,35 +117,37 @@ class Translator:
     """Turns payloads into activities with an :class:`Engine`.
 
     Args:
-        engine: the compiled policies.
+        engine: the compiled policies; its :attr:`~processor.engine.Engine.impl` runs the
+            scanner, the route and the decoder too.
         max_record_bytes: larger payloads are dead-lettered unread (``unmarshal``).
-        native: True for the fast path (raises :class:`ExtensionMissingError` when the
-            extensions are not built), False for the twin, None as the engine was built
-            (:attr:`Engine.native`).
+        fast: the fast path (True), or the reference path alone (False: the specification the
+            fast path is tested against).
     """
 
     def __init__(
         self,
         engine: Engine,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        native: bool | None = None,
+        *,
+        fast: bool = True,
     ) -> None:
         self.engine = engine
         self.max_record_bytes = max_record_bytes
-        if native is None:
-            native = engine.native
-        self._scan = require("jsonscan") if native else None
-        self._decode = require("audit").decode_audit if native else decode_audit
-        # route key -> outcome: of EventList items (see _fast_list) and of single audit events
-        self._decisions: dict[bytes, Decision] = {}
-        self._document_decisions: dict[Hint, dict[bytes, Decision]] = {None: {}, "audit": {}}
-        #: payloads or items the fast path raised on (the twin took them): a bug if not 0
+        impl: Implementation = engine.impl
+        self.impl = impl
+        self.fast = fast
+        self._scan = impl.jsonscan
+        self._split_routed = impl.route.split_routed
+        self._decode = impl.audit.decode_audit
+        #: route key -> decision, of EventList items (see _fast_list) and of single audit events
+        self.routes = Routes(engine, impl.route.unpack)
+        #: payloads or items the fast path raised on (the reference took them): a bug if not 0
         self.fast_path_errors = 0
 
     @property
     def implementation(self) -> str:
-        """``native`` or ``python``: the path this translator takes."""
-        return "python" if self._scan is None else "native"
+        """``native`` or ``python``: the implementation this translator runs."""
+        return self.impl.name
 
     def translate_many(self, payloads: Iterable[bytes], out: Output, hint: Hint = None) -> None:
         """Translate every payload of ``payloads`` into ``out`` (see :meth:`translate`)."""
@@ -174,27 +167,25 @@ class Translator:
             payload = bytes(payload) if isinstance(payload, bytearray | memoryview) else payload
             if isinstance(payload, str):
                 payload = payload.encode("utf-8", "surrogatepass")
-        if (
-            self._scan is not None
-            and type(payload) is bytes
-            and len(payload) <= self.max_record_bytes
-        ):
+        if self.fast and type(payload) is bytes and len(payload) <= self.max_record_bytes:
             try:
                 if self._fast(payload, out, hint):
                     return
-            except Exception:  # out is untouched when the fast path raises: the twin decides
+            except Exception:  # out is untouched when the fast path raises: the reference decides
                 self.fast_path_errors += 1
-                log.debug("fast path failed on a payload; the twin takes it", exc_info=True)
+                log.debug(
+                    "fast path failed on a payload; the reference path takes it", exc_info=True
+                )
         records = out.records
         try:
-            self._twin(payload, out, hint)
+            self._reference(payload, out, hint)
         except Exception as exc:  # a bug, not bad input: the payload is kept, the stream goes on
             log.error("translating a payload failed: %r", exc, exc_info=True)
             if out.records == records:
                 out.records += 1
             self._internal(out, "k8s-event" if hint == "event" else "audit", _whole(payload), exc)
 
-    def _twin(self, payload: bytes, out: Output, hint: Hint) -> None:
+    def _reference(self, payload: bytes, out: Output, hint: Hint) -> None:
         dlq_type = "k8s-event" if hint == "event" else "audit"
         origin = _whole(payload)
         if len(payload) > self.max_record_bytes:
@@ -241,7 +232,7 @@ class Translator:
             )
 
     def _guarded(self, item: Any, out: Output, spans: ListSpans, i: int) -> None:
-        """One EventList item through the twin; an exception costs this item alone."""
+        """One EventList item through the reference path; an exception costs this item alone."""
         records = out.records
         try:
             self._audit(item, out, spans, i)
@@ -252,8 +243,8 @@ class Translator:
             self._internal(out, "audit", spans.origin(i), exc, f"EventList item {i}: ")
 
     def _record(self, obj: Any, out: Output, origin: Origin) -> None:
-        """A single audit event through the twin; an exception dead-letters it (``internal``)
-        once, whatever ``out`` holds by then (the caller must not retry it)."""
+        """A single audit event through the reference path; an exception dead-letters it
+        (``internal``) once, whatever ``out`` holds by then (the caller must not retry it)."""
         records = out.records
         try:
             self._audit(obj, out, origin, "record")
@@ -272,27 +263,16 @@ class Translator:
 
     # -- fast path ---------------------------------------------------------------------------
     def _fast(self, payload: bytes, out: Output, hint: Hint) -> bool:
-        """The fast path for ``payload``; False (``out`` untouched) hands it to the twin."""
-        scan = self._scan
-        assert scan is not None
+        """The fast path for ``payload``; False (``out`` untouched) hands it to the reference."""
         # the items of an EventList are routed as they are validated (see _fast_list)
-        decisions = self._decisions
-        tally: dict[bytes, int] = {}
-        routed = scan.split_routed(
-            payload, _SPLIT, _ROUTE, EVENT_KEYS, OBJECT_REF_KEYS, decisions, tally
-        )
+        routed = self._split_routed(payload, _SPLIT, _ROUTE, self.routes.items)
         if routed is None:
             return False
-        text, spans, route_text, rest, key = routed
+        text, spans, route_text, rest, key, counted = routed
         if key is not None and hint != "event":  # maybe a single audit event
-            known = self._document_decisions[hint]
-            decision = known.get(key, _UNKNOWN)
-            if decision is _UNKNOWN:
-                decision = self._decide_document(key, hint)
-                if len(known) < _DECISION_LIMIT:
-                    known[key] = decision
+            decision = self.routes.decide_document(key, hint)
             if decision is not None:
-                _count(out, decision, 1)  # type: ignore[arg-type]
+                _count(out, decision, 1)
                 return True
         probe = orjson.loads(route_text)
         kind = classify_record(probe) if hint != "event" else "event"
@@ -301,7 +281,7 @@ class Translator:
         if kind == "audit_list":
             if rest is None:
                 return False
-            self._fast_list(payload, rest, tally, out)
+            self._fast_list(payload, rest, counted, out)
             return True
         if kind == "audit" or (kind is None and hint == "audit"):
             origin = _whole(payload)
@@ -314,79 +294,57 @@ class Translator:
         self,
         payload: bytes,
         rest: list[tuple[int, int, bytes | None]],
-        tally: dict[bytes, int],
+        counted: dict[bytes, int],
         out: Output,
     ) -> None:
-        """The items of an EventList, routed by the scanner (``jsonscan.split_routed``).
+        """The items of an EventList, routed as the scanner validated them (``split_routed``).
 
-        Items whose route key has a known outcome (skipped, or no rule can match) were only
-        counted, in ``tally``; the others (``rest``) take the per-record fast path, in order.
+        Items whose route key has a known decision (skipped, or no rule can match) were only
+        counted, in ``counted``; the others (``rest``) take the per-record fast path, in order.
         """
         scan = self._scan
-        assert scan is not None
-        decisions = self._decisions
+        routes = self.routes
+        decisions = routes.items
         spans: ListSpans | None = None
         for s, e, key in rest:
             try:
                 if key is not None and key not in decisions:
-                    decision = self._decide(key)
-                    if len(decisions) < _DECISION_LIMIT:
-                        decisions[key] = decision
+                    decision = routes.decide(key)
                     if decision is not None:
                         _count(out, decision, 1)
                         continue
                 item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
                 if item is not None and self._fast_audit(payload, item, out, None, (payload, s, e)):
                     continue
-            except Exception:  # out is untouched: the twin takes the item
+            except Exception:  # out is untouched: the reference path takes the item
                 self.fast_path_errors += 1
                 log.debug("fast path failed on an EventList item", exc_info=True)
             if spans is None:
                 spans = ListSpans(payload, None)
             self._guarded(orjson.loads(payload[s:e]), out, spans, spans.index_of(s, e))
-        for key, n in tally.items():
-            _count(out, decisions[key], n)  # type: ignore[arg-type]  # tallied: not None
-
-    def _decide(self, key: bytes) -> Decision:
-        """:meth:`_outcome` of an audit event with route ``key`` (``jsonscan.split_routed``)."""
-        parts = key.decode().split("\0")
-        if len(parts) == 2:  # no objectRef
-            return self._outcome(parts[0], None, None)
-        # the key has no user: the actor is not known here (_fast_audit checks it when read)
-        selector = (parts[1], parts[4] or None, None)
-        return self._outcome(parts[0], f"{parts[2]}/{parts[3]}", selector)
-
-    def _decide_document(self, key: bytes, hint: Hint) -> Decision:
-        """:meth:`_decide` for a document's route ``key`` (``jsonscan.split_routed``): None
-        unless the document classifies as an audit event (or as nothing, with the audit hint)."""
-        kind, api_version, flags, route = key.split(b"\0", 3)
-        probe: dict[str, Any] = {"kind": kind.decode(), "apiVersion": api_version.decode()}
-        probe |= {name: None for name, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
-        found = classify_record(probe)
-        if not (found == "audit" or (found is None and hint == "audit")):
-            return None
-        return self._decide(route)
+        for key, n in counted.items():
+            _count(out, decisions[key], n)  # type: ignore[arg-type]  # counted: not None
 
     def _fast_audit(
         self, buf: bytes, split: tuple, out: Output, probe: dict | None, origin: Origin
     ) -> bool:
-        """One audit event from its split text; False (``out`` untouched) for the twin.
+        """One audit event from its split text; False (``out`` untouched) for the reference path.
 
         ``probe`` is the parsed route text (routing values, other keys null) when at hand.
         """
         text, spans, route_text = split
         if "items" in spans:
-            return False  # not an audit Event field: the twin drops it
+            return False  # not an audit Event field: the reference path drops it
         if probe is None:
             probe = orjson.loads(route_text)
         route = peek_route(probe)
         if route is None:
             return False
-        decision = self._outcome(*route, peek_selector(probe))
+        decision = self.routes.outcome(*route, peek_selector(probe))
         if decision is not None:
             _count(out, decision, 1)
             return True
-        assert route[1] is not None and self._scan is not None
+        assert route[1] is not None
         engine = self.engine
         try:
             audit = decode_audit_split(
@@ -408,11 +366,10 @@ class Translator:
         return True
 
     def _fast_event(self, payload: bytes, out: Output, probe: dict) -> bool:
-        """A Kubernetes Event; False (``out`` untouched) for the twin.
+        """A Kubernetes Event; False (``out`` untouched) for the reference path.
 
         Skipped from its involved object alone when no policy wants it; else decoded whole.
         """
-        assert self._scan is not None
         found = involved_object(probe)
         if found is None or f"{found[0]}/{found[1]}" not in self.engine.event_index:
             out.records += 1
@@ -426,24 +383,7 @@ class Translator:
         self._collect(result, out, _whole(payload))
         return True
 
-    def _outcome(
-        self, stage: str, key: str | None, selector: tuple[str, str | None, str | None] | None
-    ) -> Decision:
-        """What a record's routing fields alone tell (:func:`peek_route`, :func:`peek_selector`).
-
-        ``(routing key, skip reason)`` for a skipped record, ``(routing key, "")`` when no rule
-        can match its verb, subresource and actor type (``selector``; None: unknown; an actor of
-        None: not known), None when it must be read.
-        """
-        reason = self.engine.audit_skip_reason(stage, key)
-        if reason:
-            return key, reason
-        assert key is not None
-        if selector is not None and self.engine.audit_selects_nothing(key, *selector):
-            return key, ""
-        return None
-
-    # -- twin ----------------------------------------------------------------------------------
+    # -- reference path ------------------------------------------------------------------------
     def _unmarshal(self, out: Output, dlq_type: str, origin: Origin, error: str) -> None:
         out.errors += 1
         out.dead(dead_letter_record(dlq_type, _text(origin), error, UNMARSHAL), origin)
@@ -454,7 +394,7 @@ class Translator:
         if type(obj) is dict:
             route = peek_route(obj)
             if route is not None:
-                decision = self._outcome(*route, peek_selector(obj))
+                decision = self.routes.outcome(*route, peek_selector(obj))
                 if decision is not None:
                     _count(out, decision, 1)
                     return
@@ -533,8 +473,9 @@ class Translator:
         out.errors += len(result.failures)
 
 
-def _count(out: Output, decision: tuple[str | None, str], n: int) -> None:
-    """Count ``n`` audit events with a known outcome (:meth:`Translator._outcome`)."""
+def _count(out: Output, decision: Decision, n: int) -> None:
+    """Count ``n`` audit events with a known decision (:meth:`Routes.outcome`)."""
+    assert decision is not None
     key, reason = decision
     out.records += n
     out.receive(key, n)

@@ -15,22 +15,4 @@ def split_document(
 def split_object(
     buf: bytes, start: int, end: int, bodies: Any, route: Any
 ) -> tuple[bytes, dict[str, tuple[int, int]], bytes] | None: ...
-def split_routed(
-    buf: bytes,
-    bodies: Any,
-    route: Any,
-    event_keys: Any,
-    ref_keys: Any,
-    decisions: dict[bytes, Any],
-    tally: dict[bytes, int],
-) -> (
-    tuple[
-        bytes,
-        dict[str, tuple[int, int]],
-        bytes,
-        list[tuple[int, int, bytes | None]] | None,
-        bytes | None,
-    ]
-    | None
-): ...
 def prune(buf: bytes, start: int, end: int, need: Any, loads: Callable[[bytes], Any]) -> Any: ...

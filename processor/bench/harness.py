@@ -30,7 +30,8 @@ from typing import Any
 
 import orjson
 
-from processor.native import describe, use_native
+from processor.native import describe, twin, use_native
+from processor.native import native as native_impl
 from processor.service import frozen_heap
 from processor.translate import Output, Translator
 
@@ -159,10 +160,10 @@ def run_bench(
     from processor.policy.compile import load_engine
 
     say = progress or (lambda _msg: None)
-    python = Translator(load_engine(list(policy_paths), native=False), native=False)
+    python = Translator(load_engine(list(policy_paths), impl=twin()))
     native = None
     if use_native():
-        native = Translator(load_engine(list(policy_paths), native=True), native=True)
+        native = Translator(load_engine(list(policy_paths), impl=native_impl()))
     say("checking that both paths give the same results")
     counts, py_dump = _outcome(python, lines)
     identical = None if native is None else _outcome(native, lines) == (counts, py_dump)
@@ -170,7 +171,7 @@ def run_bench(
     with frozen_heap():
         results = {
             "ceiling": PathResult("ceiling", "orjson.loads of every record, nothing else", 0.0),
-            "python": PathResult("python", "pure-Python path (twins)", 0.0),
+            "python": PathResult("python", "pure-Python path (twins, same fast path)", 0.0),
         }
         if native is not None:
             results["native"] = PathResult("native", "native path (Cython extensions)", 0.0)

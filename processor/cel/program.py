@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processor.cel import ast
 from processor.cel.checker import check
@@ -12,6 +11,9 @@ from processor.cel.plan import LINKS, compile_plan
 from processor.cel.types import CelType
 from processor.errors import CelCompileError, CelEvalError
 
+if TYPE_CHECKING:
+    from processor.native import Implementation
+
 
 class Program:
     """A compiled CEL expression.
@@ -19,17 +21,18 @@ class Program:
     Attributes:
         source: the expression text.
         result_type: its static type (``bool``, ``string``, ``dyn``...), printed as cel-go does.
+        implementation: ``python`` or ``native``: whose ``compile_plan`` built the plan.
     """
 
-    __slots__ = ("_plan", "env", "native", "node", "result_type", "source")
+    __slots__ = ("_plan", "env", "implementation", "node", "result_type", "source")
 
-    def __init__(self, source: str, env: Environment, native: bool = False) -> None:
+    def __init__(self, source: str, env: Environment, impl: Implementation | None = None) -> None:
         self.source = source
         self.env = env
-        self.native = native
+        self.implementation = "python" if impl is None else impl.name
         self.node = ast.parse(source)
         self.result_type: CelType = check(self.node, env, source)
-        self._plan = _plan_compiler(native)(self.node)
+        self._plan = (compile_plan if impl is None else impl.plan.compile_plan)(self.node)
 
     def evaluate(self, variables: dict, links: list | None = None) -> Any:
         """Evaluate against an activation; ``links`` collects ``link()`` calls in order.
@@ -51,32 +54,23 @@ class Program:
         return f"Program({self.source!r}, {self.env.name}, {self.result_type})"
 
 
-def _plan_compiler(native: bool) -> Callable[[ast.Node], Any]:
-    """The twin's :func:`compile_plan`, or the same source compiled by Cython (``native``)."""
-    if not native:
-        return compile_plan
-    from processor.native import require
-
-    return require("plan").compile_plan  # type: ignore[no-any-return]
-
-
-_CACHE: dict[tuple[str, str, bool], Program | CelCompileError] = {}
+_CACHE: dict[tuple[str, str, str], Program | CelCompileError] = {}
 _CACHE_LIMIT = 20_000
 
 
-def compile_expr(source: str, env: Environment, native: bool = False) -> Program:
+def compile_expr(source: str, env: Environment, impl: Implementation | None = None) -> Program:
     """Compile ``source`` in ``env``, memoised (policies repeat the same expressions).
 
-    ``native`` builds the plan with the Cython-compiled twin of :mod:`processor.cel.plan`.
+    ``impl`` builds the plan with its ``plan`` unit (None: the twin, :mod:`processor.cel.plan`).
 
     Raises:
         CelCompileError: a syntax error, unsupported construct or type error, in cel-go's layout.
     """
-    key = (source, env.name, native)
+    key = (source, env.name, "python" if impl is None else impl.name)
     hit = _CACHE.get(key)
     if hit is None:
         try:
-            hit = Program(source, env, native)
+            hit = Program(source, env, impl)
         except CelCompileError as exc:
             hit = exc
         if len(_CACHE) >= _CACHE_LIMIT:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from processor.engine import Engine
 from processor.errors import PolicyError, PolicyErrors
+from processor.native import Implementation
 from processor.policy import Policy, check_policies, load_paths, parse_text
 from processor.stages import DEFAULT_STAGES
 from processor.translate import DEFAULT_MAX_RECORD_BYTES, Translator
@@ -86,7 +87,7 @@ def compile_set(
     *,
     stages: Sequence[str] | None = DEFAULT_STAGES,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    native: bool | None = None,
+    impl: Implementation | None = None,
 ) -> Compiled:
     """:func:`policy_set`, compiled into a translator.
 
@@ -95,16 +96,16 @@ def compile_set(
         kv_entries: the KV bucket's entries (key -> YAML).
         stages: the audit stages translated (None: every stage).
         max_record_bytes: larger records are dead-lettered unread.
-        native: see :class:`~processor.engine.Engine` (None: the process default).
+        impl: see :class:`~processor.engine.Engine` (None: the active implementation).
     """
     policies = policy_set(paths, kv_entries)
-    engine = Engine(policies, stages=tuple(stages) if stages else None, native=native)
+    engine = Engine(policies, stages=tuple(stages) if stages else None, impl=impl)
     return Compiled(Translator(engine, max_record_bytes), tuple(policies))
 
 
 def load_engine(
-    paths: Sequence[str | Path], all_stages: bool = False, native: bool | None = None
+    paths: Sequence[str | Path], all_stages: bool = False, impl: Implementation | None = None
 ) -> Engine:
     """The engine of :func:`policy_set` (``paths`` only): the default stages, or every one."""
     stages = None if all_stages else DEFAULT_STAGES
-    return Engine(policy_set(paths), stages=stages, native=native)
+    return Engine(policy_set(paths), stages=stages, impl=impl)

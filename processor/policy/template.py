@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from processor.cel import Environment, Program, compile_expr, go_format, go_quote
 from processor.errors import CelCompileError, CelEvalError, TemplateError
+
+if TYPE_CHECKING:
+    from processor.native import Implementation
 
 BLOCK_RE = re.compile(r"\{\{[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\}\}")
 
@@ -46,7 +50,7 @@ class SummaryTemplate:
 
     __slots__ = ("_parts", "errors", "static", "text")
 
-    def __init__(self, text: str, env: Environment, native: bool = False) -> None:
+    def __init__(self, text: str, env: Environment, impl: Implementation | None = None) -> None:
         self.text = text
         self.errors: list[str] = []
         # parts alternate: literal text (str) and (expression, Program | error message)
@@ -62,7 +66,7 @@ class SummaryTemplate:
                 parts.append((block.expression, f"compile {go_quote(block.expression)}: {message}"))
                 continue
             try:
-                parts.append((block.expression, compile_expr(block.expression, env, native)))
+                parts.append((block.expression, compile_expr(block.expression, env, impl)))
             except CelCompileError as exc:
                 self.errors.append(str(exc))
                 parts.append((block.expression, f"compile {go_quote(block.expression)}: {exc}"))

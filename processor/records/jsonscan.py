@@ -29,7 +29,6 @@ __all__ = [
     "scan_document",
     "split_document",
     "split_object",
-    "split_routed",
 ]
 
 MAX_DEPTH = 200
@@ -171,14 +170,6 @@ def object_members(buf: bytes, start: int, end: int) -> list[Member] | None:
 
 Split = tuple[bytes, dict[str, tuple[int, int]], bytes]
 _Raw = list[tuple[str | None, int, int, int]]
-#: split_routed: (text, spans, route_text, rest, key)
-Routed = tuple[
-    bytes,
-    dict[str, tuple[int, int]],
-    bytes,
-    list[tuple[int, int, bytes | None]] | None,
-    bytes | None,
-]
 
 
 def _split(
@@ -249,134 +240,6 @@ def array_items(buf: bytes, start: int, end: int) -> list[tuple[int, int]] | Non
     except (_Invalid, RecursionError):
         return None
     return out
-
-
-_EVENT_ROUTE = ("stage", "verb", "objectRef", "kind", "apiVersion", "auditID")
-_REF_ROUTE = ("apiGroup", "resource", "subresource")
-
-
-def _route_spans(
-    members: _Raw, keys: Container[str], route: tuple[str, ...]
-) -> dict[str, tuple[int, int]] | None:
-    """The spans of the ``route`` members among ``members``, or None (doubtful)."""
-    spans: dict[str, tuple[int, int]] = {}
-    for key, vs, ve, _ks in members:
-        if key is None or key not in keys or key in spans:
-            return None
-        if key in route:
-            spans[key] = (vs, ve)
-    return spans
-
-
-def _text(buf: bytes, span: tuple[int, int] | None) -> bytes | None:
-    """A string value without escapes as its bytes; absent and null as b""; None otherwise."""
-    if span is None or buf[span[0]] == ord("n"):
-        return b""
-    text = buf[span[0] : span[1]]
-    if text[:1] != b'"' or b"\\" in text:
-        return None
-    return text[1:-1]
-
-
-def _key(
-    buf: bytes, spans: dict[str, tuple[int, int]], ref_keys: Container[str], document: bool
-) -> bytes | None:
-    """The route key from an audit event's route ``spans`` (see :func:`split_routed`)."""
-    texts: list[bytes | None] = []
-    if document:
-        flags = 48 + ("auditID" in spans) + 2 * ("stage" in spans)
-        texts += [
-            _text(buf, spans.get("kind")),
-            _text(buf, spans.get("apiVersion")),
-            bytes([flags]),
-        ]
-    texts += [_text(buf, spans.get("stage")), _text(buf, spans.get("verb"))]
-    ref = spans.get("objectRef")
-    if ref is not None and buf[ref[0]] != ord("n"):
-        if buf[ref[0]] != ord("{"):
-            return None
-        members: _Raw = []
-        _value(buf, ref[0], ref[1], 0, members)
-        ref_spans = _route_spans(members, ref_keys, _REF_ROUTE)
-        if ref_spans is None:
-            return None
-        texts += [_text(buf, ref_spans.get(k)) for k in _REF_ROUTE]
-    if any(t is None for t in texts):
-        return None
-    return b"\0".join(t for t in texts if t is not None)
-
-
-def _route(
-    buf: bytes, start: int, end: int, event_keys: Container[str], ref_keys: Container[str]
-) -> bytes | None:
-    if buf[start] != ord("{"):
-        return None
-    members: _Raw = []
-    _value(buf, start, end, 0, members)
-    spans = _route_spans(members, event_keys, _EVENT_ROUTE)
-    return None if spans is None else _key(buf, spans, ref_keys, False)
-
-
-def split_routed(
-    buf: bytes,
-    bodies: Container[str],
-    route: Container[str],
-    event_keys: Container[str],
-    ref_keys: Container[str],
-    decisions: dict[bytes, Any],
-    tally: dict[bytes, int],
-) -> Routed | None:
-    """:func:`split_document` that also routes the audit events of an ``items`` array unread.
-
-    Returns ``(text, spans, route_text, rest, key)``, or None when :func:`split_document` would
-    be None or ``items`` is given twice (then ``tally``, which the native scanner fills as it
-    goes, must be dropped). ``rest`` is None unless the top-level ``items`` is an array.
-
-    An item's route key is the UTF-8 of its ``stage`` and ``verb``, then, when its ``objectRef``
-    is an object, that object's ``apiGroup``, ``resource`` and ``subresource``, joined by NUL
-    bytes (absent and null read as empty; a raw JSON string cannot hold a NUL). It is None
-    (doubtful) unless the item is an object whose keys are all in ``event_keys``
-    (``objectRef``'s in ``ref_keys``), with no escaped key, no route member twice, and every route
-    member a string without escapes or null (``objectRef``: an object or null).
-
-    Items whose key has a value other than None in ``decisions`` are counted in ``tally`` (key ->
-    count); the others are listed in ``rest``, in order, as ``(start, end, key)``.
-
-    ``key`` is the document's own route key, for a single audit event: the UTF-8 of its ``kind``
-    and ``apiVersion`` (absent and null read as empty), a flags byte (``0x30``, plus 1 when an
-    ``auditID`` member is present, plus 2 when a ``stage`` member is), then its route key as an
-    item's, joined by NUL bytes; None on the same conditions as an item's key, and when
-    ``kind`` or ``apiVersion`` is not a string without escapes or null.
-    """
-    n = len(buf)
-    i = _ws(buf, 0, n)
-    if i >= n or buf[i] != ord("{"):
-        return None
-    members: _Raw = []
-    try:
-        i = _value(buf, i, n, 0, members)
-    except (_Invalid, RecursionError):
-        return None
-    if _ws(buf, i, n) != n or [m[0] for m in members].count("items") > 1:
-        return None
-    split = _split(buf, members, bodies, route)
-    if split is None:
-        return None
-    spans = _route_spans(members, event_keys, _EVENT_ROUTE)
-    document_key = None if spans is None else _key(buf, spans, ref_keys, True)
-    rest = None
-    for key, vs, ve, _ks in members:
-        if key == "items" and buf[vs] == ord("["):
-            rest = []
-            items: list[tuple[int, int]] = []
-            _value(buf, vs, ve, 0, items)
-            for s, e in items:
-                item_key = _route(buf, s, e, event_keys, ref_keys)
-                if item_key is not None and decisions.get(item_key) is not None:
-                    tally[item_key] = tally.get(item_key, 0) + 1
-                else:
-                    rest.append((s, e, item_key))
-    return (*split, rest, document_key)
 
 
 def prune(buf: bytes, start: int, end: int, need: Any, loads: Callable[[bytes], Any]) -> Any:

@@ -1,52 +1,88 @@
 """Run tests on both implementations: the pure-Python twins and the Cython extensions.
 
-``IMPLEMENTATIONS`` parametrises a test; :func:`native_flag` turns the parameter into the
-``native=`` argument of :class:`processor.engine.Engine` / :class:`processor.translate.Translator`,
-skipping the native run when the extensions are not built (failing instead when
-``PROCESSOR_REQUIRE_EXTENSIONS=1``, as CI sets, so a missing ``.so`` cannot hide). With
-``PROCESSOR_NO_EXTENSIONS=1`` only the twin runs. ``both_plans`` (autouse where imported) runs every
-test of a module with each CEL plan compiler.
+:func:`implementation` turns a parameter (``python``/``native``) into the
+:class:`processor.native.Implementation` to hand to :class:`processor.engine.Engine`, skipping the
+native run when the extensions are not built (failing instead when
+``PROCESSOR_REQUIRE_EXTENSIONS=1``, as CI sets, so a missing ``.so`` cannot hide); with
+``PROCESSOR_NO_EXTENSIONS=1`` only the twin runs. The ``impl`` fixture gives each in turn;
+``both_plans`` (autouse where imported) runs every test of a module with each implementation's CEL
+plan compiler, and :func:`use_unit` lets a test module's own names (a decoder, a builder, a
+template class) be the ones of that implementation.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pytest
 
 from processor.cel import program
-from processor.native import extension, use_native
+from processor.engine import Engine
+from processor.native import Implementation, native, twin, use_native
+from processor.translate import Translator
 
 IMPLEMENTATIONS = ["python", "native"]
 
 
-def native_flag(impl: str) -> bool:
-    """``impl`` (``python``/``native``) as a ``native=`` flag; skip native when unavailable."""
-    if impl == "python":
-        return False
+def implementation(name: str) -> Implementation:
+    """The implementation ``name`` (``python``/``native``); skip native when unavailable."""
+    if name == "python":
+        return twin()
     if os.environ.get("PROCESSOR_NO_EXTENSIONS") == "1":
         pytest.skip("PROCESSOR_NO_EXTENSIONS=1: the twin only")
-    if not use_native() or extension("plan") is None:
+    if not use_native():
         if os.environ.get("PROCESSOR_REQUIRE_EXTENSIONS") == "1":
             pytest.fail("native extensions required but not built")
         pytest.skip("native extensions not built (pip install -e . builds them)")
-    return True
+    return native()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
-def impl(request: pytest.FixtureRequest) -> str:
-    """``python`` or ``native``, skipped as :func:`native_flag` says."""
-    native_flag(request.param)
-    return str(request.param)
+def impl(request: pytest.FixtureRequest) -> Implementation:
+    """The twins, then the Cython extensions (skipped as :func:`implementation` says)."""
+    return implementation(request.param)
 
 
 @pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
-def both_plans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def both_plans(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Implementation]:
     """Compile CEL plans with the twin (``python``) or its Cython build (``native``)."""
-    if native_flag(request.param):
-        plan = extension("plan")
-        assert plan is not None
-        monkeypatch.setattr(program, "compile_plan", plan.compile_plan)
+    impl = implementation(request.param)
+    monkeypatch.setattr(program, "compile_plan", impl.plan.compile_plan)
     monkeypatch.setattr(program, "_CACHE", {})
-    yield str(request.param)
+    yield impl
+
+
+def use_unit(
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    impl: Implementation,
+    unit: str,
+    names: Iterable[str],
+) -> None:
+    """Bind ``names`` in the test module ``module`` to those of ``impl``'s ``unit``, so its tests
+    run on that implementation (asserting the native names do come from the extension)."""
+    source = getattr(impl, unit)
+    target = sys.modules[module]
+    for name in names:
+        value = getattr(source, name)
+        if impl.name == "native":
+            assert source.__name__ == f"processor._native.{unit}", source
+        monkeypatch.setattr(target, name, value)
+
+
+#: The translator's paths: the reference path (the specification), and the fast path on the twins
+#: and on the Cython extensions.
+PATHS = ["reference", *IMPLEMENTATIONS]
+
+
+def translator_on(
+    path: str, engine_for: Callable[[Implementation], Engine], **kwargs: Any
+) -> Translator:
+    """A :class:`Translator` on ``path`` (of :data:`PATHS`) with the engine ``engine_for`` gives."""
+    impl = implementation("python" if path == "reference" else path)
+    return Translator(engine_for(impl), fast=path != "reference", **kwargs)

@@ -23,10 +23,32 @@ from processor.activity import (
 )
 from processor.errors import KindResolveError
 from processor.kinds import KindResolver
+from processor.native import Implementation
 from processor.records import audit_vars, decode_audit, decode_event, involved_object
 from processor.records import normalize_event as norm_event
 from processor.subjects import activity_subject
 from tests.conftest import require_shared
+from tests.unit.parity import both_plans, use_unit  # noqa: F401  (runs every test on both)
+
+BUILDER = [
+    "activity_name",
+    "audit_tenant",
+    "build_audit_activity",
+    "build_event_activity",
+    "change_source",
+    "convert_links",
+    "encode_activity",
+    "event_tenant",
+    "normalize_tenant_type",
+    "resolve_actor",
+]
+
+
+@pytest.fixture(autouse=True)
+def builder_of(both_plans: Implementation, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Every test on the twin's Activity builder, then on its Cython build."""
+    use_unit(monkeypatch, __name__, both_plans, "activity", BUILDER)
+    use_unit(monkeypatch, __name__, both_plans, "audit", ["audit_vars", "decode_audit"])
 
 
 def load_case(name):

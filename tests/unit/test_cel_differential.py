@@ -20,6 +20,9 @@ Known celpy divergences from cel-go, kept out of the generated subset:
   an identity conversion in cel-go that gives celpy its own string type back.
 * The three-argument ``map(v, filter, transform)`` macro: celpy 0.5 fails on it (an internal
   ValueError while expanding the macro). Covered by the unit tests instead.
+* An ``exists_one`` whose predicate fails on an element, under ``||`` or ``&&``: cel-go's
+  logical operators absorb the macro's error (``error || true`` is true), celpy's do not. The
+  failing ``x / v`` predicate is generated for ``all`` and ``exists`` only.
 * Heterogeneous ``==`` and numeric cross-type comparisons on dyn values are not generated: these
   are covered by the unit tests against cel-go's documented results.
 """
@@ -39,6 +42,7 @@ from hypothesis import strategies as st
 from processor.cel import AUDIT_ENV, compile_expr
 from processor.cel.values import UInt
 from processor.errors import CelEvalError
+from tests.unit.parity import both_plans  # noqa: F401  (runs every test on both plans)
 
 # Built once: building a celpy environment is slow and raises the interpreter's recursion limit.
 CELPY_ENV = celpy.Environment()
@@ -277,13 +281,10 @@ class _Gen:
             )
         macro = self.pick(["all", "exists", "exists_one"])
         op = self.pick(["<", ">", "==", "!="])
-        body = self.pick(
-            [
-                f"v {op} {self.int_expr(d)}",
-                f"{self.int_expr(d)} / v {op} 1",
-                f"({self.bool_expr(d)} || v {op} 1)",
-            ]
-        )
+        bodies = [f"v {op} {self.int_expr(d)}", f"({self.bool_expr(d)} || v {op} 1)"]
+        if macro != "exists_one":  # celpy: see the module docstring
+            bodies.append(f"{self.int_expr(d)} / v {op} 1")
+        body = self.pick(bodies)
         # a 0 element makes ``x / v`` fail on one element only: all/exists must absorb it
         items = self.pick([self.int_list(d), f"[0, {self.int_lit()}]", f"[{self.int_lit()}, 0]"])
         return f"{items}.{macro}(v, {body})"
@@ -435,6 +436,13 @@ def test_known_divergence_negative_list_index() -> None:
     # cel-go: "index '-1' out of range in list size '2'"; celpy returns the last element.
     assert run_celpy("[1, 2][-1]", {}) == 2
     assert run_ours("[1, 2][-1]", {}) is FAILED
+
+
+def test_known_divergence_exists_one_error_under_or() -> None:
+    # cel-go: the macro's error is absorbed by ``|| true``; celpy keeps the error.
+    expr = "[1, 0].exists_one(v, 1 / v == 1) || true"
+    assert run_celpy(expr, {}) is FAILED
+    assert run_ours(expr, {}) is True
 
 
 def test_known_divergence_has_on_missing_parent() -> None:

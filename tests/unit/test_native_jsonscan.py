@@ -1,5 +1,5 @@
-"""The JSON scanner (twin and Cython), floatify and the hashes: same results on both, and a
-document the scanner accepts is one orjson parses to the same values."""
+"""The JSON scanner (twin and Cython) and floatify: same results on both, and a document the
+scanner accepts is one orjson parses to the same values."""
 
 from __future__ import annotations
 
@@ -12,33 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.activity import activity_name
-from processor.native import extension
+from processor.native import Implementation
 from processor.records import jsonscan as twin
 from processor.records._json import floatify
-from processor.records.audit import EVENT_KEYS, OBJECT_REF_KEYS, peek_route, peek_selector
-from processor.records.event import classify_record
-from processor.subjects import partition_of
-from tests.unit.parity import native_flag
+from tests.unit.parity import impl, implementation  # noqa: F401
 
 BODIES = frozenset({"requestObject", "responseObject", "items"})
 ROUTE = frozenset({"kind", "stage", "objectRef"})
 
 
-@pytest.fixture(params=["python", "native"])
-def scan(request: pytest.FixtureRequest) -> ModuleType:
-    if native_flag(request.param):
-        module = extension("jsonscan")
-        assert module is not None
-        return module
-    return twin
+@pytest.fixture
+def scan(impl: Implementation) -> ModuleType:  # noqa: F811
+    return impl.jsonscan
 
 
 def native_scan() -> ModuleType:
-    native_flag("native")
-    module = extension("jsonscan")
-    assert module is not None
-    return module
+    return implementation("native").jsonscan
 
 
 def rebuild(buf: bytes, members: list) -> dict[str, Any] | None:
@@ -171,16 +160,6 @@ def test_floatify(value: Any) -> None:
     assert orjson.dumps(native.floatify(orjson.loads(doc))) == orjson.dumps(floatify(parsed))
 
 
-@settings(max_examples=200, deadline=None)
-@given(parts=st.lists(st.text(max_size=10), min_size=4, max_size=4), count=st.integers(1, 70))
-def test_hashes(parts: list[str], count: int) -> None:
-    native_flag("native")
-    hashing = extension("hashing")
-    assert hashing is not None
-    assert hashing.activity_name(*parts) == activity_name(*parts)
-    assert hashing.partition_of(*parts, count) == partition_of(*parts, count)
-
-
 NEED = st.recursive(
     st.sampled_from(["whole", "present"]),
     lambda inner: st.dictionaries(
@@ -205,197 +184,3 @@ def test_prune_twin_and_native_agree(value: dict, need: Any, ascii_only: bool) -
     assert orjson.dumps(got) == orjson.dumps(twin.prune(doc, 0, len(doc), need, orjson.loads))
     if need == "whole":
         assert got == floatify(orjson.loads(doc))
-
-
-# -- split_routed -------------------------------------------------------------------------------
-def event_list(items: list[bytes], after: bytes = b"") -> bytes:
-    """An EventList document of raw ``items``."""
-    return b'{"kind":"EventList","items":[' + b" , ".join(items) + b"] " + after + b"}"
-
-
-def routed(scan: ModuleType, doc: bytes, decisions: dict, tally: dict) -> Any:
-    return scan.split_routed(doc, BODIES, ROUTE, EVENT_KEYS, OBJECT_REF_KEYS, decisions, tally)
-
-
-ROUTED = [
-    (
-        b'{"stage":"ResponseComplete","verb":"get","objectRef":'
-        b'{"apiGroup":"apps","resource":"deployments","name":"x"},"requestObject":{"a":["}"]}}',
-        b"ResponseComplete\0get\0apps\0deployments\0",
-    ),
-    (b'{"verb":null,"objectRef":null}', b"\0"),
-    (b'{"stage":"x"}', b"x\0"),
-    (b"{}", b"\0"),
-    (
-        b'{ "verb" : "get" , "objectRef" : { "resource" : "pods" , "subresource" : "log" } }',
-        b"\0get\0\0pods\0log",
-    ),
-    ('{"verb":"créer","objectRef":{"apiGroup":"é"}}'.encode(), "\0créer\0é\0\0".encode()),
-]
-DOUBTFUL = [
-    b'{"foo":1}',  # not an audit event field
-    b'{"v\\u0065rb":"get"}',  # escaped key
-    b'{"verb":"a","verb":"b"}',  # a route member twice
-    b'{"verb":1}',  # not a string
-    b'{"verb":"g\\u0065t"}',  # escaped value
-    b'{"objectRef":"x"}',
-    b'{"objectRef":{"zzz":1}}',
-    b'{"objectRef":{"resource":"a","resource":"b"}}',
-    b'{"objectRef":{"apiGroup":true}}',
-    b"5",
-    b"[]",
-]
-
-
-def test_split_routed_keys_and_doubtful_items(scan: ModuleType) -> None:
-    doc = event_list([item for item, _ in ROUTED] + DOUBTFUL, after=b',"apiVersion":"v1"')
-    got = routed(scan, doc, {}, tally := {})
-    assert got[:3] == scan.split_document(doc, BODIES, ROUTE)
-    assert tally == {}
-    assert [doc[s:e] for s, e, _ in got[3]] == [item for item, _ in ROUTED] + DOUBTFUL
-    assert [key for _, _, key in got[3]] == [key for _, key in ROUTED] + [None] * len(DOUBTFUL)
-
-
-def test_split_routed_counts_decided_items(scan: ModuleType) -> None:
-    skip, read = ROUTED[0], ROUTED[2]
-    doc = event_list([skip[0], read[0], skip[0], DOUBTFUL[0]])
-    decisions: dict[bytes, Any] = {skip[1]: ("apps/deployments", "stage"), read[1]: None}
-    rest = routed(scan, doc, decisions, tally := {})[3]
-    assert tally == {skip[1]: 2}
-    assert [(doc[s:e], key) for s, e, key in rest] == [(read[0], read[1]), (DOUBTFUL[0], None)]
-    assert routed(scan, event_list([]), {}, {})[3] == []
-    assert routed(scan, b'{"items":{"a":1}}', {}, {})[3] is None  # not an array
-    assert routed(scan, b'{"kind":"x"}', {}, {})[3] is None
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [
-        event_list([b'{"verb":"get"}', b'{"verb":"get",}']),  # an invalid item
-        event_list([b'{"verb":"get"}', b"01"]),
-        event_list([b'{"verb":"get"}']) + b"x",
-        event_list([b'{"verb":"get"}'], after=b',"items":[]'),  # items twice
-        b'{"items":[{"verb":"get"}' + b"]" * 0 + b"}",
-        b'{"items":[' + b"[" * 200 + b"]" * 200 + b"]}",  # nested too deep
-    ],
-)
-def test_split_routed_refuses_invalid_documents(scan: ModuleType, doc: bytes) -> None:
-    assert routed(scan, doc, {}, {}) is None
-
-
-def assert_routes_as_parsed(key: bytes, obj: Any) -> None:
-    """A route key is only given when it is exactly what the parsed record routes by."""
-    route, selector = peek_route(obj), peek_selector(obj)
-    assert route is not None and selector is not None
-    parts = key.decode().split("\0")
-    assert (parts[0], parts[1]) == (route[0], selector[0])
-    if len(parts) == 5:
-        assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
-    else:
-        assert len(parts) == 2 and route[1] is None
-
-
-ROUTE_VALUE = st.none() | st.sampled_from(["", "get", "create", "ResponseComplete", "é", "a\\b"])
-AUDIT_ITEM = st.dictionaries(
-    st.sampled_from(["stage", "verb", "objectRef", "auditID", "requestObject", "bogus"]),
-    ROUTE_VALUE
-    | JSON
-    | st.dictionaries(
-        st.sampled_from(["apiGroup", "resource", "subresource", "name", "nope"]),
-        ROUTE_VALUE | JSON,
-        max_size=4,
-    ),
-    max_size=5,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(items=st.lists(AUDIT_ITEM, max_size=6), ascii_only=st.booleans(), decide=st.booleans())
-def test_split_routed_twin_and_native_agree_with_the_parsed_route(
-    items: list[dict], ascii_only: bool, decide: bool
-) -> None:
-    native = native_scan()
-    doc = event_list([json.dumps(i, ensure_ascii=ascii_only).encode() for i in items])
-    want = routed(twin, doc, {}, {})
-    assert routed(native, doc, {}, {}) == want
-    if want is None:
-        assert twin.scan_document(doc) is None
-        return
-    decisions = {key: "known" for _, _, key in want[3] if key is not None and decide}
-    assert [routed(native, doc, decisions, t := {}), t] == [
-        routed(twin, doc, decisions, t := {}),
-        t,
-    ]
-    for s, e, key in want[3]:
-        if key is not None:
-            assert_routes_as_parsed(key, orjson.loads(doc[s:e]))
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    doc=st.text(alphabet='{}[]":,.-0123\\u tfnrl\xe9', max_size=30).map(
-        lambda s: b'{"items":[' + s.encode() + b"]}"
-    )
-)
-def test_split_routed_on_arbitrary_items(doc: bytes) -> None:
-    native = native_scan()
-    want = routed(twin, doc, {}, {})
-    assert routed(native, doc, {}, {}) == want
-    assert (want is None) == (twin.scan_document(doc) is None)
-
-
-def test_split_routed_document_keys(scan: ModuleType) -> None:
-    audit = (
-        b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"x","stage":"ResponseComplete",'
-        b'"verb":"get","objectRef":{"resource":"pods"},"responseObject":{"kind":1}}'
-    )
-    assert routed(scan, audit, {}, {})[4] == (
-        b"Event\0audit.k8s.io/v1\0" + b"3" + b"\0ResponseComplete\0get\0\0pods\0"
-    )
-    assert routed(scan, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"2" + b"\0\0"
-    assert routed(scan, b"{}", {}, {})[4] == b"\0\0" + b"0" + b"\0\0"
-    for doc in [
-        event_list([audit]),  # items: not an audit event field
-        b'{"kind":1}',
-        b'{"apiVersion":"v\\u0031"}',
-        b'{"kind":"a","kind":"b"}',
-        b'{"involvedObject":{},"kind":"Event","apiVersion":"v1"}',
-    ]:
-        assert routed(scan, doc, {}, {})[4] is None
-
-
-DOCUMENT = st.fixed_dictionaries(
-    {},
-    optional={
-        "kind": st.none() | st.sampled_from(["Event", "EventList", "", "x"]),
-        "apiVersion": st.none() | st.sampled_from(["audit.k8s.io/v1", "v1", "", 3]),
-        "auditID": st.none() | st.just("id"),
-        "stage": ROUTE_VALUE,
-        "verb": ROUTE_VALUE,
-        "objectRef": st.none()
-        | st.dictionaries(
-            st.sampled_from(["apiGroup", "resource", "subresource", "kind", "apiVersion"]),
-            ROUTE_VALUE,
-            max_size=4,
-        ),
-        "regarding": st.just({}),
-    },
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(value=DOCUMENT, ascii_only=st.booleans())
-def test_split_routed_document_key_agrees_with_the_parsed_document(
-    value: dict, ascii_only: bool
-) -> None:
-    doc = json.dumps(value, ensure_ascii=ascii_only).encode()
-    want = routed(twin, doc, {}, {})
-    assert routed(native_scan(), doc, {}, {}) == want
-    if want is None or want[4] is None:
-        return
-    obj = orjson.loads(doc)
-    kind, api_version, flags, key = want[4].split(b"\0", 3)
-    probe = {"kind": kind.decode(), "apiVersion": api_version.decode()}
-    probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
-    assert classify_record(probe) == classify_record(obj)
-    assert_routes_as_parsed(key, obj)

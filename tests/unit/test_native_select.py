@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from processor.native import use_native
-from tests.unit.parity import native_flag
+from processor.native import native, twin, use_native
+from tests.unit.parity import implementation
+
+BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 
 
 def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +37,7 @@ def test_no_extensions_forces_the_twin() -> None:
 
 
 def test_default_is_native_when_built() -> None:
-    native_flag("native")
+    implementation("native")
     result = run(VERSION)
     assert "implementation: native" in result.stdout, result.stderr
 
@@ -58,11 +61,41 @@ def test_engine_and_translator_follow_the_selection() -> None:
     from processor.engine import Engine
     from processor.translate import Translator
 
-    engine = Engine([], native=False)
-    assert Translator(engine).implementation == "python"
+    assert Translator(Engine([], impl=twin())).implementation == "python"
     if use_native():
         assert Translator(Engine([])).implementation == "native"
-        assert Translator(engine, native=True).implementation == "native"
+        assert Translator(Engine([], impl=native())).implementation == "native"
+
+
+def test_every_extension_is_compiled_code() -> None:
+    """Every name in EXTENSIONS is loaded from a shared object, and the engine's units (builders,
+    plans, templates) and the translator's (scanner, route, decoder) come from processor._native."""
+    from importlib.machinery import ExtensionFileLoader
+
+    from processor.engine import Engine
+    from processor.native import EXTENSIONS, UNITS, require
+    from processor.policy.compile import load_engine
+    from processor.translate import Translator
+
+    impl = implementation("native")
+    for name in EXTENSIONS:
+        module = require(name)
+        assert isinstance(module.__loader__, ExtensionFileLoader), name
+        assert module.__name__ == f"processor._native.{name}"
+    for unit in UNITS:
+        assert getattr(impl, unit) is require(unit)
+    engine = load_engine([str(BUNDLED)], impl=impl)
+    assert engine._build_audit.__module__ == "processor._native.activity"
+    assert engine._build_event.__module__ == "processor._native.activity"
+    crule = next(r for cp in engine.policies for r in cp.audit_rules if r.valid)
+    assert type(crule.summary).__module__ == "processor._native.template"
+    assert crule.match is not None and crule.match.implementation == "native"
+    assert crule.match._plan.__module__ == "processor._native.plan"
+    translator = Translator(engine)
+    assert translator._scan is require("jsonscan")
+    assert translator._split_routed.__module__ == "processor._native.route"
+    assert translator._decode.__module__ == "processor._native.audit"
+    assert Engine([]).impl is impl  # the active implementation, bound once
 
 
 @pytest.mark.parametrize("env", [{"PROCESSOR_NO_EXTENSIONS": "1"}, {}])

@@ -1,4 +1,5 @@
-"""Differential tests: the fast (native) path gives exactly the twin's results.
+"""Differential tests: the fast path, on the twins and on the Cython extensions, gives exactly the
+reference path's results (the specification: orjson, the full decode, every rule).
 
 Over the conformance cases, the real-policy corpus with a generated record corpus (single records
 and EventLists), and hypothesis-generated records: valid, mutated (wrong types, keys in another
@@ -20,13 +21,14 @@ from hypothesis import strategies as st
 
 from processor.bench.corpus import generate
 from processor.engine import Engine
+from processor.native import twin
 from processor.policy import parse_policy_text
 from processor.policy.compile import load_engine
 from processor.records import decode_audit
-from processor.records.audit import peek_route, peek_selector
+from processor.records.route import peek_route, peek_selector
 from processor.translate import Output, Translator
 from tests.conftest import shared_files
-from tests.unit.parity import native_flag
+from tests.unit.parity import IMPLEMENTATIONS, translator_on
 
 BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 
@@ -44,32 +46,40 @@ def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> 
     }
 
 
-def pair(engine_for: Any) -> tuple[Translator, Translator]:
-    native = native_flag("native")
+def pair(engine_for: Any, impl: str) -> tuple[Translator, Translator]:
+    """The reference path (on the twins) and the fast path on ``impl`` (``python``/``native``)."""
     return (
-        Translator(engine_for(False), max_record_bytes=64 * 1024, native=False),
-        Translator(engine_for(native), max_record_bytes=64 * 1024, native=native),
+        translator_on("reference", engine_for, max_record_bytes=64 * 1024),
+        translator_on(impl, engine_for, max_record_bytes=64 * 1024),
     )
 
 
-def assert_same(python: Translator, native: Translator, payloads: list[bytes], hint=None) -> None:
-    assert outcome(native, payloads, hint) == outcome(python, payloads, hint)
+def assert_same(reference: Translator, fast: Translator, payloads: list[bytes], hint=None) -> None:
+    assert outcome(fast, payloads, hint) == outcome(reference, payloads, hint)
 
 
 # --- the real-policy corpus with the generated corpus ------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real(real_policies_dir: Path) -> tuple[Translator, Translator]:
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def real(request: pytest.FixtureRequest, real_policies_dir: Path) -> tuple[Translator, Translator]:
     paths = sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
-    return pair(lambda native: load_engine(paths, native=native))
+    return pair(lambda impl: load_engine(paths, impl=impl), request.param)
 
 
-@pytest.fixture(scope="module")
-def bundled() -> tuple[Translator, Translator]:
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def bundled(request: pytest.FixtureRequest) -> tuple[Translator, Translator]:
     """The project's own policies (``policies/``): needs nothing outside the repository."""
     paths = sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
-    return pair(lambda native: load_engine(paths, native=native))
+    return pair(lambda impl: load_engine(paths, impl=impl), request.param)
+
+
+def policy_paths(policies: str, request: pytest.FixtureRequest) -> list[str]:
+    """The files of the ``real`` (only this needs ../shared) or the ``bundled`` policies."""
+    if policies == "real":
+        real_policies_dir: Path = request.getfixturevalue("real_policies_dir")
+        return sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
+    return sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -78,33 +88,33 @@ def corpus() -> list[dict[str, Any]]:
 
 
 def test_real_policies_on_the_corpus(real: tuple[Translator, Translator], corpus: list) -> None:
-    python, native = real
+    reference, fast = real
     lines = [orjson.dumps(r) for r in corpus]
-    result = outcome(python, lines)
+    result = outcome(reference, lines)
     assert result["activities"], "the corpus must produce activities"
-    assert outcome(native, lines) == result
-    assert outcome(native, lines, "audit") == outcome(python, lines, "audit")  # the worker's hint
+    assert outcome(fast, lines) == result
+    assert outcome(fast, lines, "audit") == outcome(reference, lines, "audit")  # the worker's hint
 
 
 def test_single_audit_events_are_decided_from_their_route_key(
     real: tuple[Translator, Translator], corpus: list, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On the audit stream, a record no policy reads is counted without being parsed."""
-    _python, native = real
+    _reference, fast = real
     read: list[object] = []
-    fast_audit = native._fast_audit
+    fast_audit = fast._fast_audit
 
     def counting(buf: bytes, split: tuple, out: Output, probe: dict | None, origin: tuple) -> bool:
         read.append(probe)
         return fast_audit(buf, split, out, probe, origin)
 
-    monkeypatch.setattr(native, "_fast_audit", counting)
+    monkeypatch.setattr(fast, "_fast_audit", counting)
     out, wanted = Output(), 0
-    engine = native.engine
+    engine = fast.engine
     for record in corpus:
         if record.get("apiVersion") != "audit.k8s.io/v1":
             continue
-        native.translate(orjson.dumps(record), out, "audit")
+        fast.translate(orjson.dumps(record), out, "audit")
         route, selector = peek_route(record), peek_selector(record)
         assert route is not None and selector is not None
         if not engine.audit_skip_reason(*route):
@@ -115,7 +125,7 @@ def test_single_audit_events_are_decided_from_their_route_key(
 
 
 def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpus: list) -> None:
-    python, native = real
+    reference, fast = real
     audits = [r for r in corpus if r.get("apiVersion") == "audit.k8s.io/v1"]
     lists = [
         orjson.dumps(
@@ -123,7 +133,7 @@ def test_real_policies_on_event_lists(real: tuple[Translator, Translator], corpu
         )
         for i in range(0, len(audits), 50)
     ]
-    assert_same(python, native, lists)
+    assert_same(reference, fast, lists)
 
 
 @pytest.mark.parametrize("policies", ["real", "bundled"])
@@ -132,12 +142,7 @@ def test_records_no_rule_can_match_are_no_match_when_every_rule_runs(
 ) -> None:
     """The early no-match (on verb, subresource and actor type, before decoding) is what every
     rule gives."""
-    if policies == "real":  # only this variant needs ../shared
-        real_policies_dir: Path = request.getfixturevalue("real_policies_dir")
-        paths = sorted(str(p) for p in real_policies_dir.glob("*.yaml"))
-    else:
-        paths = sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
-    engine = load_engine(paths, native=False)
+    engine = load_engine(policy_paths(policies, request), impl=twin())
     early = by_actor = 0
     for record in corpus:
         route = peek_route(record)
@@ -161,8 +166,9 @@ def test_records_no_rule_can_match_are_no_match_when_every_rule_runs(
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 
 
+@pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", CASES)
-def test_conformance_case_inputs(case: Path) -> None:
+def test_conformance_case_inputs(case: Path, impl_name: str) -> None:
     doc = yaml.safe_load(case.read_text())
     policy = {
         "apiVersion": "activity.miloapis.com/v1alpha1",
@@ -171,12 +177,12 @@ def test_conformance_case_inputs(case: Path) -> None:
         "spec": doc["spec"]["policy"],
     }
     policies = parse_policy_text(yaml.safe_dump(policy), case.name)
-    python, native = pair(lambda flag: Engine(policies, stages=None, native=flag))
+    reference, fast = pair(lambda impl: Engine(policies, stages=None, impl=impl), impl_name)
     for item in doc["spec"]["inputs"]:
         kind = item["type"]
         payload = orjson.dumps(item[kind], default=str)
-        assert_same(python, native, [payload], kind)
-        assert_same(python, native, [payload])
+        assert_same(reference, fast, [payload], kind)
+        assert_same(reference, fast, [payload])
 
 
 # --- hypothesis: mutated and malformed records -----------------------------------------------
@@ -282,10 +288,10 @@ def records(draw: st.DrawFn) -> bytes:
     return payload
 
 
-@pytest.fixture(scope="module")
-def small() -> tuple[Translator, Translator]:
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def small(request: pytest.FixtureRequest) -> tuple[Translator, Translator]:
     policies = parse_policy_text(POLICY, "policy.yaml")
-    return pair(lambda native: Engine(policies, native=native))
+    return pair(lambda impl: Engine(policies, impl=impl), request.param)
 
 
 @settings(
@@ -293,9 +299,9 @@ def small() -> tuple[Translator, Translator]:
 )
 @given(payload=records())
 def test_hypothesis_records(small: tuple[Translator, Translator], payload: bytes) -> None:
-    python, native = small
-    assert_same(python, native, [payload])
-    assert_same(python, native, [payload], "audit")
+    reference, fast = small
+    assert_same(reference, fast, [payload])
+    assert_same(reference, fast, [payload], "audit")
 
 
 @settings(
@@ -303,24 +309,27 @@ def test_hypothesis_records(small: tuple[Translator, Translator], payload: bytes
 )
 @given(payload=st.binary(max_size=64) | JSON.map(lambda v: json.dumps(v).encode()))
 def test_hypothesis_arbitrary_bytes(small: tuple[Translator, Translator], payload: bytes) -> None:
-    python, native = small
-    assert_same(python, native, [payload])
+    reference, fast = small
+    assert_same(reference, fast, [payload])
 
 
+@pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
 @pytest.mark.parametrize("policies", ["bundled", "real"])
 def test_the_fast_path_is_taken(
     policies: str,
+    impl_name: str,
     corpus: list,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    """Guard against a fast path that silently hands everything to the twin.
+    """Guard against a fast path that silently hands everything to the reference path.
 
     On the generated corpus with the bundled policies (always) and with the real-policy corpus
     of ``../shared`` (skipped without it, as that fixture says).
     """
-    _python, native = request.getfixturevalue(policies)
-    engine = native.engine
+    paths = policy_paths(policies, request)
+    _reference, fast = pair(lambda impl: load_engine(paths, impl=impl), impl_name)
+    engine = fast.engine
     evaluated = 0  # records no route decision settles: their rules run
     for record in corpus:
         if record.get("apiVersion") != "audit.k8s.io/v1":
@@ -332,20 +341,20 @@ def test_the_fast_path_is_taken(
             evaluated += not engine.audit_selects_nothing(route[1], *selector)
     assert evaluated > 100, "the corpus must reach rule evaluation"
     handed: list[object] = []
-    twin_audit = native._audit
+    twin_audit = fast._audit
 
     def counting(obj: Any, out: Output, payload: bytes | None) -> None:
         handed.append(obj)
         twin_audit(obj, out, payload)
 
-    monkeypatch.setattr(native, "_audit", counting)
+    monkeypatch.setattr(fast, "_audit", counting)
     lines = [orjson.dumps(r) for r in corpus if r.get("apiVersion") == "audit.k8s.io/v1"]
     out = Output()
     for line in lines:
-        native.translate(line, out)
+        fast.translate(line, out)
     assert out.records == len(lines)
     assert out.activities, "the fast path must produce activities"
-    assert len(handed) < evaluated // 20  # only records with failing policies go to the twin
+    assert len(handed) < evaluated // 20  # only records with failing policies go to the reference
 
 
 @st.composite
@@ -379,5 +388,5 @@ def events(draw: st.DrawFn) -> bytes:
 def test_hypothesis_events(
     small: tuple[Translator, Translator], payload: bytes, hinted: bool
 ) -> None:
-    python, native = small
-    assert_same(python, native, [payload], "event" if hinted else None)
+    reference, fast = small
+    assert_same(reference, fast, [payload], "event" if hinted else None)

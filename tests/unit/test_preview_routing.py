@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from processor.engine import Engine
+from processor.native import twin
 from processor.preview import load_manifest, run_preview
 from processor.translate import Output, Translator
 from tests.unit.test_translate import audit, event
@@ -95,7 +96,7 @@ def test_preview_matches_what_the_processor_makes(index: int) -> None:
         ),
         "p.yaml",
     )
-    translator = Translator(Engine([policy], native=False), native=False)
+    translator = Translator(Engine([policy], impl=twin()), fast=False)
     kind, record, _ = INPUTS[index]
     out = Output()
     translator.translate(orjson.dumps(record), out, "audit" if kind == "audit" else "event")

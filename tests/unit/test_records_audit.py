@@ -7,8 +7,24 @@ import orjson
 import pytest
 
 from processor.errors import RecordError
+from processor.native import Implementation
 from processor.records import audit_key, audit_vars, decode_audit, timefmt
-from processor.records.audit import audit_actor_ref, peek_selector
+from processor.records.audit import audit_actor_ref
+from processor.records.route import peek_selector
+from tests.unit.parity import impl, use_unit  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def decoder_of(impl: Implementation, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Every test on the twin's decoder, then on its Cython build."""
+    use_unit(
+        monkeypatch,
+        __name__,
+        impl,
+        "audit",
+        ["audit_actor_ref", "audit_key", "audit_vars", "decode_audit"],
+    )
+
 
 BASE = {
     "kind": "Event",

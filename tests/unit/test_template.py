@@ -9,8 +9,16 @@ import pytest
 
 from processor.cel import AUDIT_ENV, EVENT_ENV
 from processor.errors import TemplateError
+from processor.native import Implementation
 from processor.policy.template import SummaryTemplate, find_blocks
-from tests.unit.parity import both_plans  # noqa: F401  (runs every test on both plans)
+from tests.unit.parity import both_plans, use_unit  # noqa: F401  (runs every test on both)
+
+
+@pytest.fixture(autouse=True)
+def template_of(both_plans: Implementation, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Every test on the twin's template and plans, then on their Cython builds."""
+    use_unit(monkeypatch, __name__, both_plans, "template", ["SummaryTemplate", "find_blocks"])
+
 
 ACTOR_REF = {"type": "user", "name": "alice"}
 OBJECT_REF = {"resource": "httpproxies", "name": "api", "namespace": "default"}

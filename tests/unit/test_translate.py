@@ -13,7 +13,7 @@ from processor.cli import main
 from processor.engine import Engine
 from processor.policy import parse_policy_text
 from processor.translate import Output, Translator
-from tests.unit.parity import IMPLEMENTATIONS, native_flag
+from tests.unit.parity import PATHS, translator_on
 
 POLICIES = """
 apiVersion: activity.miloapis.com/v1alpha1
@@ -92,12 +92,14 @@ def event(reason: str, **extra: Any) -> dict[str, Any]:
     return record
 
 
-@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+@pytest.fixture(scope="module", params=PATHS)
 def translator(request: pytest.FixtureRequest) -> Translator:
-    """The same tests on the twin (``python``) and on the fast path (``native``)."""
-    native = native_flag(request.param)
-    engine = Engine(parse_policy_text(POLICIES, "policies.yaml"), native=native)
-    return Translator(engine, max_record_bytes=4096, native=native)
+    """The same tests on the reference path and on the fast path of the twins and the Cython
+    extensions."""
+    policies = parse_policy_text(POLICIES, "policies.yaml")
+    return translator_on(
+        request.param, lambda impl: Engine(policies, impl=impl), max_record_bytes=4096
+    )
 
 
 def run(translator: Translator, *records: Any) -> Output:

@@ -21,15 +21,16 @@ from processor.engine import Engine
 from processor.policy import parse_policy_text
 from processor.records.spans import list_item_spans, member_span
 from processor.translate import Output, Translator
-from tests.unit.parity import IMPLEMENTATIONS, native_flag
+from tests.unit.parity import PATHS, translator_on
 from tests.unit.test_translate import POLICIES, audit
 
 
-@pytest.fixture(params=IMPLEMENTATIONS)
+@pytest.fixture(params=PATHS)
 def translator(request: pytest.FixtureRequest) -> Translator:
-    native = native_flag(request.param)
-    engine = Engine(parse_policy_text(POLICIES, "policies.yaml"), native=native)
-    return Translator(engine, max_record_bytes=64 * 1024, native=native)
+    policies = parse_policy_text(POLICIES, "policies.yaml")
+    return translator_on(
+        request.param, lambda impl: Engine(policies, impl=impl), max_record_bytes=64 * 1024
+    )
 
 
 def run(translator: Translator, *payloads: bytes, hint: Any = None) -> Output:

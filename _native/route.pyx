@@ -1,0 +1,347 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True
+"""Native twin of ``processor.records.route``: the route key of an audit event, read unparsed.
+
+The pure-Python module ``processor/records/route.py`` is the specification (same functions, same
+results); this file only makes it fast. The scanner's C primitives come from
+``_native/jsonscan.pxd``: :func:`split_routed` validates a payload with the scanner and, as the
+scanner meets the ``items`` array of an EventList, routes each item (an :class:`ArrayWalker`):
+its route key is packed from the spans of its routing members in C, looked up in the translator's
+decisions, and the item is counted or listed without being parsed.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from libc.string cimport memcpy
+
+from processor._native.jsonscan cimport (
+    MAX_MEMBERS,
+    ArrayWalker,
+    _check,
+    _key_in,
+    _keyset,
+    _members,
+    _named,
+    _skip,
+    _split_members,
+    _string,
+    _ws,
+)
+
+from processor.records.audit import EVENT_KEYS, OBJECT_REF_KEYS
+from processor.records.route import DocumentKey, RouteKey
+
+# -- routing the items of an audit EventList --------------------------------------------------
+# Route fields by code: 0-2 are members of the event, 3-5 of its objectRef.
+DEF STAGE = 0
+DEF VERB = 1
+DEF OBJECT_REF = 2
+DEF API_GROUP = 3
+DEF RESOURCE = 4
+DEF SUBRESOURCE = 5
+DEF KIND = 6
+DEF API_VERSION = 7
+DEF AUDIT_ID = 8
+DEF CODES = 9
+
+
+cdef int _route_code(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, int level) noexcept nogil:
+    """The route code of the key at ``s[ks:ke]`` (with its quotes), -1 for any other key."""
+    cdef const unsigned char* p = s + ks + 1
+    cdef Py_ssize_t size = ke - ks - 2
+    if level == 0:
+        if _named(p, size, b"stage", 5):
+            return STAGE
+        if _named(p, size, b"verb", 4):
+            return VERB
+        if _named(p, size, b"objectRef", 9):
+            return OBJECT_REF
+        if _named(p, size, b"kind", 4):
+            return KIND
+        if _named(p, size, b"apiVersion", 10):
+            return API_VERSION
+        if _named(p, size, b"auditID", 7):
+            return AUDIT_ID
+    else:
+        if _named(p, size, b"apiGroup", 8):
+            return API_GROUP
+        if _named(p, size, b"resource", 8):
+            return RESOURCE
+        if _named(p, size, b"subresource", 11):
+            return SUBRESOURCE
+    return -1
+
+
+cdef inline bint _note(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, Py_ssize_t a, Py_ssize_t b,
+                       list keys, int level, Py_ssize_t* vs, Py_ssize_t* ve):
+    """Note the span ``s[a:b]`` of a member with key ``s[ks:ke]`` (with its quotes) if it routes.
+
+    False (doubtful) for a key outside ``keys`` or a route member given twice.
+    """
+    cdef int code
+    if not _key_in(s, ks, ke, keys):
+        return False
+    code = _route_code(s, ks, ke, level)
+    if code >= 0:
+        if vs[code] >= 0:
+            return False
+        vs[code] = a
+        ve[code] = b
+    return True
+
+
+cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list keys,
+                               int level, int depth, Py_ssize_t* vs, Py_ssize_t* ve):
+    """Walk the object at ``s[i]``: the spans of its route members into ``vs``/``ve``.
+
+    Member values are validated at nesting ``depth`` (0: already validated, only delimited). The
+    index after the object; -1 when invalid or doubtful (a key outside ``keys``, an escaped key,
+    a route member given twice): the caller validates the whole value to tell which.
+    """
+    cdef Py_ssize_t k, a, b
+    cdef bint esc
+    i = _ws(s, i + 1, n)
+    if i < n and s[i] == 125:
+        return i + 1
+    while True:
+        if i >= n or s[i] != 34:
+            return -1
+        esc = False
+        k = _string(s, i + 1, n, &esc)
+        if k < 0 or esc:
+            return -1
+        a = _ws(s, k, n)
+        if a >= n or s[a] != 58:
+            return -1
+        a = _ws(s, a + 1, n)
+        b = _check(s, a, n, depth) if depth else _skip(s, a, n)
+        if b < 0 or not _note(s, i, k, a, b, keys, level, vs, ve):
+            return -1
+        i = _ws(s, b, n)
+        if i >= n:
+            return -1
+        if s[i] == 44:
+            i = _ws(s, i + 1, n)
+            continue
+        return i + 1 if s[i] == 125 else -1
+
+
+cdef bint _text(const unsigned char* s, Py_ssize_t* vs, Py_ssize_t* ve, int code) noexcept nogil:
+    """Narrow the span of route member ``code`` to its text: absent and null read as empty.
+
+    False (doubtful) for a value that is not a string without escapes or null.
+    """
+    cdef Py_ssize_t a = vs[code], j
+    if a < 0 or s[a] == 110:
+        vs[code] = ve[code] = 0
+        return True
+    if s[a] != 34:
+        return False
+    for j in range(a + 1, ve[code] - 1):
+        if s[j] == 92:
+            return False
+    vs[code] = a + 1
+    ve[code] = ve[code] - 1
+    return True
+
+
+cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t* vs, Py_ssize_t* ve,
+                 bint document):
+    """The route key from the spans of an audit event's route members, None if doubtful.
+
+    A ``document`` key starts with ``kind``, ``apiVersion`` and a flags byte (see
+    :func:`split_routed`). The ``objectRef`` object is walked here.
+    """
+    cdef int codes[8]
+    cdef int k = 0, x, c
+    cdef Py_ssize_t size = 0, pos = 0
+    cdef unsigned char flags = 48 + (vs[AUDIT_ID] >= 0) + 2 * (vs[STAGE] >= 0)
+    cdef bint has_ref = False
+    cdef bytes out
+    cdef char* o
+    if vs[OBJECT_REF] >= 0 and s[vs[OBJECT_REF]] != 110:
+        if s[vs[OBJECT_REF]] != 123:
+            return None
+        if _route_members(s, vs[OBJECT_REF], n, ref_keys, 1, 0, vs, ve) < 0:
+            return None
+        has_ref = True
+    if document:
+        codes[0] = KIND; codes[1] = API_VERSION; codes[2] = -1
+        k = 3
+    codes[k] = STAGE; codes[k + 1] = VERB
+    k += 2
+    if has_ref:
+        codes[k] = API_GROUP; codes[k + 1] = RESOURCE; codes[k + 2] = SUBRESOURCE
+        k += 3
+    for x in range(k):
+        c = codes[x]
+        if c < 0:
+            size += 1
+        elif not _text(s, vs, ve, c):
+            return None
+        else:
+            size += ve[c] - vs[c]
+    out = PyBytes_FromStringAndSize(NULL, size + k - 1)
+    o = PyBytes_AS_STRING(out)
+    for x in range(k):
+        c = codes[x]
+        if x:
+            o[pos] = 0
+            pos += 1
+        if c < 0:
+            o[pos] = flags
+            pos += 1
+        else:
+            memcpy(o + pos, s + vs[c], ve[c] - vs[c])
+            pos += ve[c] - vs[c]
+    return out
+
+
+cdef object _route(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list event_keys, list ref_keys,
+                   Py_ssize_t* end):
+    """The route key of the audit event at ``s[i]`` (see :func:`split_routed`), None if doubtful.
+
+    ``end`` receives the index after the item, -1 when it is not valid JSON.
+    """
+    cdef Py_ssize_t vs[CODES]
+    cdef Py_ssize_t ve[CODES]
+    cdef int c
+    for c in range(CODES):
+        vs[c] = -1
+    # items are at nesting depth 2 (the array is a member of the top-level object)
+    end[0] = _route_members(s, i, n, event_keys, 0, 3, vs, ve) if s[i] == 123 else -1
+    if end[0] < 0:
+        end[0] = _check(s, i, n, 2)
+        return None
+    return _key(s, n, ref_keys, vs, ve, False)
+
+
+cdef object _document_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* m, int count,
+                          list event_keys, list ref_keys):
+    """The document route key of the validated top-level object with members ``m``."""
+    cdef Py_ssize_t vs[CODES]
+    cdef Py_ssize_t ve[CODES]
+    cdef int c, x
+    for c in range(CODES):
+        vs[c] = -1
+    for x in range(count):
+        if not _note(s, m[4 * x], m[4 * x + 1], m[4 * x + 2], m[4 * x + 3], event_keys, 0, vs, ve):
+            return None
+    return _key(s, n, ref_keys, vs, ve, True)
+
+
+cdef class _Router(ArrayWalker):
+    """Validates and routes the ``items`` array of :func:`split_routed`."""
+
+    cdef dict decisions
+    cdef dict counted
+    cdef list rest
+
+    def __cinit__(self, dict decisions):
+        self.decisions = decisions
+        self.counted = {}
+        self.rest = None
+
+    cdef Py_ssize_t walk(self, const unsigned char* s, Py_ssize_t i, Py_ssize_t n) except -2:
+        """Validate and route the array at ``s[i]`` (a member of the top-level object); the
+        index after it, or -1 when invalid."""
+        cdef list rest = []
+        cdef Py_ssize_t e
+        cdef PyObject* hit
+        cdef PyObject* count
+        i = _ws(s, i + 1, n)
+        if i < n and s[i] == 93:
+            self.rest = rest
+            return i + 1
+        while True:
+            if i >= n:
+                return -1
+            key = _route(s, i, n, _EVENT_KEYS, _REF_KEYS, &e)
+            if e < 0:
+                return -1
+            hit = PyDict_GetItem(self.decisions, key) if key is not None else NULL
+            if hit != NULL and <object>hit is not None:
+                count = PyDict_GetItem(self.counted, key)
+                self.counted[key] = 1 if count == NULL else <object>count + 1
+            else:
+                rest.append((i, e, key))
+            i = _ws(s, e, n)
+            if i >= n:
+                return -1
+            if s[i] == 44:
+                i = _ws(s, i + 1, n)
+                continue
+            if s[i] != 93:
+                return -1
+            self.rest = rest
+            return i + 1
+
+
+cdef list _EVENT_KEYS = _keyset(EVENT_KEYS)
+cdef list _REF_KEYS = _keyset(OBJECT_REF_KEYS)
+
+
+def split_routed(bytes buf, bodies, route, dict decisions):
+    """The scanner's ``split_document`` that also routes the audit events of an ``items`` array.
+
+    Returns ``(text, spans, route_text, rest, key, counted)`` (twin:
+    ``processor.records.route.split_routed``) or None.
+    """
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    cdef Py_ssize_t i = _ws(s, 0, n)
+    cdef Py_ssize_t m[4 * MAX_MEMBERS]
+    cdef int count = 0
+    cdef _Router router = _Router(decisions)
+    if i >= n or s[i] != 123:
+        return None
+    i = _members(s, i, n, m, &count, router)
+    if i < 0 or _ws(s, i, n) != n:
+        return None
+    return (
+        *_split_members(buf, m, count, bodies, route),
+        router.rest,
+        _document_key(s, n, m, count, _EVENT_KEYS, _REF_KEYS),
+        router.counted,
+    )
+
+
+def pack(bytes stage, bytes verb, ref=None):
+    """The route key of these routing texts (twin: ``processor.records.route.pack``)."""
+    cdef bytes a, b, c
+    if ref is None:
+        return stage + b"\0" + verb
+    a, b, c = ref
+    return stage + b"\0" + verb + b"\0" + a + b"\0" + b + b"\0" + c
+
+
+def pack_document(bytes kind, bytes api_version, int flags, bytes key):
+    """A document route key (twin: ``processor.records.route.pack_document``)."""
+    return kind + b"\0" + api_version + b"\0" + bytes((flags,)) + b"\0" + key
+
+
+def unpack(bytes key):
+    """The :class:`RouteKey` of a packed key (twin: ``processor.records.route.unpack``)."""
+    cdef const char* p = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key), i, start = 0
+    cdef list parts = []
+    for i in range(n + 1):
+        if i == n or p[i] == 0:
+            parts.append(p[start:i].decode("utf-8"))
+            start = i + 1
+    if len(parts) == 2:
+        return RouteKey(parts[0], parts[1], None, None)
+    if len(parts) != 5:
+        raise ValueError(f"not a route key: {key!r}")
+    return RouteKey(parts[0], parts[1], parts[2] + "/" + parts[3], parts[4] or None)
+
+
+def unpack_document(bytes key):
+    """The :class:`DocumentKey` of a packed document key (twin: ``route.unpack_document``)."""
+    parts = key.split(b"\0", 3)
+    if len(parts) != 4 or len(parts[2]) != 1:
+        raise ValueError(f"not a document route key: {key!r}")
+    flags = parts[2][0]
+    return DocumentKey(
+        parts[0].decode("utf-8"), parts[1].decode("utf-8"), bool(flags & 1), bool(flags & 2), parts[3]
+    )

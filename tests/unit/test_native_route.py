@@ -1,0 +1,262 @@
+"""The route (twin and Cython): route keys read from the bytes are exactly what the parsed record
+routes by; EventList items are counted or listed the same on both; pack/unpack round trips."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from processor.native import Implementation
+from processor.records import jsonscan as twin_scan
+from processor.records import route as twin
+from processor.records.event import classify_record
+from processor.records.route import DocumentKey, RouteKey, peek_route, peek_selector
+from tests.unit.parity import impl, implementation  # noqa: F401
+from tests.unit.test_native_jsonscan import BODIES, JSON, ROUTE
+
+
+@pytest.fixture
+def route(impl: Implementation) -> ModuleType:  # noqa: F811
+    return impl.route
+
+
+def native_route() -> ModuleType:
+    return implementation("native").route
+
+
+# -- split_routed -------------------------------------------------------------------------------
+def event_list(items: list[bytes], after: bytes = b"") -> bytes:
+    """An EventList document of raw ``items``."""
+    return b'{"kind":"EventList","items":[' + b" , ".join(items) + b"] " + after + b"}"
+
+
+def routed(route: ModuleType, doc: bytes, decisions: dict, tally: dict) -> Any:
+    """``split_routed`` as before ``counted`` was returned: its first five, ``counted`` into
+    ``tally``."""
+    got = route.split_routed(doc, BODIES, ROUTE, decisions)
+    if got is None:
+        return None
+    tally.update(got[5])
+    return got[:5]
+
+
+ROUTED = [
+    (
+        b'{"stage":"ResponseComplete","verb":"get","objectRef":'
+        b'{"apiGroup":"apps","resource":"deployments","name":"x"},"requestObject":{"a":["}"]}}',
+        b"ResponseComplete\0get\0apps\0deployments\0",
+    ),
+    (b'{"verb":null,"objectRef":null}', b"\0"),
+    (b'{"stage":"x"}', b"x\0"),
+    (b"{}", b"\0"),
+    (
+        b'{ "verb" : "get" , "objectRef" : { "resource" : "pods" , "subresource" : "log" } }',
+        b"\0get\0\0pods\0log",
+    ),
+    ('{"verb":"créer","objectRef":{"apiGroup":"é"}}'.encode(), "\0créer\0é\0\0".encode()),
+]
+DOUBTFUL = [
+    b'{"foo":1}',  # not an audit event field
+    b'{"v\\u0065rb":"get"}',  # escaped key
+    b'{"verb":"a","verb":"b"}',  # a route member twice
+    b'{"verb":1}',  # not a string
+    b'{"verb":"g\\u0065t"}',  # escaped value
+    b'{"objectRef":"x"}',
+    b'{"objectRef":{"zzz":1}}',
+    b'{"objectRef":{"resource":"a","resource":"b"}}',
+    b'{"objectRef":{"apiGroup":true}}',
+    b"5",
+    b"[]",
+]
+
+
+def test_split_routed_keys_and_doubtful_items(route: ModuleType) -> None:
+    doc = event_list([item for item, _ in ROUTED] + DOUBTFUL, after=b',"apiVersion":"v1"')
+    got = routed(route, doc, {}, tally := {})
+    assert got[:3] == twin_scan.split_document(doc, BODIES, ROUTE)
+    assert tally == {}
+    assert [doc[s:e] for s, e, _ in got[3]] == [item for item, _ in ROUTED] + DOUBTFUL
+    assert [key for _, _, key in got[3]] == [key for _, key in ROUTED] + [None] * len(DOUBTFUL)
+
+
+def test_split_routed_counts_decided_items(route: ModuleType) -> None:
+    skip, read = ROUTED[0], ROUTED[2]
+    doc = event_list([skip[0], read[0], skip[0], DOUBTFUL[0]])
+    decisions: dict[bytes, Any] = {skip[1]: ("apps/deployments", "stage"), read[1]: None}
+    rest = routed(route, doc, decisions, tally := {})[3]
+    assert tally == {skip[1]: 2}
+    assert [(doc[s:e], key) for s, e, key in rest] == [(read[0], read[1]), (DOUBTFUL[0], None)]
+    assert routed(route, event_list([]), {}, {})[3] == []
+    assert routed(route, b'{"items":{"a":1}}', {}, {})[3] is None  # not an array
+    assert routed(route, b'{"kind":"x"}', {}, {})[3] is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        event_list([b'{"verb":"get"}', b'{"verb":"get",}']),  # an invalid item
+        event_list([b'{"verb":"get"}', b"01"]),
+        event_list([b'{"verb":"get"}']) + b"x",
+        event_list([b'{"verb":"get"}'], after=b',"items":[]'),  # items twice
+        b'{"items":[{"verb":"get"}' + b"]" * 0 + b"}",
+        b'{"items":[' + b"[" * 200 + b"]" * 200 + b"]}",  # nested too deep
+    ],
+)
+def test_split_routed_refuses_invalid_documents(route: ModuleType, doc: bytes) -> None:
+    assert routed(route, doc, {}, {}) is None
+
+
+def assert_routes_as_parsed(key: bytes, obj: Any) -> None:
+    """A route key is only given when it is exactly what the parsed record routes by."""
+    route, selector = peek_route(obj), peek_selector(obj)
+    assert route is not None and selector is not None
+    parts = key.decode().split("\0")
+    assert (parts[0], parts[1]) == (route[0], selector[0])
+    if len(parts) == 5:
+        assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
+    else:
+        assert len(parts) == 2 and route[1] is None
+
+
+ROUTE_VALUE = st.none() | st.sampled_from(["", "get", "create", "ResponseComplete", "é", "a\\b"])
+AUDIT_ITEM = st.dictionaries(
+    st.sampled_from(["stage", "verb", "objectRef", "auditID", "requestObject", "bogus"]),
+    ROUTE_VALUE
+    | JSON
+    | st.dictionaries(
+        st.sampled_from(["apiGroup", "resource", "subresource", "name", "nope"]),
+        ROUTE_VALUE | JSON,
+        max_size=4,
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(AUDIT_ITEM, max_size=6), ascii_only=st.booleans(), decide=st.booleans())
+def test_split_routed_twin_and_native_agree_with_the_parsed_route(
+    items: list[dict], ascii_only: bool, decide: bool
+) -> None:
+    native = native_route()
+    doc = event_list([json.dumps(i, ensure_ascii=ascii_only).encode() for i in items])
+    want = routed(twin, doc, {}, {})
+    assert routed(native, doc, {}, {}) == want
+    if want is None:
+        assert twin_scan.scan_document(doc) is None
+        return
+    decisions = {key: "known" for _, _, key in want[3] if key is not None and decide}
+    assert [routed(native, doc, decisions, t := {}), t] == [
+        routed(twin, doc, decisions, t := {}),
+        t,
+    ]
+    for s, e, key in want[3]:
+        if key is not None:
+            assert_routes_as_parsed(key, orjson.loads(doc[s:e]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.text(alphabet='{}[]":,.-0123\\u tfnrl\xe9', max_size=30).map(
+        lambda s: b'{"items":[' + s.encode() + b"]}"
+    )
+)
+def test_split_routed_on_arbitrary_items(doc: bytes) -> None:
+    native = native_route()
+    want = routed(twin, doc, {}, {})
+    assert routed(native, doc, {}, {}) == want
+    assert (want is None) == (twin_scan.scan_document(doc) is None)
+
+
+def test_split_routed_document_keys(route: ModuleType) -> None:
+    audit = (
+        b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"x","stage":"ResponseComplete",'
+        b'"verb":"get","objectRef":{"resource":"pods"},"responseObject":{"kind":1}}'
+    )
+    assert routed(route, audit, {}, {})[4] == (
+        b"Event\0audit.k8s.io/v1\0" + b"3" + b"\0ResponseComplete\0get\0\0pods\0"
+    )
+    assert routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"2" + b"\0\0"
+    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"0" + b"\0\0"
+    for doc in [
+        event_list([audit]),  # items: not an audit event field
+        b'{"kind":1}',
+        b'{"apiVersion":"v\\u0031"}',
+        b'{"kind":"a","kind":"b"}',
+        b'{"involvedObject":{},"kind":"Event","apiVersion":"v1"}',
+    ]:
+        assert routed(route, doc, {}, {})[4] is None
+
+
+DOCUMENT = st.fixed_dictionaries(
+    {},
+    optional={
+        "kind": st.none() | st.sampled_from(["Event", "EventList", "", "x"]),
+        "apiVersion": st.none() | st.sampled_from(["audit.k8s.io/v1", "v1", "", 3]),
+        "auditID": st.none() | st.just("id"),
+        "stage": ROUTE_VALUE,
+        "verb": ROUTE_VALUE,
+        "objectRef": st.none()
+        | st.dictionaries(
+            st.sampled_from(["apiGroup", "resource", "subresource", "kind", "apiVersion"]),
+            ROUTE_VALUE,
+            max_size=4,
+        ),
+        "regarding": st.just({}),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=DOCUMENT, ascii_only=st.booleans())
+def test_split_routed_document_key_agrees_with_the_parsed_document(
+    value: dict, ascii_only: bool
+) -> None:
+    doc = json.dumps(value, ensure_ascii=ascii_only).encode()
+    want = routed(twin, doc, {}, {})
+    assert routed(native_route(), doc, {}, {}) == want
+    if want is None or want[4] is None:
+        return
+    obj = orjson.loads(doc)
+    kind, api_version, flags, key = want[4].split(b"\0", 3)
+    probe = {"kind": kind.decode(), "apiVersion": api_version.decode()}
+    probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
+    assert classify_record(probe) == classify_record(obj)
+    assert_routes_as_parsed(key, obj)
+
+
+KEYS = [
+    (
+        b"ResponseComplete\0get\0apps\0deployments\0",
+        RouteKey("ResponseComplete", "get", "apps/deployments", None),
+    ),
+    (b"\0", RouteKey("", "", None, None)),
+    (b"\0get\0\0pods\0log", RouteKey("", "get", "/pods", "log")),
+    ("x\0créer\0é\0\0".encode(), RouteKey("x", "créer", "é/", None)),
+]
+
+
+@pytest.mark.parametrize(("key", "want"), KEYS)
+def test_unpack(route: ModuleType, key: bytes, want: RouteKey) -> None:
+    assert route.unpack(key) == want
+    parts = key.split(b"\0")
+    assert route.pack(*parts[:2], None if len(parts) == 2 else tuple(parts[2:])) == key
+
+
+def test_document_keys_pack_and_unpack(route: ModuleType) -> None:
+    key = route.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"\0get")
+    assert key == twin.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"\0get")
+    assert route.unpack_document(key) == DocumentKey(
+        "Event", "audit.k8s.io/v1", True, True, b"\0get"
+    )
+    assert route.unpack_document(b"\0\0" + b"0" + b"\0\0").route == b"\0"
+    for bad in (b"a\0b", b"a\0b\0cc\0d"):
+        with pytest.raises(ValueError):
+            route.unpack_document(bad)
+    with pytest.raises(ValueError):
+        route.unpack(b"a\0b\0c")

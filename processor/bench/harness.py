@@ -47,9 +47,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def default_policy_paths() -> list[str]:
-    """Every YAML under the project's ``policies/`` plus ``../shared/real-policies/*.yaml``."""
+    """Every YAML under the project's ``policies/`` plus ``../shared/real-policies/*.yaml``,
+    leaving out a corpus file whose policy names a bundled policy already has (a policy set
+    holds each name once; the corpus copies the bundled examples)."""
+    from processor.policy import load_paths
+
     paths = sorted(str(p) for p in (REPO / "policies").rglob("*.yaml"))
-    paths += sorted(str(p) for p in (REPO.parent / "shared" / "real-policies").glob("*.yaml"))
+    names = {p.name for p in load_paths(paths).policies}
+    for path in sorted((REPO.parent / "shared" / "real-policies").glob("*.yaml")):
+        loaded = load_paths([path])
+        if not loaded.policies or not {p.name for p in loaded.policies} & names:
+            paths.append(str(path))
     return paths
 
 

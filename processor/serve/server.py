@@ -266,11 +266,11 @@ class ApiServer:
                 405, f"{plural}.{discovery.GROUP} can only be created (POST): nothing is stored"
             )
         obj = await _body(request, resource.kind)
+        obj["metadata"] = _metadata(obj)  # named first: errors name it too
         caller: Caller = request[_CALLER]
         status = await resource.handler(obj, caller, self.ctx)
         out = dict(obj)
         out["apiVersion"], out["kind"] = API_VERSION, resource.kind
-        out["metadata"] = _metadata(obj)
         out["status"] = status
         return _json(out, 201)
 

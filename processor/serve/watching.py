@@ -28,7 +28,7 @@ from processor.query.errors import QueryError
 from processor.query.evaluate import matches
 from processor.query.filter import Compare, Const, Expr, Field, Logic
 from processor.query.selectors import compile_selector
-from processor.query.tables import ACTIVITIES, K8S_EVENTS, Table
+from processor.query.tables import K8S_EVENTS, Table
 from processor.query.watch import Watched, WatchSpec, watch
 from processor.serve.identity import Scope
 from processor.serve.status import ApiError
@@ -215,4 +215,4 @@ async def _objects(
             yield obj
 
 
-__all__ = ["ACTIVITIES", "WatchRequest", "serve_watch"]
+__all__ = ["WatchRequest", "serve_watch"]

@@ -20,6 +20,7 @@ import hmac
 import logging
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,14 +108,18 @@ class Authenticator:
     Args:
         token_file: the bearer token file ('' = tokens not used).
         client_ca: whether client certificates are verified (``--client-ca-file`` set).
+        recheck: seconds between looks at the token file's stamp (a ``stat`` per request costs
+            more than the rest of the authentication).
 
     Raises:
         AuthConfigError: the token file cannot be read or holds no token.
     """
 
-    def __init__(self, token_file: str = "", client_ca: bool = False) -> None:
+    def __init__(self, token_file: str = "", client_ca: bool = False, recheck: float = 1.0) -> None:
         self.token_file = token_file
         self.client_ca = client_ca
+        self.recheck = recheck
+        self._checked = time.monotonic()
         self._tokens: _TokenFile | None = None
         if token_file:
             self._tokens = self._load()
@@ -155,8 +160,13 @@ class Authenticator:
         return found
 
     def _current(self) -> tuple[bytes, ...]:
-        """The tokens, re-read when the file changed; the last good set if it cannot be read."""
+        """The tokens, re-read when the file changed (looked at every ``recheck`` seconds); the
+        last good set if it cannot be read."""
         assert self._tokens is not None
+        now = time.monotonic()
+        if now - self._checked < self.recheck:
+            return self._tokens.tokens
+        self._checked = now
         try:
             st = os.stat(self.token_file)
         except OSError:

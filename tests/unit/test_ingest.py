@@ -295,7 +295,7 @@ def test_publish_failures_map_to_429_and_503() -> None:
 def test_tokens_certificates_and_reload(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     tokens.write_text("# comment\n\nfirst\n  second  \n")
-    auth = Authenticator(str(tokens))
+    auth = Authenticator(str(tokens), recheck=0)
     assert auth.authenticate("Bearer first", None) == "token"
     assert auth.authenticate("bearer second", None) == "token"
     assert auth.authenticate("Bearer third", None) is None

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from processor.commands.flags import add_filename, add_output
+from processor.commands.kafkaflags import add_kafka_arguments
 
 DEFAULT_BUCKET = "activity-policies"
 
@@ -45,23 +46,7 @@ def register(subparsers: Any) -> None:
     for sub in (apply, listing, delete):
         sub.add_argument("--nats-url", default=None, help="NATS URL (env ACTIVITY_NATS_URL)")
         sub.add_argument("--bucket", default=None, help="KV bucket (env ACTIVITY_POLICY_BUCKET)")
-        sub.add_argument(
-            "--transport",
-            choices=("nats", "kafka"),
-            default=None,
-            help="where the workers read policies (env ACTIVITY_TRANSPORT; default nats)",
-        )
-        sub.add_argument(
-            "--kafka-brokers",
-            default=None,
-            metavar="HOST:PORT[,...]",
-            help="Kafka bootstrap servers (env ACTIVITY_KAFKA_BROKERS)",
-        )
-        sub.add_argument(
-            "--policy-topic",
-            default=None,
-            help="Kafka policy topic (env ACTIVITY_KAFKA_POLICY_TOPIC; default activity-policies)",
-        )
+        add_kafka_arguments(sub, "kafka_brokers", "policy_topic")
     apply.set_defaults(handler=_apply)
     listing.set_defaults(handler=_list)
     delete.set_defaults(handler=_delete)
@@ -81,21 +66,9 @@ def _settings(args: argparse.Namespace) -> tuple[str, str]:
 
 def _kafka(args: argparse.Namespace) -> Any:
     """The :class:`KafkaSettings` of ``--transport kafka``, None for NATS."""
-    import os
+    from processor.commands.kafkaflags import kafka_settings, transport_of
 
-    transport = args.transport or os.environ.get("ACTIVITY_TRANSPORT") or "nats"
-    if transport != "kafka":
-        return None
-    from processor.kafka.settings import KafkaSettings
-
-    overrides: dict[str, Any] = {}
-    brokers = args.kafka_brokers or os.environ.get("ACTIVITY_KAFKA_BROKERS")
-    if brokers:
-        overrides["brokers"] = brokers
-    topic = args.policy_topic or os.environ.get("ACTIVITY_KAFKA_POLICY_TOPIC")
-    if topic:
-        overrides["policy_topic"] = topic
-    return KafkaSettings(**overrides)
+    return kafka_settings(args) if transport_of(args) == "kafka" else None
 
 
 async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:

@@ -4,7 +4,8 @@ The NATS and consumer flags are the worker's (``processor.config``: same names, 
 ``ACTIVITY_*`` variables, same ``--config`` file), so a sidecar shares its worker's environment.
 The reconciler's own flags read ``ACTIVITY_RECONCILER_<FLAG>``; ``--namespace`` also reads
 ``INVENTORY_ACTIVITY_NAMESPACE`` (the inventory controllers' variable) and ``--instance``
-``POD_NAME``.
+``POD_NAME``. ``--transport kafka`` runs it on Kafka (:mod:`processor.kafka.reconcile`): the
+consumer name is then its consumer group, the state bucket its Faust table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from processor.commands.kafkaflags import add_kafka_arguments
 from processor.config import add_arguments, build_settings, convert_value
 
 #: Worker settings the reconciler shares (flags and variables as in ``activity run``).
@@ -59,6 +61,7 @@ def register(subparsers: Any) -> None:
         "are recognised and not duplicated. Runs beside a worker (see docs/inventory.md).",
     )
     add_arguments(parser, only=SHARED)
+    add_kafka_arguments(parser, "kafka_brokers", "audit_topic", "event_topic")
     from processor.reconciler.settings import ReconcilerSettings
 
     defaults = ReconcilerSettings()
@@ -100,6 +103,7 @@ def reconciler_settings(
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from processor.commands.kafkaflags import kafka_settings, transport_of
     from processor.commands.run import run_loop
     from processor.logging import setup_logging
     from processor.reconciler.service import Reconciler
@@ -107,7 +111,13 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         settings = reconciler_settings(args)
         setup_logging(settings.log_level)
-        reconciler = Reconciler(settings)  # checks --partitions
+        if transport_of(args) == "kafka":
+            from processor.kafka.reconcile import KafkaReconciler
+
+            kafka = kafka_settings(args, partitions=settings.partition_count)
+            reconciler: Reconciler = KafkaReconciler(settings, kafka)
+        else:
+            reconciler = Reconciler(settings)  # checks --partitions
     except ValueError as exc:
         print(f"activity reconcile: {exc}", file=sys.stderr)
         return 2

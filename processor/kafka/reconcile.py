@@ -1,0 +1,420 @@
+"""``activity reconcile --transport kafka``: the inventory reconciler as a Faust application.
+
+The transition logic is the NATS reconciler's (:class:`~processor.reconciler.service.Reconciler`,
+reused as is); what differs is where state lives and how input arrives:
+
+* **Input.** Faust agents read the audit topic and the Events topic in batches
+  (``stream.take``), in the reconciler's own consumer group: Kafka assigns the partitions and
+  moves them when reconcilers join or leave. Controller Events are keyed by their Event's
+  object, not by the audit partition function, so the Events agent forwards the few that matter
+  (annotated ``inventory.miloapis.com/event-type``) to an internal topic
+  ``<consumer_name>-controller-events``, partitioned like the audit topic: every input of one
+  object then meets in one partition, and so in one reconciler.
+* **State.** Per-object state is a Faust Table (``<consumer_name>-<state_bucket>``) whose
+  changelog is partitioned like the audit topic (the object's partition). A batch's state
+  changes are written to the changelog and acknowledged by the brokers before the batch's
+  offsets can be committed (Faust commits only after flushing its producer), so a restart
+  neither repeats a transition nor loses one, as on NATS. After a rebalance the reconciler
+  reloads the unpublished Events of the partitions it now owns from the recovered table.
+* **Output.** Derived Events go to the Events topic, partitioned with
+  :func:`~processor.subjects.event_partition` and keyed by the involved object.
+
+Recovery reads the whole changelog of the owned partitions: tansu never compacted one in our
+measurements (issue 27), so recovery time grows with the number of state writes. One write per
+inventory object per batch that changed it (not per audit record), and inventory objects change
+rarely; docs/kafka.md gives the measured recovery rate, and a real Kafka compacts the changelog
+to one record per object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, cast
+
+import orjson
+
+from processor.kafka.settings import KafkaSettings
+from processor.reconciler.conditions import INVENTORY_GROUP, RESOURCES, observe
+from processor.reconciler.inputs import audit_records, controller_event_identity
+from processor.reconciler.service import Reconciler
+from processor.reconciler.settings import ReconcilerSettings
+from processor.reconciler.state import StateError, StateStore
+from processor.reconciler.transitions import ObjectState
+from processor.stream.publisher import PublishError
+from processor.subjects import event_partition, event_partition_key, partition_of
+
+__all__ = ["KafkaEventPublisher", "KafkaReconciler", "TableStateStore"]
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY = 2.0
+_EVENT_TYPE_BYTES = b"inventory.miloapis.com/event-type"
+_KINDS = {kind.lower(): kind for kind in RESOURCES}
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+def object_partition(kind: str, name: str, count: int) -> int:
+    """The audit partition of an inventory object (where all its state and input meet)."""
+    return partition_of(INVENTORY_GROUP, RESOURCES[kind], "", name, count)
+
+
+class TableStateStore(StateStore):
+    """:class:`StateStore` on a Faust Table: the same cache, written to the table's changelog.
+
+    Writes name their changelog partition (the object's audit partition), so the tick that
+    publishes due Events can write outside an agent, as well as the agents.
+
+    Args:
+        table: a Faust Table of raw bytes keys and values.
+        partitions: the partition count of the audit topic and the changelog.
+        owned: whether this reconciler currently owns a partition.
+        producer: an aiokafka producer with ``acks="all"`` (Faust's changelog producer does
+            not wait for acks; :meth:`flush` does).
+    """
+
+    def __init__(self, table: Any, partitions: int, owned: Any, producer: Any) -> None:
+        super().__init__(kv=None)
+        self.table = table
+        self.partitions = partitions
+        self.owned = owned
+        self.producer = producer
+        self.topic = table.changelog_topic.get_topic_name()
+
+    def _partition(self, key: str) -> int:
+        kind, _, name = key.partition(".")
+        return object_partition(_KINDS[kind], name, self.partitions)
+
+    async def _load(self, key: str) -> ObjectState | None:
+        raw = self.table.data.get(key.encode())
+        if not raw:
+            return None
+        try:
+            return ObjectState.from_json(orjson.loads(raw))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("state %r is unreadable, starting afresh: %s", key, exc)
+            return None
+
+    async def flush(self) -> int:
+        """Write every dirty state to the table and wait until the brokers have them."""
+        writes: list[tuple[str, bytes | None]] = [
+            (key, orjson.dumps(self._cache[key].to_json())) for key in sorted(self._dirty)
+        ]
+        writes += [(key, None) for key in sorted(self._deleted)]
+        if not writes:
+            return 0
+        store = self.table.data
+        sent = []
+        try:
+            for key, value in writes:
+                raw_key, partition = key.encode(), self._partition(key)
+                if value is None:
+                    store.pop(raw_key, None)
+                else:
+                    store[raw_key] = value
+                with contextlib.suppress(AttributeError):  # memory store: drop on revoke
+                    store._key_partition[raw_key] = partition
+                sent.append(
+                    await self.producer.send(self.topic, value, key=raw_key, partition=partition)
+                )
+            await asyncio.gather(*sent)
+        except Exception as exc:
+            raise StateError(f"writing {len(writes)} states to the changelog: {exc}") from exc
+        self._dirty.clear()
+        self._deleted.clear()
+        return len(writes)
+
+    def drop_cache(self) -> None:
+        """Forget the cached states (after a rebalance: the table holds the truth)."""
+        self._cache.clear()
+
+    async def load_pending(self) -> int:
+        """Load the owned states holding unpublished Events from the table."""
+        found = 0
+        for raw_key, raw in list(self.table.data.items()):
+            key = raw_key.decode()
+            if key in self._cache or not raw or key.partition(".")[0] not in _KINDS:
+                continue
+            if not self.owned(self._partition(key)):
+                continue
+            state = await self._load(key)
+            if state is not None and state.pending:
+                self._cache[key] = state
+                found += 1
+        return found
+
+
+async def create_topics(kafka: KafkaSettings, specs: list[tuple[str, int, dict[str, str]]]) -> None:
+    """Create the ``(name, partitions, config)`` topics that do not exist yet.
+
+    Raises:
+        StateError: the brokers are unreachable or a creation failed.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        for name, partitions, config in specs:
+            if name in existing:
+                continue
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config)])
+    except KafkaError as exc:
+        raise StateError(f"creating the reconciler's topics: {exc}") from exc
+    finally:
+        await admin.close()
+
+
+class KafkaEventPublisher:
+    """Publishes derived Events to the Events topic (``publish_all`` as :class:`JsPublisher`)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self.settings = settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap, acks="all", linger_ms=5
+        )
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def publish_all(self, items: list[tuple[str, bytes, str]]) -> None:
+        """Send ``(subject, data, uid)`` items; the subject is unused on Kafka.
+
+        Raises:
+            PublishError: some sends were not acknowledged.
+        """
+        futures = []
+        for _, data, _uid in items:
+            event = orjson.loads(data)
+            key = "/".join(event_partition_key(event)).encode()
+            partition = event_partition(event, self.settings.partitions)
+            futures.append(
+                await self.producer.send(
+                    self.settings.event_topic, data, key=key, partition=partition
+                )
+            )
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        errors = [str(r) for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise PublishError(len(errors), len(items), sorted(set(errors))[:5])
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+
+
+class KafkaReconciler(Reconciler):
+    """The reconciler on Kafka (see the module docstring).
+
+    Args:
+        settings: the reconciler's settings (its NATS fields are unused).
+        kafka: brokers, topics and the partition count.
+    """
+
+    def __init__(self, settings: ReconcilerSettings, kafka: KafkaSettings) -> None:
+        super().__init__(settings)
+        self.kafka = kafka
+        self.app: Any = None
+        self._reload_pending = True
+
+    # -- start ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the Faust app (join the group), the publisher, the tick and the health server."""
+        from processor.kafka.app import make_app
+
+        s, k = self.settings, self.kafka
+        app = self.app = make_app(s.consumer_name, k)
+        n = k.partitions
+        audit = app.topic(k.audit_topic, partitions=n, **_RAW)
+        events = app.topic(k.event_topic, partitions=n, **_RAW)
+        marks = app.topic(f"{s.consumer_name}-controller-events", partitions=n, **_RAW)
+        table = app.Table(
+            s.state_bucket, partitions=n, default=None, key_type=bytes, value_type=bytes
+        )
+        publisher = KafkaEventPublisher(k)
+        await publisher.start()
+        self.store = TableStateStore(table, n, self._owned, publisher.producer)
+        # created before the group is joined: a topic appearing later would force a rebalance
+        await create_topics(
+            k,
+            [
+                (marks.get_topic_name(), n, {}),
+                (table.changelog_topic.get_topic_name(), n, {"cleanup.policy": "compact"}),
+                (f"{s.consumer_name}-__assignor-__leader", 1, {}),
+            ],
+        )
+        self.publisher = cast(Any, publisher)
+        batch = s.pull_batch
+
+        @app.agent(audit, name="audit")
+        async def on_audit(stream: Any) -> None:
+            async for values in stream.take(batch, within=0.05):
+                await self._audit_batch(values)
+
+        @app.agent(events, name="events")
+        async def on_events(stream: Any) -> None:
+            async for values in stream.take(batch, within=0.05):
+                await self._forward_controller_events(marks, values)
+
+        @app.agent(marks, name="controller-events")
+        async def on_marks(stream: Any) -> None:
+            async for values in stream.take(batch, within=0.05):
+                await self._marks_batch(values)
+
+        app.on_partitions_revoked.connect(self._on_rebalance)
+        app.on_partitions_assigned.connect(self._on_rebalance)
+        await app.start()
+        log.info(
+            "reconciler on Kafka %s: group %s, %s and %s in, events to %s",
+            k.brokers,
+            s.consumer_name,
+            k.audit_topic,
+            k.event_topic,
+            k.event_topic,
+        )
+        self._tasks.append(asyncio.ensure_future(self._tick()))
+        await self._start_health()
+        self.ready = True
+
+    def _owned(self, partition: int) -> bool:
+        from faust.types import TP
+
+        return TP(self.kafka.audit_topic, partition) in self.app.consumer.assignment()
+
+    def owns(self, kind: str, name: str) -> bool:
+        """Whether this reconciler owns the object's partition now (its input arrives here)."""
+        return self._owned(object_partition(kind, name, self.kafka.partitions))
+
+    async def _on_rebalance(self, *args: Any, **kwargs: Any) -> None:
+        self._reload_pending = True
+
+    async def _start_health(self) -> None:
+        if not self.settings.health_addr:
+            return
+        from processor.worker.health import HealthServer
+
+        def joined() -> str:
+            if self.app is None or not self.app.consumer.assignment():
+                return "no partitions assigned"
+            return ""
+
+        self.health = HealthServer(
+            self.settings.health_addr,
+            cast(Any, self.metrics),
+            health={"ping": lambda: ""},
+            ready={"started": lambda: "" if self.ready else "starting", "group": joined},
+        )
+        await self.health.start()
+
+    # -- input ----------------------------------------------------------------------------------
+    async def _audit_batch(self, values: list[bytes]) -> None:
+        self.metrics.messages.labels("AUDIT_EVENTS").inc(len(values))
+        observations = [
+            obs
+            for data in values
+            for record in audit_records(data, self._undecodable)
+            if (obs := observe(record, self.settings.conditions)) is not None
+        ]
+        while True:
+            async with self._lock:
+                try:
+                    await self._maybe_reload_pending()
+                    for obs in observations:
+                        await self._apply(obs)
+                    await self._state().flush()
+                    if self.settings.grace == 0:
+                        await self._publish_due()
+                    return
+                except (StateError, PublishError) as exc:
+                    self._failed(exc)
+            # applying again is harmless: the ordering guard skips what was applied
+            await asyncio.sleep(RETRY_DELAY)
+
+    async def _forward_controller_events(self, marks: Any, values: list[bytes]) -> None:
+        self.metrics.messages.labels("EVENTS").inc(len(values))
+        sent = []
+        for data in values:
+            if _EVENT_TYPE_BYTES not in data:
+                continue
+            try:
+                found = controller_event_identity(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                self.metrics.errors.labels("decode").inc()
+                continue
+            if found is None:
+                continue
+            kind, name, _ = found
+            partition = object_partition(kind, name, self.kafka.partitions)
+            key = f"{kind.lower()}.{name}".encode()
+            sent.append(await marks.send(key=key, value=data, partition=partition))
+        if sent:  # forwarded before the batch's offsets can be committed
+            await asyncio.gather(*sent)
+
+    async def _marks_batch(self, values: list[bytes]) -> None:
+        while True:
+            async with self._lock:
+                try:
+                    await self._maybe_reload_pending()
+                    for data in values:
+                        await self._controller_event(data)
+                    await self._state().flush()
+                    self._count_pending()
+                    return
+                except StateError as exc:
+                    self._failed(exc)
+            await asyncio.sleep(RETRY_DELAY)
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, StateError):
+            self.metrics.errors.labels("state").inc()
+        self.metrics.retries.labels("batch").inc()
+        log.warning("reconciler batch failed, retrying in %.0fs: %s", RETRY_DELAY, exc)
+
+    async def _maybe_reload_pending(self) -> None:
+        """After a rebalance: drop the cache, load the owned unpublished Events (under the lock)."""
+        if not self._reload_pending or self.app is None or self.app.rebalancing:
+            return
+        store = cast(TableStateStore, self._state())
+        await store.flush()
+        store.drop_cache()
+        self._reload_pending = False
+        waiting = await store.load_pending()
+        if waiting:
+            log.info("reconciler: %d objects with unpublished events after a rebalance", waiting)
+        self._count_pending()
+
+    async def _tick(self) -> None:
+        interval = min(max(self.settings.grace / 4, 0.05), 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            async with self._lock:
+                with contextlib.suppress(StateError):
+                    await self._maybe_reload_pending()
+                await self._publish_due()
+
+    # -- stop -----------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Leave the group (committing what was handled); pending Events stay in the table."""
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.store is not None:
+            with contextlib.suppress(StateError):
+                await self.store.flush()
+        if self.app is not None:
+            with contextlib.suppress(Exception):
+                await self.app.stop()
+        if self.publisher is not None:
+            await self.publisher.close()
+        if self.health is not None:
+            await self.health.stop()

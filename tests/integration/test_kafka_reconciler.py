@@ -1,0 +1,207 @@
+"""The reconciler on Kafka (tansu): the NATS reconciler's scenarios (tests/integration/
+test_reconciler.py) with state in a Faust Table: derived Events in the upstream shape,
+controller Events recognised, and a restart neither repeating nor losing a transition (the
+unpublished Event recovered from the table's changelog).
+
+Each test has its own topics and consumer group on the session's broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from processor.kafka.broker import TansuBroker
+from processor.kafka.reconcile import KafkaReconciler
+from processor.kafka.settings import KafkaSettings
+from processor.kafka.topics import ensure_topics
+from processor.reconciler.settings import ReconcilerSettings
+from processor.subjects import audit_partition, audit_partition_key, event_partition
+from tests.integration import reconciler_records as rr
+from tests.integration.test_reconciler import (
+    PARTITIONS,
+    READY,
+    SPEC,
+    counter,
+    derived,
+    lifecycle,
+    pending,
+    total,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+class Cluster:
+    """A producer standing in for the API server's audit webhook and the controllers."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        self.kafka = kafka
+        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+
+    async def audit(self, *records: dict[str, Any]) -> None:
+        for record in records:
+            await self.producer.send_and_wait(
+                self.kafka.audit_topic,
+                rr.encode(record),
+                key="/".join(audit_partition_key(record)).encode(),
+                partition=audit_partition(record, PARTITIONS),
+            )
+
+    async def controller_event(self, event: dict[str, Any]) -> None:
+        await self.producer.send_and_wait(
+            self.kafka.event_topic,
+            orjson.dumps(event),
+            partition=event_partition(event, PARTITIONS),
+        )
+
+    async def events(self) -> list[dict[str, Any]]:
+        """Every Event in the Events topic (partition by partition)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(self.kafka.event_topic, p) for p in range(PARTITIONS)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            found: list[dict[str, Any]] = []
+            for tp in tps:
+                while await consumer.position(tp) < ends[tp]:
+                    for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                        found.append(orjson.loads(record.value))
+            return found
+        finally:
+            await consumer.stop()
+
+
+def settings(**overrides: Any) -> ReconcilerSettings:
+    base: dict[str, Any] = {
+        "partition_count": PARTITIONS,
+        "grace": 0.0,
+        "health_addr": "127.0.0.1:0",
+        "consumer_name": f"reconciler-{uuid.uuid4().hex[:8]}",
+    }
+    base.update(overrides)
+    return ReconcilerSettings(**base)
+
+
+def run(broker: TansuBroker, scenario: Callable[[Cluster], Awaitable[None]]) -> None:
+    tag = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        brokers=broker.bootstrap,
+        audit_topic=f"audit-{tag}",
+        event_topic=f"events-{tag}",
+        activity_topic=f"activities-{tag}",
+        dead_letter_topic=f"dlq-{tag}",
+        policy_topic=f"policies-{tag}",
+        partitions=PARTITIONS,
+    )
+
+    async def main() -> None:
+        await ensure_topics(kafka)
+        cluster = Cluster(kafka)
+        await cluster.producer.start()
+        try:
+            await scenario(cluster)
+        finally:
+            await cluster.producer.stop()
+
+    asyncio.run(main())
+
+
+def test_lifecycle_and_controller_events(kafka_broker: TansuBroker) -> None:
+    async def scenario(cluster: Cluster) -> None:
+        reconciler = KafkaReconciler(settings(grace=3600.0), cluster.kafka)
+        await reconciler.start()
+        try:
+            # the controller's Event arrives before the audit record of its status write ...
+            await cluster.controller_event(
+                rr.controller_event(
+                    "Circuit", "ams-fra-1", ready=False, reason="ProviderNotFound",
+                    note='Provider "zayo" not found', seq=2.03,
+                )
+            )  # fmt: skip
+            await wait_for(lambda: total(reconciler, "controller_events_total") == 1, "the mark")
+            first, second = lifecycle()
+            await cluster.audit(*first)
+            await wait_for(lambda: total(reconciler, "events_suppressed_total") == 1, "suppression")
+            # ... or after it, while the derived Event waits for its grace period
+            await cluster.audit(
+                rr.status_patch("Circuit", "ams-fra-1", [READY], seq=42, rv=22, spec=SPEC)
+            )
+            await wait_for(lambda: pending(reconciler) == 1, "a pending event")
+            await cluster.controller_event(
+                rr.controller_event(
+                    "Circuit", "ams-fra-1", ready=True, reason="Accepted", note="", seq=42.05
+                )
+            )
+            await wait_for(lambda: pending(reconciler) == 0, "the pending event dropped")
+            # the provider's transition has no controller Event: published when due
+            reconciler.settings = dataclasses.replace(reconciler.settings, grace=0.0)
+            await cluster.audit(*second[:2])
+            await wait_for(lambda: total(reconciler, "events_published_total") == 1, "published")
+            assert reconciler.health is not None and reconciler.health.port > 0
+        finally:
+            await reconciler.stop()
+        events = await cluster.events()
+        assert [e[:3] for e in derived(events)] == [
+            ("zayo", "inventory.provider.ready", "Accepted")
+        ]
+        provider = next(e for e in events if e["regarding"]["name"] == "zayo")
+        assert provider["metadata"]["annotations"]["inventory.miloapis.com/display-name"] == "Zayo"
+        assert len(events) == 3  # the controller's two and the derived one
+
+    run(kafka_broker, scenario)
+
+
+def test_restart_neither_repeats_nor_loses(kafka_broker: TansuBroker) -> None:
+    async def scenario(cluster: Cluster) -> None:
+        first, second = lifecycle()
+        group = settings(grace=3600.0)
+        # 1. the not-ready transition is derived and waits for its grace period; then a restart
+        waiting = KafkaReconciler(group, cluster.kafka)
+        await waiting.start()
+        try:
+            await cluster.audit(*first)
+            await wait_for(lambda: pending(waiting) == 1, "a pending event")
+        finally:
+            await waiting.stop()
+        # 2. the same group again: the pending Event comes back from the table's changelog
+        reconciler = KafkaReconciler(
+            settings(grace=0.0, consumer_name=group.consumer_name), cluster.kafka
+        )
+        await reconciler.start()
+        try:
+            await wait_for(
+                lambda: total(reconciler, "events_published_total") == 1, "the pending one"
+            )
+            # the same record again (a producer retry) and the rest of the story
+            await cluster.audit(first[1], *second)
+            await wait_for(lambda: total(reconciler, "events_published_total") == 4, "the rest")
+            await wait_for(
+                lambda: counter(reconciler, "observations_total", result="stale") >= 1, "stale"
+            )
+        finally:
+            await reconciler.stop()
+        got = [(name, etype) for name, etype, _, _ in derived(await cluster.events())]
+        assert sorted(got) == sorted(
+            [
+                ("ams-fra-1", "inventory.circuit.not_ready"),
+                ("zayo", "inventory.provider.ready"),
+                ("ams-fra-1", "inventory.circuit.ready"),
+                ("ams-fra-1", "inventory.circuit.endpoints_resolved"),
+            ]
+        )
+
+    run(kafka_broker, scenario)

@@ -16,9 +16,12 @@ import sys
 from typing import Any
 
 from processor.commands.flags import add_filename, add_output
-from processor.commands.kafkaflags import add_kafka_arguments
+from processor.config import add_arguments
 
 DEFAULT_BUCKET = "activity-policies"
+#: The worker's settings that choose Kafka and its policy topic (flags and variables as in
+#: ``activity run``).
+KAFKA_FIELDS = ("transport", "kafka_brokers", "kafka_policy_topic")
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +49,7 @@ def register(subparsers: Any) -> None:
     for sub in (apply, listing, delete):
         sub.add_argument("--nats-url", default=None, help="NATS URL (env ACTIVITY_NATS_URL)")
         sub.add_argument("--bucket", default=None, help="KV bucket (env ACTIVITY_POLICY_BUCKET)")
-        add_kafka_arguments(sub, "kafka_brokers", "policy_topic")
+        add_arguments(sub, only=KAFKA_FIELDS)
     apply.set_defaults(handler=_apply)
     listing.set_defaults(handler=_list)
     delete.set_defaults(handler=_delete)
@@ -66,9 +69,10 @@ def _settings(args: argparse.Namespace) -> tuple[str, str]:
 
 def _kafka(args: argparse.Namespace) -> Any:
     """The :class:`KafkaSettings` of ``--transport kafka``, None for NATS."""
-    from processor.commands.kafkaflags import kafka_settings, transport_of
+    from processor.config import build_settings
 
-    return kafka_settings(args) if transport_of(args) == "kafka" else None
+    settings = build_settings(args)
+    return settings.kafka() if settings.transport == "kafka" else None
 
 
 async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:

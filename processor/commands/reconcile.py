@@ -16,7 +16,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from processor.commands.kafkaflags import add_kafka_arguments
 from processor.config import add_arguments, build_settings, convert_value
 
 #: Worker settings the reconciler shares (flags and variables as in ``activity run``).
@@ -33,6 +32,9 @@ SHARED = (
     "max_ack_pending",
     "log_level",
 )
+
+#: Worker settings of ``--transport kafka`` (the reconciler's group is ``--consumer-name``).
+KAFKA = ("transport", "kafka_brokers", "kafka_audit_topic", "kafka_event_topic")
 
 #: own field -> (help, extra environment variables read after ACTIVITY_RECONCILER_<NAME>).
 OWN: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -60,8 +62,7 @@ def register(subparsers: Any) -> None:
         "inventory controllers' event recorder does; Events those controllers emit themselves "
         "are recognised and not duplicated. Runs beside a worker (see docs/inventory.md).",
     )
-    add_arguments(parser, only=SHARED)
-    add_kafka_arguments(parser, "kafka_brokers", "audit_topic", "event_topic")
+    add_arguments(parser, only=SHARED + KAFKA)
     from processor.reconciler.settings import ReconcilerSettings
 
     defaults = ReconcilerSettings()
@@ -103,7 +104,6 @@ def reconciler_settings(
 
 
 def _handle(args: argparse.Namespace) -> int:
-    from processor.commands.kafkaflags import kafka_settings, transport_of
     from processor.commands.run import run_loop
     from processor.logging import setup_logging
     from processor.reconciler.service import Reconciler
@@ -111,11 +111,11 @@ def _handle(args: argparse.Namespace) -> int:
     try:
         settings = reconciler_settings(args)
         setup_logging(settings.log_level)
-        if transport_of(args) == "kafka":
+        shared = build_settings(args)
+        if shared.transport == "kafka":
             from processor.kafka.reconcile import KafkaReconciler
 
-            kafka = kafka_settings(args, partitions=settings.partition_count)
-            reconciler: Reconciler = KafkaReconciler(settings, kafka)
+            reconciler: Reconciler = KafkaReconciler(settings, shared.kafka())
         else:
             reconciler = Reconciler(settings)  # checks --partitions
     except ValueError as exc:

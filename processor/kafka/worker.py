@@ -5,7 +5,7 @@ NATS worker (:class:`~processor.worker.runner.Worker`, which this extends); only
 (:class:`~processor.kafka.intake.KafkaIntake`, an aiokafka consumer group), settlement (offset
 commits) and publishing (:class:`~processor.kafka.transport.KafkaTransport`) differ. The group
 assigns the partitions: workers scale out and in by starting and stopping, no ``--partitions``.
-Policies come from the files (and, when the Kafka app adds it, the policy topic).
+Policies come from the files and the policy topic (:mod:`processor.kafka.policies`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import processor
 from processor.config import Settings
 from processor.kafka.intake import Handover, KafkaIntake
+from processor.kafka.policies import KafkaPolicyWatcher
 from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
 from processor.kafka.transport import KafkaTransport
@@ -56,6 +57,7 @@ class KafkaWorker(Worker):
         self.transport: KafkaTransport | None = None
         self.intake: KafkaIntake | None = None
         self.handover: Handover | None = None
+        self.policy_watcher: KafkaPolicyWatcher | None = None
 
     async def start(self) -> None:
         """Open the sink, create the topics, join the group and start consuming."""
@@ -128,6 +130,9 @@ class KafkaWorker(Worker):
         await intake.start()
         self.metrics.active_workers.set(1)
         self.reloader.start(s.watch_interval, None)
+        if s.policy_bucket:  # the shared policy store: the policy topic on Kafka
+            self.policy_watcher = KafkaPolicyWatcher(k, self.reloader, s.watch_interval)
+            self.policy_watcher.start()
         await self._start_health()
         self._tasks.append(asyncio.ensure_future(self._watch_lag()))
         self.ready = True
@@ -199,6 +204,8 @@ class KafkaWorker(Worker):
         if self.transport is not None:
             await self.transport.commit()
         await self.reloader.stop()
+        if self.policy_watcher is not None:
+            await self.policy_watcher.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -20,10 +20,14 @@ from processor.kafka.broker import TansuBroker
 from processor.kafka.policies import KafkaPolicyWatcher, publish_policies, read_policies
 from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
+from processor.kafka.worker import KafkaWorker
 from processor.metrics import Metrics
+from processor.sink.memory import MemorySink
 from processor.translate import Output, Translator
 from processor.worker.reload import PolicyReloader
 from tests.integration import records
+from tests.integration.kafka_worker_tools import kafka_settings as worker_settings
+from tests.integration.kafka_worker_tools import produce
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +48,7 @@ def kafka_settings(broker: TansuBroker) -> KafkaSettings:
 
 def cli(settings: KafkaSettings, *args: str) -> int:
     flags = ["--transport", "kafka", "--kafka-brokers", settings.brokers]
-    return main(["policy", *args, *flags, "--policy-topic", settings.policy_topic])
+    return main(["policy", *args, *flags, "--kafka-policy-topic", settings.policy_topic])
 
 
 async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -127,6 +131,36 @@ def test_hot_reload_keeps_last_good_set(
     assert cli(settings, "list", "-o", "json") == 0
     listed = json.loads(capsys.readouterr().out)
     assert [item["metadata"]["name"] for item in listed["items"]] == ["deployments"]
+
+
+def test_a_kafka_worker_hot_reloads_from_the_topic(
+    kafka_broker: TansuBroker, policy_dir: Path, tmp_path: Path
+) -> None:
+    """``activity run --transport kafka`` follows the topic: records after an apply use it."""
+    settings = worker_settings(kafka_broker)
+    kafka = settings.kafka()
+    good = tmp_path / "v2.yaml"
+    good.write_text(records.policy(word="launched"))
+    sink = MemorySink()
+
+    async def body() -> None:
+        worker = KafkaWorker(settings, [str(policy_dir)], sink=sink)
+        await worker.start()
+        try:
+            pipeline = worker.pipeline
+            assert pipeline is not None and worker.policy_watcher is not None
+            await produce(settings, "audit", [records.audit("one", seq=1)])
+            await wait_for(lambda: pipeline.committed_records == 1, "the first record")
+            assert await asyncio.to_thread(cli, kafka, "apply", "-f", str(good)) == 0
+            await wait_for(lambda: reloads(worker.metrics, "accepted") == 1, "the reload")
+            await produce(settings, "audit", [records.audit("two", seq=2)])
+            await wait_for(lambda: pipeline.committed_records == 2, "the second record")
+        finally:
+            await worker.stop()
+
+    asyncio.run(body())
+    got = sorted(orjson.loads(row)["spec"]["summary"] for row in sink.rows("activities"))
+    assert got == ["alice created deployment one", "alice launched deployment two"]
 
 
 def test_policy_list_on_a_missing_topic_fails_cleanly(

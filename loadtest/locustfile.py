@@ -21,7 +21,12 @@ partition in the answer (response time: the POST's; content size: that partition
 the per-partition columns read as for NATS. Their activities are timed from the start of the
 POST.
 
-NATS runs on an asyncio loop in a native thread (:mod:`natsbridge`). Typical use is
+``KafkaPublisher`` users (with ``--kafka-brokers``) publish the same messages to the Kafka
+transport's topic partitions instead (``audit-events``, ``k8s-events``; :mod:`kafkabridge`):
+requests of type ``kafka``, named as for NATS, and activities timed from the ``activities``
+topic.
+
+NATS runs on an asyncio loop in a native thread (:mod:`natsbridge`), Kafka likewise. Typical use is
 ``activity loadtest`` (which starts nats-server, the workers and, with ``--transport http``, the
 ingest); by hand, naming the user class::
 
@@ -30,6 +35,8 @@ ingest); by hand, naming the user class::
     locust -f loadtest/locustfile.py IngestPoster --headless -u 4 -r 4 -t 60s \\
         --host http://127.0.0.1:8443 --ingest-token-file tokens \\
         --nats-url nats://127.0.0.1:4222 --partition-count 8 --rate 20000 --csv out/run
+    locust -f loadtest/locustfile.py KafkaPublisher --headless -u 4 -r 4 -t 60s \\
+        --kafka-brokers 127.0.0.1:9092 --partition-count 8 --rate 2000 --csv out/run
 
 Distributed mode: ``locust -f loadtest/locustfile.py --master ...`` plus ``--worker`` processes
 (or ``--processes N``); the options are sent to the workers (see ``docs/benchmarks.md``).
@@ -45,6 +52,7 @@ from typing import Any
 import gevent
 import orjson
 from corpusfeed import Feed, parse_partitions
+from kafkabridge import KafkaBridge
 from locust import FastHttpUser, User, constant_throughput, events, task
 from locust.runners import MasterRunner
 from natsbridge import Bridge
@@ -56,6 +64,11 @@ log = logging.getLogger(__name__)
 def _options(parser: Any, **_kwargs: Any) -> None:
     group = parser.add_argument_group("activity processor load run")
     group.add_argument("--nats-url", default="nats://127.0.0.1:4222", help="NATS URL(s)")
+    group.add_argument(
+        "--kafka-brokers",
+        default="",
+        help="KafkaPublisher: Kafka bootstrap servers (publish to the topics, not NATS)",
+    )
     group.add_argument("--partition-count", type=int, default=8, help="worker partitions")
     group.add_argument("--partitions", default="all", help="partitions to publish to (0-3, 0,2)")
     group.add_argument("--rate", type=float, default=1000.0, help="records/s of all users")
@@ -94,7 +107,11 @@ class _State:
             seed=options.corpus_seed,
             list_size=options.list_size,
         )
-        self.bridge = Bridge(options.nats_url)
+        self.bridge: Bridge = (
+            KafkaBridge(options.kafka_brokers, options.partition_count)
+            if options.kafka_brokers
+            else Bridge(options.nats_url)
+        )
         self.pump: gevent.Greenlet | None = None
         share = min(max(options.list_share, 0.0), 1.0)
         self.list_share = share
@@ -164,7 +181,7 @@ def _start(environment: Any, **_kwargs: Any) -> None:
     STATE["state"] = state
     log.info(
         "publishing to %s, partitions %s of %d, %.0f records/s",
-        state.options.nats_url,
+        state.options.kafka_brokers or state.options.nats_url,
         sorted(state.feed.sizes()),
         state.options.partition_count,
         state.options.rate,
@@ -190,7 +207,7 @@ def _stop(environment: Any, **_kwargs: Any) -> None:
         state.pump.kill()
     _pump(environment, bridge)
     if bridge.error is not None:
-        log.error("NATS loop failed: %s", bridge.error)
+        log.error("publishing loop failed: %s", bridge.error)
 
 
 class AuditPublisher(User):
@@ -220,6 +237,11 @@ class AuditPublisher(User):
             message.subject, message.payload, message.name, message.partition, message.ids
         ):
             gevent.sleep(0.005)  # max_in_flight publishes wait for their PubAck
+
+
+class KafkaPublisher(AuditPublisher):
+    """:class:`AuditPublisher` on Kafka (``--kafka-brokers``): the same messages to the topic
+    partitions, each send a request of type ``kafka``."""
 
 
 class IngestPoster(FastHttpUser):

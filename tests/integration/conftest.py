@@ -142,3 +142,12 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBrok
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def require_tansu() -> None:
+    """Skip (locally) or fail (CI) when tansu is missing (tests that start their own broker)."""
+    try:
+        tansu_binary()
+    except TansuError as exc:
+        missing_server(str(exc))

@@ -18,18 +18,8 @@ from processor.cli import main
 from processor.demo.run import run_demo
 from processor.demo.scenario import scenario
 from processor.demo.timeline import format_timeline
-from processor.kafka.broker import TansuError, tansu_binary
-from tests.integration.conftest import missing_server
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def require_tansu() -> None:
-    try:
-        tansu_binary()
-    except TansuError as exc:
-        missing_server(str(exc))
 
 
 def test_kafka_demo_prints_the_nats_demos_timeline(

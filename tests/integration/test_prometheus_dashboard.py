@@ -8,9 +8,10 @@ must return a series (the Kafka consumer-group panel is noted instead: this run 
 per-partition records/s one for every partition, and the commit latencies a number; the report
 holds the throughput chart.
 
-The same on Kafka: a tansu broker, ``activity run --transport kafka`` as a child process,
-Prometheus scraping it while audit records and a malformed one are produced to the topic
-partitions; then every query is evaluated (``check_dashboard``), the Kafka panel included.
+The same on Kafka: a tansu broker, ``activity run --transport kafka`` and ``activity reconcile
+--transport kafka`` as child processes, Prometheus scraping them while audit records and a
+malformed one are produced to the topic partitions; then every query is evaluated
+(``check_dashboard``), the Kafka panel and the reconciler's included.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -115,8 +117,24 @@ def test_every_dashboard_query_returns_series_after_a_load_run(tmp_path: Path, f
 
 
 @contextlib.contextmanager
-def kafka_worker(s: Settings, policy_dir: Path, tmp: Path, port: int) -> Iterator[None]:
-    """``activity run --transport kafka`` with the topics and group of ``s``, until /readyz."""
+def child(cmd: list[str], log: Path, port: int) -> Iterator[None]:
+    """Run ``cmd`` (its output in ``log``) while the block runs, from its /readyz on ``port``."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 90
+        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        yield
+    finally:
+        stop_process(proc)
+
+
+def kafka_worker(
+    s: Settings, policy_dir: Path, tmp: Path, port: int
+) -> contextlib.AbstractContextManager[None]:
+    """``activity run --transport kafka`` with the topics and group of ``s``."""
     cmd = [
         sys.executable, "-m", "processor", "run",
         "--transport", "kafka",
@@ -134,17 +152,23 @@ def kafka_worker(s: Settings, policy_dir: Path, tmp: Path, port: int) -> Iterato
         "--policies", str(policy_dir),
         "--log-level", "WARNING",
     ]  # fmt: skip
-    log = tmp / "worker.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 90
-        while http_status(f"http://127.0.0.1:{port}/readyz") != 200:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
-        yield
-    finally:
-        stop_process(proc)
+    return child(cmd, tmp / "worker.log", port)
+
+
+def kafka_reconciler(s: Settings, tmp: Path, port: int) -> contextlib.AbstractContextManager[None]:
+    """``activity reconcile --transport kafka`` on the input topics of ``s``."""
+    cmd = [
+        sys.executable, "-m", "processor", "reconcile",
+        "--transport", "kafka",
+        "--kafka-brokers", s.kafka_brokers,
+        "--kafka-audit-topic", s.kafka_audit_topic,
+        "--kafka-event-topic", s.kafka_event_topic,
+        "--partition-count", str(s.partition_count),
+        "--consumer-name", f"reconciler-{s.kafka_group}",
+        "--health-addr", f"127.0.0.1:{port}",
+        "--log-level", "WARNING",
+    ]  # fmt: skip
+    return child(cmd, tmp / "reconciler.log", port)
 
 
 def test_every_dashboard_query_returns_series_on_kafka(
@@ -153,33 +177,40 @@ def test_every_dashboard_query_returns_series_on_kafka(
     require_prometheus()
     settings = kafka_settings(kafka_broker)
     assert settings.partition_count == PARTITIONS
-    port = free_port()
+    port, sidecar = free_port(), free_port()
     board = json.loads((dashboard_path() or Path("missing")).read_text())
     committed = "activity_processor_records_committed_total"
-    with kafka_worker(settings, policy_dir, tmp_path, port):
-        target = Target(f"http://127.0.0.1:{port}/metrics", "worker", "worker-0")
-        with prometheus_server([target], tmp_path / "prometheus", 1.0) as prom:
-            started, sent = time.time(), 0
-            for round_ in range(4):  # a few seconds of input, so the rates have points
-                batch = [records.audit(f"web-{round_}-{i}", seq=i) for i in range(30)]
-                asyncio.run(produce(settings, "audit", [*batch, b"{not json"]))
-                sent += len(batch) + 1
-                time.sleep(1.0)
-            deadline = time.monotonic() + 60
-            while metric_total(port, committed) < sent:
-                assert time.monotonic() < deadline, f"committed {metric_total(port, committed)}"
-                time.sleep(0.1)
-            time.sleep(2.0)  # the last scrapes are stored
-            at = time.time()
-            parts = [str(n) for n in range(PARTITIONS)]
-            check = check_dashboard(prom, board, at, at - started, parts, True, "kafka")
-            chart = throughput_chart(prom, board, started, at, 1.0)
-            write_report(check, chart, tmp_path, "kafka")
+    targets = [
+        Target(f"http://127.0.0.1:{port}/metrics", "worker", "worker-0"),
+        Target(f"http://127.0.0.1:{sidecar}/metrics", "reconciler", "worker-0"),
+    ]
+    with (
+        kafka_worker(settings, policy_dir, tmp_path, port),
+        kafka_reconciler(settings, tmp_path, sidecar),
+        prometheus_server(targets, tmp_path / "prometheus", 1.0) as prom,
+    ):
+        started, sent = time.time(), 0
+        for round_ in range(4):  # a few seconds of input, so the rates have points
+            batch = [records.audit(f"web-{round_}-{i}", seq=i) for i in range(30)]
+            asyncio.run(produce(settings, "audit", [*batch, b"{not json"]))
+            sent += len(batch) + 1
+            time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while metric_total(port, committed) < sent:
+            assert time.monotonic() < deadline, f"committed {metric_total(port, committed)}"
+            time.sleep(0.1)
+        time.sleep(2.0)  # the last scrapes are stored
+        at = time.time()
+        parts = [str(n) for n in range(PARTITIONS)]
+        check = check_dashboard(prom, board, at, at - started, parts, True, "kafka")
+        chart = throughput_chart(prom, board, started, at, 1.0)
+        write_report(check, chart, tmp_path, "kafka")
+        reconciled = metric_total(sidecar, "activity_reconciler_messages_total")
 
     assert check.problems == [], check.problems
-    empty = {r.where: r.note for r in check.results if not r.series}
-    assert set(empty.values()) == {"no reconciler in this run"}, empty
-    by_panel = {r.where: r for r in check.results}
+    assert [r.where for r in check.results if not r.series] == []
+    assert reconciled > 0  # the reconciler read the topic (its series are not just the zeros)
+    by_panel = by_where(check)
     assigned = by_panel["panel 'Kafka partitions per pod and rebalances' A"].labels
     assert {"pod": "worker-0", "topic": settings.kafka_audit_topic} in assigned
     commit = by_panel["panel 'Input commit: NATS acks / Kafka offset commit' B"]
@@ -187,3 +218,7 @@ def test_every_dashboard_query_returns_series_on_kafka(
     dead = by_panel["panel 'Dead letters/s by error type' A"].labels
     assert {"event_type": "audit", "error_type": "unmarshal"} in dead
     assert (tmp_path / "prometheus.html").read_text().count("<polyline") == PARTITIONS
+
+
+def by_where(check: Any) -> dict[str, Any]:
+    return {r.where: r for r in check.results}

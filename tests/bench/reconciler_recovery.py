@@ -18,12 +18,13 @@ import argparse
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import orjson
 
 from processor.kafka.broker import TansuBroker
 from processor.kafka.produce import new_producer
-from processor.kafka.reconcile import KafkaReconciler, object_partition
+from processor.kafka.reconcile import KafkaReconciler, TableStateStore, object_partition
 from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
 from processor.reconciler.settings import ReconcilerSettings
@@ -58,8 +59,11 @@ async def one_run(brokers: str, partitions: int, writes: int) -> float:
         partitions=partitions,
     )
     await ensure_topics(kafka)
-    group = f"recovery-{tag}"
-    base = {"partition_count": partitions, "consumer_name": group, "health_addr": ""}
+    base: dict[str, Any] = {
+        "partition_count": partitions,
+        "consumer_name": f"recovery-{tag}",
+        "health_addr": "",
+    }
     producer = new_producer(brokers)
     await producer.start()
     try:
@@ -79,10 +83,10 @@ async def one_run(brokers: str, partitions: int, writes: int) -> float:
         pending = waiting.metrics.registry.get_sample_value
         await until(lambda: pending("activity_reconciler_pending_events", {}) == 1)
         store = waiting.store
-        assert store is not None
+        assert isinstance(store, TableStateStore)
         template = orjson.loads(store.table.data[b"circuit.ams-fra-1"])
         template["pending"] = []
-        changelog = store.topic  # type: ignore[attr-defined]
+        changelog = store.topic
         await waiting.stop()
         futures = []
         for i in range(writes):

@@ -54,7 +54,7 @@ UNITS = {
 
 #: The compiled modules, ``processor._native.<name>``, that the native path needs (every unit of
 #: :data:`UNITS`, and any other compiled module).
-EXTENSIONS = ("jsonscan", "route", "audit", "plan", "template", "activity")
+EXTENSIONS = ("jsonscan", "route", "audit", "plan", "template", "activity", "ingestsplit")
 
 Name = Literal["native", "python"]
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import cache
 from types import ModuleType
 from typing import Any, Literal
 
@@ -43,7 +42,7 @@ import orjson
 
 from processor.errors import ProcessorError
 from processor.ingest.split import TYPES, UNDECIDED, Split
-from processor.native import require, use_native
+from processor.native import extension
 from processor.records._json import a_json_type, json_type
 from processor.records.event import classify_record
 from processor.records.spans import ListSpans
@@ -127,15 +126,11 @@ class Parsed:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-@cache
 def splitter() -> ModuleType | None:
-    """The native list splitter (``processor._native.ingestsplit``), None on the Python path
-    (the exact path is faster there than the twin).
-
-    Raises:
-        ExtensionMissingError: the extensions are in use but this one is not built.
-    """
-    return require("ingestsplit") if use_native() else None
+    """The native list splitter (``processor._native.ingestsplit``, loaded with the other
+    extensions by :mod:`processor.native`), None on the Python path (the exact path is faster
+    there than the twin)."""
+    return extension("ingestsplit")
 
 
 def parse_body(source: Source, body: bytes, partitions: int, record_limit: int) -> Parsed:

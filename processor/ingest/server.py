@@ -41,7 +41,7 @@ from processor.ingest.batching import (
     partition_messages,
     shared_messages,
 )
-from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body, splitter
+from processor.ingest.body import LIST_OVERHEAD, BodyError, Parsed, Source, parse_body
 from processor.ingest.metrics import IngestMetrics
 from processor.ingest.publish import (
     Limits,
@@ -114,7 +114,6 @@ class IngestServer:
         """Connect to NATS, check (or create) the streams, read their limits and listen (with
         ``--kafka-brokers``: create the topics and start a Kafka producer instead)."""
         s = self.settings
-        splitter()  # a missing native extension fails the start, not each request
         for text in warnings(s):
             log.warning("activity ingest: %s", text)
         if s.kafka_brokers:

@@ -84,6 +84,10 @@ class KafkaIntake:
                 await asyncio.sleep(0.5)
                 continue
             self.error = ""
+            if batches:
+                # let the fetcher ask for the next records of the drained partitions before the
+                # CPU goes to translating these: the broker's work overlaps the worker's
+                await asyncio.sleep(0)
             for tp, records in batches.items():
                 if not records or (tp.topic, tp.partition) in self.revoking or self._stopping:
                     continue  # given up meanwhile: the new owner reads them from the commit

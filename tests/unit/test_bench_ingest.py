@@ -83,7 +83,8 @@ def test_table_prints_both_paths_per_list_size_with_the_ratio() -> None:
     assert lines[4].startswith("  activity ingest: POST /audit, 200 after PubAcks")
     assert lines[4].split()[-5:] == ["10,000", "44", "30.5", "74.2", "0.25x"]
     assert lines[5] == (
-        "    CPU (% of one core): ingest 97%, nats-server 20%, bench 5%; the 2 cores 70% busy"
+        "    CPU (% of one core): ingest 97% (97.0 µs per record), nats-server 20%, bench 5%; "
+        "the 2 cores 70% busy"
     )
     assert lines[6] == "EventLists of 400"
     assert lines[8].split()[-1] == "0.25x" and len(lines) == 9

@@ -106,6 +106,11 @@ def run(broker: TansuBroker, scenario: Callable[[Cluster], Awaitable[None]]) -> 
         dead_letter_topic=f"dlq-{tag}",
         policy_topic=f"policies-{tag}",
         partitions=PARTITIONS,
+        # tansu's first group generation is 0, for which aiokafka sends no LeaveGroup on stop:
+        # a restarted member waits for the old one's session to expire (kept short here)
+        session_timeout=3.0,
+        rebalance_timeout=3.0,
+        heartbeat_interval=0.5,
     )
 
     async def main() -> None:

@@ -299,9 +299,9 @@ class KafkaReconciler(Reconciler):
             return
         from processor.worker.health import HealthServer
 
-        def joined() -> str:
-            if self.app is None or not self.app.consumer.assignment():
-                return "no partitions assigned"
+        def joined() -> str:  # a member without partitions (more pods than them) is ready
+            if self.app is None or getattr(self.app, "rebalancing", False):
+                return "joining the consumer group"
             return ""
 
         self.health = HealthServer(

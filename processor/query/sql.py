@@ -22,9 +22,12 @@ makes pages neither overlap nor skip rows, also while rows are inserted.
 A query whose WHERE pins the leading columns of one of the table's :data:`PROJECTIONS` with ``=``
 (one actor, one kind in one tenant, one object) is first sent with the projection settings of
 :meth:`Select.page_sql` (``projection=True``): ClickHouse weighs a projection only without the
-reverse-order read, and ``max_rows_to_read`` makes it refuse, before reading, a plan whose index
-estimate exceeds :data:`PROJECTION_MAX_ROWS` (a filter too dense for the projection to pay off),
-in which case :func:`processor.query.service.fetch_rows` sends the plain query (docs/design.md#d16).
+reverse-order read; without skip indexes it does not scan the table's bloom filters of the whole
+window only to compare the table with the projection (projections have none); and
+``max_rows_to_read`` makes it refuse, before reading, a plan whose index estimate exceeds
+:data:`PROJECTION_MAX_ROWS` (a filter too dense for the projection to pay off, or parts without
+it), in which case :func:`processor.query.service.fetch_rows` sends the plain query
+(docs/design.md#d16).
 """
 
 from __future__ import annotations
@@ -241,7 +244,7 @@ class Select:
             + limit_by
             + f" LIMIT {int(limit)}"
             + (
-                " SETTINGS optimize_read_in_order = 0, "
+                " SETTINGS optimize_read_in_order = 0, use_skip_indexes = 0, "
                 f"max_rows_to_read = {PROJECTION_MAX_ROWS}, read_overflow_mode = 'throw'"
                 if projection
                 else ""

@@ -12,7 +12,7 @@ decisions, and the item is counted or listed without being parsed.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
 from processor._native.jsonscan cimport (
     MAX_MEMBERS,
@@ -28,8 +28,10 @@ from processor._native.jsonscan cimport (
     _ws,
 )
 
-from processor.records.audit import EVENT_KEYS, OBJECT_REF_KEYS
-from processor.records.route import DocumentKey, RouteKey
+from processor.records.audit import _USER_SET, EVENT_KEYS, OBJECT_REF_KEYS
+from processor.records.route import ACTORS, DocumentKey, RouteKey
+
+cdef list _USER_KEYS = _keyset(_USER_SET)
 
 # -- routing the items of an audit EventList --------------------------------------------------
 # Route fields by code: 0-2 are members of the event, 3-5 of its objectRef.
@@ -42,7 +44,8 @@ DEF SUBRESOURCE = 5
 DEF KIND = 6
 DEF API_VERSION = 7
 DEF AUDIT_ID = 8
-DEF CODES = 9
+DEF USER = 9
+DEF CODES = 10
 
 
 cdef int _route_code(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, int level) noexcept nogil:
@@ -62,6 +65,8 @@ cdef int _route_code(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, int l
             return API_VERSION
         if _named(p, size, b"auditID", 7):
             return AUDIT_ID
+        if _named(p, size, b"user", 4):
+            return USER
     else:
         if _named(p, size, b"apiGroup", 8):
             return API_GROUP
@@ -145,6 +150,54 @@ cdef bint _text(const unsigned char* s, Py_ssize_t* vs, Py_ssize_t* ve, int code
     return True
 
 
+cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
+    """The ``actorRef.type`` of the (validated) ``user`` value at ``s[a:b]`` (``a`` < 0: absent) as
+    its index in ``ACTORS``; -1 when only a full decode can tell (a key that is not a user field
+    or has escapes, ``username`` twice, a username that is not a string without escapes)."""
+    cdef Py_ssize_t i, k, j, vs, ve, us = -1, ue = -1, size
+    cdef bint esc
+    if a < 0 or s[a] == 110:
+        return 0
+    if s[a] != 123:
+        return -1
+    i = _ws(s, a + 1, b)
+    if s[i] != 125:
+        while True:
+            esc = False
+            k = _string(s, i + 1, b, &esc)
+            if k < 0 or esc or not _key_in(s, i, k, _USER_KEYS):
+                return -1
+            vs = _ws(s, _ws(s, k, b) + 1, b)
+            ve = _skip(s, vs, b)
+            if ve < 0:
+                return -1
+            if _named(s + i + 1, k - i - 2, b"username", 8):
+                if us >= 0:
+                    return -1
+                us = vs
+                ue = ve
+            i = _ws(s, ve, b)
+            if i < b and s[i] == 44:
+                i = _ws(s, i + 1, b)
+                continue
+            break
+    if us < 0 or s[us] == 110:
+        return 0
+    if s[us] != 34:
+        return -1
+    for j in range(us + 1, ue - 1):
+        if s[j] == 92:
+            return -1
+    size = ue - us - 2
+    if size == 0:
+        return 0
+    if size >= 22 and memcmp(s + us + 1, b"system:serviceaccount:", 22) == 0:
+        return 1
+    if size >= 7 and memcmp(s + us + 1, b"system:", 7) == 0:
+        return 2
+    return 3
+
+
 cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t* vs, Py_ssize_t* ve,
                  bint document):
     """The route key from the spans of an audit event's route members, None if doubtful.
@@ -157,6 +210,8 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
     cdef Py_ssize_t size = 0, pos = 0
     cdef unsigned char flags = 48 + (vs[AUDIT_ID] >= 0) + 2 * (vs[STAGE] >= 0)
     cdef bint has_ref = False
+    if document:
+        flags += 4 * (_actor(s, vs[USER], ve[USER]) + 1)
     cdef bytes out
     cdef char* o
     if vs[OBJECT_REF] >= 0 and s[vs[OBJECT_REF]] != 110:
@@ -281,11 +336,13 @@ cdef list _EVENT_KEYS = _keyset(EVENT_KEYS)
 cdef list _REF_KEYS = _keyset(OBJECT_REF_KEYS)
 
 
-def split_routed(bytes buf, bodies, route, dict decisions):
+def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     """The scanner's ``split_document`` that also routes the audit events of an ``items`` array.
 
     Returns ``(text, spans, route_text, rest, key, counted)`` (twin:
-    ``processor.records.route.split_routed``) or None.
+    ``processor.records.route.split_routed``) or None; ``text``, ``spans`` and ``route_text`` are
+    None when the document's ``key`` has a decision other than None in ``documents`` (nothing is
+    split).
     """
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
@@ -293,17 +350,18 @@ def split_routed(bytes buf, bodies, route, dict decisions):
     cdef Py_ssize_t m[4 * MAX_MEMBERS]
     cdef int count = 0
     cdef _Router router = _Router(decisions)
+    cdef PyObject* hit
     if i >= n or s[i] != 123:
         return None
     i = _members(s, i, n, m, &count, router)
     if i < 0 or _ws(s, i, n) != n:
         return None
-    return (
-        *_split_members(buf, m, count, bodies, route),
-        router.rest,
-        _document_key(s, n, m, count, _EVENT_KEYS, _REF_KEYS),
-        router.counted,
-    )
+    key = _document_key(s, n, m, count, _EVENT_KEYS, _REF_KEYS)
+    if key is not None and documents is not None:
+        hit = PyDict_GetItem(documents, key)
+        if hit != NULL and <object>hit is not None:
+            return (None, None, None, router.rest, key, router.counted)
+    return (*_split_members(buf, m, count, bodies, route), router.rest, key, router.counted)
 
 
 def pack(bytes stage, bytes verb, ref=None):
@@ -341,7 +399,13 @@ def unpack_document(bytes key):
     parts = key.split(b"\0", 3)
     if len(parts) != 4 or len(parts[2]) != 1:
         raise ValueError(f"not a document route key: {key!r}")
-    flags = parts[2][0]
+    flags = parts[2][0] - 48
+    actor = (flags >> 2) - 1
     return DocumentKey(
-        parts[0].decode("utf-8"), parts[1].decode("utf-8"), bool(flags & 1), bool(flags & 2), parts[3]
+        parts[0].decode("utf-8"),
+        parts[1].decode("utf-8"),
+        bool(flags & 1),
+        bool(flags & 2),
+        ACTORS[actor] if actor >= 0 else None,
+        parts[3],
     )

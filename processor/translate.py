@@ -140,7 +140,7 @@ class Translator:
         self._split_routed = impl.route.split_routed
         self._decode = impl.audit.decode_audit
         #: route key -> decision, of EventList items (see _fast_list) and of single audit events
-        self.routes = Routes(engine, impl.route.unpack)
+        self.routes = Routes(engine, impl.route.unpack, impl.route.unpack_document)
         #: payloads or items the fast path raised on (the reference took them): a bug if not 0
         self.fast_path_errors = 0
 
@@ -264,13 +264,19 @@ class Translator:
     # -- fast path ---------------------------------------------------------------------------
     def _fast(self, payload: bytes, out: Output, hint: Hint) -> bool:
         """The fast path for ``payload``; False (``out`` untouched) hands it to the reference."""
-        # the items of an EventList are routed as they are validated (see _fast_list)
-        routed = self._split_routed(payload, _SPLIT, _ROUTE, self.routes.items)
+        # the items of an EventList are routed as they are validated (see _fast_list); a single
+        # audit event whose route key has a known decision is not split (text None)
+        routes = self.routes
+        documents = None if hint == "event" else routes.documents(hint)
+        routed = self._split_routed(payload, _SPLIT, _ROUTE, routes.items, documents)
         if routed is None:
             return False
         text, spans, route_text, rest, key, counted = routed
+        if text is None:
+            _count(out, documents[key], 1)  # type: ignore[index]
+            return True
         if key is not None and hint != "event":  # maybe a single audit event
-            decision = self.routes.decide_document(key, hint)
+            decision = routes.decide_document(key, hint)
             if decision is not None:
                 _count(out, decision, 1)
                 return True

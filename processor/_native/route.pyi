@@ -5,7 +5,11 @@ from typing import Any
 from processor.records.route import DocumentKey, RouteKey, Routed
 
 def split_routed(
-    buf: bytes, bodies: Any, route: Any, decisions: dict[bytes, Any]
+    buf: bytes,
+    bodies: Any,
+    route: Any,
+    decisions: dict[bytes, Any],
+    documents: dict[bytes, Any] | None = None,
 ) -> Routed | None: ...
 def pack(stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = None) -> bytes: ...
 def pack_document(kind: bytes, api_version: bytes, flags: int, key: bytes) -> bytes: ...

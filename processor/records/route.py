@@ -30,12 +30,13 @@ from processor.records.audit import (
     audit_actor_type,
 )
 from processor.records.event import classify_record
-from processor.records.jsonscan import _Invalid, _Raw, _split, _value, _ws
+from processor.records.jsonscan import MAX_MEMBERS, _Invalid, _Raw, _split, _value, _ws
 
 if TYPE_CHECKING:
     from processor.engine import Engine
 
 __all__ = [
+    "ACTORS",
     "Decision",
     "DocumentKey",
     "RouteKey",
@@ -49,14 +50,17 @@ __all__ = [
     "unpack_document",
 ]
 
-_EVENT_ROUTE = ("stage", "verb", "objectRef", "kind", "apiVersion", "auditID")
+_EVENT_ROUTE = ("stage", "verb", "objectRef", "kind", "apiVersion", "auditID", "user")
+#: ``actorRef.type`` values (:func:`processor.records.audit.audit_actor_type`), by their code in a
+#: document key's flags byte
+ACTORS = ("unknown", "serviceaccount", "system", "user")
 _REF_ROUTE = ("apiGroup", "resource", "subresource")
 
 #: split_routed: (text, spans, route_text, rest, key, counted)
 Routed = tuple[
-    bytes,
-    dict[str, tuple[int, int]],
-    bytes,
+    bytes | None,
+    dict[str, tuple[int, int]] | None,
+    bytes | None,
     list[tuple[int, int, bytes | None]] | None,
     bytes | None,
     dict[bytes, int],
@@ -84,6 +88,8 @@ class DocumentKey(NamedTuple):
     api_version: str
     has_audit_id: bool
     has_stage: bool
+    #: ``actorRef.type`` from ``user.username``; None when only a full decode can tell
+    actor: str | None
     #: the packed route key of the document as an audit event
     route: bytes
 
@@ -100,7 +106,9 @@ def pack(stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = Non
 
 def pack_document(kind: bytes, api_version: bytes, flags: int, key: bytes) -> bytes:
     """A document's route key: its ``kind``, ``apiVersion``, a flags byte (``0x30``, plus 1 when
-    an ``auditID`` member is present, plus 2 when a ``stage`` member is) and its route ``key``."""
+    an ``auditID`` member is present, plus 2 when a ``stage`` member is, plus 4 times one more
+    than the index of its actor type in :data:`ACTORS`, -1 when not known) and its route
+    ``key``."""
     return b"\0".join((kind, api_version, bytes((flags,)), key))
 
 
@@ -119,12 +127,14 @@ def unpack_document(key: bytes) -> DocumentKey:
     parts = key.split(b"\0", 3)
     if len(parts) != 4 or len(parts[2]) != 1:
         raise ValueError(f"not a document route key: {key!r}")
-    flags = parts[2][0]
+    flags = parts[2][0] - 48
+    actor = (flags >> 2) - 1
     return DocumentKey(
         parts[0].decode("utf-8"),
         parts[1].decode("utf-8"),
         bool(flags & 1),
         bool(flags & 2),
+        ACTORS[actor] if actor >= 0 else None,
         parts[3],
     )
 
@@ -155,6 +165,30 @@ def _text(buf: bytes, span: tuple[int, int] | None) -> bytes | None:
     return text[1:-1]
 
 
+def _actor(buf: bytes, span: tuple[int, int] | None) -> int:
+    """The ``actorRef.type`` of a ``user`` value (its ``span``; None: absent) as its index in
+    :data:`ACTORS`; -1 when only a full decode can tell (a key that is not a user field or has
+    escapes, ``username`` twice, a username that is not a string without escapes)."""
+    if span is None or buf[span[0]] == ord("n"):
+        return 0
+    if buf[span[0]] != ord("{"):
+        return -1
+    members: _Raw = []
+    _value(buf, span[0], span[1], 0, members)
+    username: tuple[int, int] | None = None
+    for key, vs, ve, _ks in members:
+        if key is None or key not in _USER_SET:
+            return -1
+        if key == "username":
+            if username is not None:
+                return -1
+            username = (vs, ve)
+    text = _text(buf, username)
+    if text is None:
+        return -1
+    return ACTORS.index(audit_actor_type(text.decode("utf-8")))
+
+
 def _key(buf: bytes, spans: dict[str, tuple[int, int]], document: bool) -> bytes | None:
     """The route key from an audit event's route ``spans`` (see :func:`split_routed`)."""
     stage, verb = _text(buf, spans.get("stage")), _text(buf, spans.get("verb"))
@@ -180,7 +214,8 @@ def _key(buf: bytes, spans: dict[str, tuple[int, int]], document: bool) -> bytes
     kind, api_version = _text(buf, spans.get("kind")), _text(buf, spans.get("apiVersion"))
     if kind is None or api_version is None:
         return None
-    return pack_document(kind, api_version, 48 + ("auditID" in spans) + 2 * ("stage" in spans), key)
+    flags = 48 + ("auditID" in spans) + 2 * ("stage" in spans)
+    return pack_document(kind, api_version, flags + 4 * (_actor(buf, spans.get("user")) + 1), key)
 
 
 def _item_key(buf: bytes, start: int, end: int) -> bytes | None:
@@ -197,12 +232,14 @@ def split_routed(
     bodies: Container[str],
     route: Container[str],
     decisions: dict[bytes, Any],
+    documents: dict[bytes, Any] | None = None,
 ) -> Routed | None:
     """The scanner's ``split_document`` that also routes the audit events of an ``items`` array.
 
     Returns ``(text, spans, route_text, rest, key, counted)``, or None when ``split_document``
     would be None or ``items`` is given twice. ``rest`` is None unless the top-level ``items`` is
-    an array.
+    an array. ``text``, ``spans`` and ``route_text`` are None when the document's ``key`` has a
+    value other than None in ``documents``: its decision is known, nothing is split.
 
     An item's route key is :func:`pack` of its routing fields; it is None (doubtful) unless the
     item is an object whose keys are all audit Event fields (``objectRef``'s all ObjectReference
@@ -226,11 +263,20 @@ def split_routed(
         return None
     if _ws(buf, i, n) != n or [m[0] for m in members].count("items") > 1:
         return None
-    split = _split(buf, members, bodies, route)
-    if split is None:
-        return None
     spans = _route_spans(members, EVENT_KEYS, _EVENT_ROUTE)
     document_key = None if spans is None else _key(buf, spans, True)
+    split: tuple[bytes | None, dict[str, tuple[int, int]] | None, bytes | None] | None
+    if (
+        document_key is not None
+        and documents is not None
+        and documents.get(document_key) is not None
+        and len(members) <= MAX_MEMBERS
+    ):
+        split = (None, None, None)
+    else:
+        split = _split(buf, members, bodies, route)
+    if split is None:
+        return None
     rest = None
     counted: dict[bytes, int] = {}
     for key, vs, ve, _ks in members:
@@ -328,10 +374,13 @@ class Routes:
     """The decisions of one translator: what a route tells, remembered per route key.
 
     ``items`` (route key -> :data:`Decision`) is what :func:`split_routed` counts EventList items
-    by; ``unpack`` is the implementation's :func:`unpack`.
+    by, :meth:`documents` what it settles single audit events by; ``unpack`` and
+    ``unpack_document`` are the implementation's.
     """
 
-    def __init__(self, engine: Engine, unpack: Any = unpack) -> None:
+    def __init__(
+        self, engine: Engine, unpack: Any = unpack, unpack_document: Any = unpack_document
+    ) -> None:
         self.engine = engine
         self._unpack = unpack
         self._unpack_document = unpack_document
@@ -367,9 +416,14 @@ class Routes:
                 self.items[key] = decision
         return decision  # type: ignore[no-any-return]
 
+    def documents(self, hint: Hint) -> dict[bytes, Decision]:
+        """The remembered decisions of document keys for ``hint`` (see :meth:`decide_document`)."""
+        return self._documents[hint]
+
     def decide_document(self, key: bytes, hint: Hint) -> Decision:
-        """:meth:`decide` for a document's route ``key``: None unless the document classifies
-        as an audit event (or as nothing, with the audit hint). Remembered per hint."""
+        """:meth:`outcome` of a document's route ``key``, with its actor type: None unless the
+        document classifies as an audit event (or as nothing, with the audit hint). Remembered
+        per hint."""
         known = self._documents[hint]
         decision = known.get(key, _UNKNOWN)
         if decision is _UNKNOWN:
@@ -382,7 +436,11 @@ class Routes:
             found = classify_record(probe)
             decision = None
             if found == "audit" or (found is None and hint == "audit"):
-                decision = self.decide(doc.route)
+                route = self._unpack(doc.route)
+                selector = None
+                if route.index_key is not None:
+                    selector = (route.verb, route.subresource, doc.actor)
+                decision = self.outcome(route.stage, route.index_key, selector)
             if len(known) < DECISION_LIMIT:
                 known[key] = decision
         return decision  # type: ignore[no-any-return]

@@ -179,10 +179,25 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         b'"verb":"get","objectRef":{"resource":"pods"},"responseObject":{"kind":1}}'
     )
     assert routed(route, audit, {}, {})[4] == (
-        b"Event\0audit.k8s.io/v1\0" + b"3" + b"\0ResponseComplete\0get\0\0pods\0"
-    )
-    assert routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"2" + b"\0\0"
-    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"0" + b"\0\0"
+        b"Event\0audit.k8s.io/v1\0" + b"7" + b"\0ResponseComplete\0get\0\0pods\0"
+    )  # 0x30 + auditID 1 + stage 2 + 4 * (actor "unknown" 0 + 1)
+    assert routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"6" + b"\0\0"
+    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"4" + b"\0\0"
+    for user, actor in [
+        (b'{"username":"system:serviceaccount:ns:sa","groups":["g"]}', "serviceaccount"),
+        (b'{"username":"system:node:n1","extra":{"a":["b"]}}', "system"),
+        (b'{"uid":"1","username":"alice"}', "user"),
+        (b'{"username":""}', "unknown"),
+        (b'{"username":null}', "unknown"),
+        (b"null", "unknown"),
+        (b'{"username":"a","username":"b"}', None),  # twice: the full decode tells
+        (b'{"userName":"alice"}', None),  # another case
+        (b'{"username":"\\u0061"}', None),  # escaped
+        (b'{"username":1}', None),
+        (b'"alice"', None),
+    ]:
+        key = routed(route, b'{"verb":"get","user":' + user + b"}", {}, {})[4]
+        assert route.unpack_document(key).actor == actor, user
     for doc in [
         event_list([audit]),  # items: not an audit event field
         b'{"kind":1}',
@@ -208,6 +223,12 @@ DOCUMENT = st.fixed_dictionaries(
             max_size=4,
         ),
         "regarding": st.just({}),
+        "user": st.none()
+        | st.dictionaries(
+            st.sampled_from(["username", "uid", "groups", "Username", "bogus"]),
+            st.none() | st.sampled_from(["", "alice", "system:x", "system:serviceaccount:a:b", 3]),
+            max_size=3,
+        ),
     },
 )
 
@@ -222,12 +243,21 @@ def test_split_routed_document_key_agrees_with_the_parsed_document(
     assert routed(native_route(), doc, {}, {}) == want
     if want is None or want[4] is None:
         return
+    for documents in ({want[4]: ("/pods", "stage")}, {want[4]: None}, {b"other": ("", "x")}):
+        settled = twin.split_routed(doc, BODIES, ROUTE, {}, documents)
+        assert native_route().split_routed(doc, BODIES, ROUTE, {}, documents) == settled
+        if documents.get(want[4]) is not None:  # known: nothing split
+            assert settled == (None, None, None, None, want[4], {})
+        else:
+            assert settled == (*want, {})
     obj = orjson.loads(doc)
     kind, api_version, flags, key = want[4].split(b"\0", 3)
     probe = {"kind": kind.decode(), "apiVersion": api_version.decode()}
     probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
     assert classify_record(probe) == classify_record(obj)
     assert_routes_as_parsed(key, obj)
+    actor = twin.unpack_document(want[4]).actor
+    assert actor is None or actor == peek_selector(obj)[2]  # type: ignore[index]
 
 
 KEYS = [
@@ -249,11 +279,12 @@ def test_unpack(route: ModuleType, key: bytes, want: RouteKey) -> None:
 
 
 def test_document_keys_pack_and_unpack(route: ModuleType) -> None:
-    key = route.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"\0get")
-    assert key == twin.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"\0get")
+    key = route.pack_document(b"Event", b"audit.k8s.io/v1", 0x3B, b"\0get")
+    assert key == twin.pack_document(b"Event", b"audit.k8s.io/v1", 0x3B, b"\0get")
     assert route.unpack_document(key) == DocumentKey(
-        "Event", "audit.k8s.io/v1", True, True, b"\0get"
+        "Event", "audit.k8s.io/v1", True, True, "serviceaccount", b"\0get"
     )
+    assert route.unpack_document(b"\0\0" + b"1" + b"\0\0").actor is None  # not known
     assert route.unpack_document(b"\0\0" + b"0" + b"\0\0").route == b"\0"
     for bad in (b"a\0b", b"a\0b\0cc\0d"):
         with pytest.raises(ValueError):

@@ -205,13 +205,12 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
     A ``document`` key starts with ``kind``, ``apiVersion`` and a flags byte (see
     :func:`split_routed`). The ``objectRef`` object is walked here.
     """
-    cdef int codes[8]
+    cdef int codes[9]
     cdef int k = 0, x, c
     cdef Py_ssize_t size = 0, pos = 0
     cdef unsigned char flags = 48 + (vs[AUDIT_ID] >= 0) + 2 * (vs[STAGE] >= 0)
+    cdef unsigned char actor = 49 + _actor(s, vs[USER], ve[USER])
     cdef bint has_ref = False
-    if document:
-        flags += 4 * (_actor(s, vs[USER], ve[USER]) + 1)
     cdef bytes out
     cdef char* o
     if vs[OBJECT_REF] >= 0 and s[vs[OBJECT_REF]] != 110:
@@ -223,8 +222,8 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
     if document:
         codes[0] = KIND; codes[1] = API_VERSION; codes[2] = -1
         k = 3
-    codes[k] = STAGE; codes[k + 1] = VERB
-    k += 2
+    codes[k] = -2; codes[k + 1] = STAGE; codes[k + 2] = VERB
+    k += 3
     if has_ref:
         codes[k] = API_GROUP; codes[k + 1] = RESOURCE; codes[k + 2] = SUBRESOURCE
         k += 3
@@ -244,7 +243,7 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
             o[pos] = 0
             pos += 1
         if c < 0:
-            o[pos] = flags
+            o[pos] = flags if c == -1 else actor
             pos += 1
         else:
             memcpy(o + pos, s + vs[c], ve[c] - vs[c])
@@ -364,13 +363,14 @@ def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     return (*_split_members(buf, m, count, bodies, route), router.rest, key, router.counted)
 
 
-def pack(bytes stage, bytes verb, ref=None):
+def pack(bytes stage, bytes verb, ref=None, int actor=-1):
     """The route key of these routing texts (twin: ``processor.records.route.pack``)."""
     cdef bytes a, b, c
+    cdef bytes head = bytes((49 + actor,)) + b"\0" + stage + b"\0" + verb
     if ref is None:
-        return stage + b"\0" + verb
+        return head
     a, b, c = ref
-    return stage + b"\0" + verb + b"\0" + a + b"\0" + b + b"\0" + c
+    return head + b"\0" + a + b"\0" + b + b"\0" + c
 
 
 def pack_document(bytes kind, bytes api_version, int flags, bytes key):
@@ -387,11 +387,12 @@ def unpack(bytes key):
         if i == n or p[i] == 0:
             parts.append(p[start:i].decode("utf-8"))
             start = i + 1
-    if len(parts) == 2:
-        return RouteKey(parts[0], parts[1], None, None)
-    if len(parts) != 5:
+    if (len(parts) != 3 and len(parts) != 6) or len(parts[0]) != 1 or not "0" <= parts[0] <= "4":
         raise ValueError(f"not a route key: {key!r}")
-    return RouteKey(parts[0], parts[1], parts[2] + "/" + parts[3], parts[4] or None)
+    actor = ACTORS[ord(parts[0]) - 49] if parts[0] != "0" else None
+    if len(parts) == 3:
+        return RouteKey(parts[1], parts[2], None, None, actor)
+    return RouteKey(parts[1], parts[2], parts[3] + "/" + parts[4], parts[5] or None, actor)
 
 
 def unpack_document(bytes key):
@@ -399,13 +400,7 @@ def unpack_document(bytes key):
     parts = key.split(b"\0", 3)
     if len(parts) != 4 or len(parts[2]) != 1:
         raise ValueError(f"not a document route key: {key!r}")
-    flags = parts[2][0] - 48
-    actor = (flags >> 2) - 1
+    flags = parts[2][0]
     return DocumentKey(
-        parts[0].decode("utf-8"),
-        parts[1].decode("utf-8"),
-        bool(flags & 1),
-        bool(flags & 2),
-        ACTORS[actor] if actor >= 0 else None,
-        parts[3],
+        parts[0].decode("utf-8"), parts[1].decode("utf-8"), bool(flags & 1), bool(flags & 2), parts[3]
     )

@@ -79,6 +79,8 @@ class RouteKey(NamedTuple):
     index_key: str | None
     #: None when absent or empty (as it reads once decoded)
     subresource: str | None
+    #: ``actorRef.type`` from ``user.username``; None when only a full decode can tell
+    actor: str | None
 
 
 class DocumentKey(NamedTuple):
@@ -88,8 +90,6 @@ class DocumentKey(NamedTuple):
     api_version: str
     has_audit_id: bool
     has_stage: bool
-    #: ``actorRef.type`` from ``user.username``; None when only a full decode can tell
-    actor: str | None
     #: the packed route key of the document as an audit event
     route: bytes
 
@@ -97,29 +97,32 @@ class DocumentKey(NamedTuple):
 # -- packing ------------------------------------------------------------------------------------
 
 
-def pack(stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = None) -> bytes:
-    """The route key: ``stage`` and ``verb``, then, when the event has an ``objectRef`` object,
-    its ``apiGroup``, ``resource`` and ``subresource``, joined by NUL bytes (absent and null read
-    as empty; a raw JSON string cannot hold a NUL)."""
-    return b"\0".join((stage, verb) if ref is None else (stage, verb, *ref))
+def pack(
+    stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = None, actor: int = -1
+) -> bytes:
+    """The route key: the actor type (one byte, ``0x31`` plus its index in :data:`ACTORS`,
+    ``0x30`` when not known), ``stage`` and ``verb``, then, when the event has an ``objectRef``
+    object, its ``apiGroup``, ``resource`` and ``subresource``, joined by NUL bytes (absent and
+    null read as empty; a raw JSON string cannot hold a NUL)."""
+    head = (bytes((49 + actor,)), stage, verb)
+    return b"\0".join(head if ref is None else (*head, *ref))
 
 
 def pack_document(kind: bytes, api_version: bytes, flags: int, key: bytes) -> bytes:
     """A document's route key: its ``kind``, ``apiVersion``, a flags byte (``0x30``, plus 1 when
-    an ``auditID`` member is present, plus 2 when a ``stage`` member is, plus 4 times one more
-    than the index of its actor type in :data:`ACTORS`, -1 when not known) and its route
-    ``key``."""
+    an ``auditID`` member is present, plus 2 when a ``stage`` member is) and its route ``key``."""
     return b"\0".join((kind, api_version, bytes((flags,)), key))
 
 
 def unpack(key: bytes) -> RouteKey:
     """The :class:`RouteKey` of a key :func:`pack` made."""
     parts = key.decode("utf-8").split("\0")
-    if len(parts) == 2:
-        return RouteKey(parts[0], parts[1], None, None)
-    if len(parts) != 5:
+    if len(parts) not in (3, 6) or parts[0] not in ("0", "1", "2", "3", "4"):
         raise ValueError(f"not a route key: {key!r}")
-    return RouteKey(parts[0], parts[1], f"{parts[2]}/{parts[3]}", parts[4] or None)
+    actor = ACTORS[int(parts[0]) - 1] if parts[0] != "0" else None
+    if len(parts) == 3:
+        return RouteKey(parts[1], parts[2], None, None, actor)
+    return RouteKey(parts[1], parts[2], f"{parts[3]}/{parts[4]}", parts[5] or None, actor)
 
 
 def unpack_document(key: bytes) -> DocumentKey:
@@ -127,14 +130,12 @@ def unpack_document(key: bytes) -> DocumentKey:
     parts = key.split(b"\0", 3)
     if len(parts) != 4 or len(parts[2]) != 1:
         raise ValueError(f"not a document route key: {key!r}")
-    flags = parts[2][0] - 48
-    actor = (flags >> 2) - 1
+    flags = parts[2][0]
     return DocumentKey(
         parts[0].decode("utf-8"),
         parts[1].decode("utf-8"),
         bool(flags & 1),
         bool(flags & 2),
-        ACTORS[actor] if actor >= 0 else None,
         parts[3],
     )
 
@@ -208,14 +209,14 @@ def _key(buf: bytes, spans: dict[str, tuple[int, int]], document: bool) -> bytes
         ref = (group, resource, sub)
     if stage is None or verb is None:
         return None
-    key = pack(stage, verb, ref)
+    key = pack(stage, verb, ref, _actor(buf, spans.get("user")))
     if not document:
         return key
     kind, api_version = _text(buf, spans.get("kind")), _text(buf, spans.get("apiVersion"))
     if kind is None or api_version is None:
         return None
     flags = 48 + ("auditID" in spans) + 2 * ("stage" in spans)
-    return pack_document(kind, api_version, flags + 4 * (_actor(buf, spans.get("user")) + 1), key)
+    return pack_document(kind, api_version, flags, key)
 
 
 def _item_key(buf: bytes, start: int, end: int) -> bytes | None:
@@ -244,7 +245,8 @@ def split_routed(
     An item's route key is :func:`pack` of its routing fields; it is None (doubtful) unless the
     item is an object whose keys are all audit Event fields (``objectRef``'s all ObjectReference
     fields), with no escaped key, no route member twice, and every route member a string without
-    escapes or null (``objectRef``: an object or null). Items whose key has a value other than
+    escapes or null (``objectRef``: an object or null; ``user`` is read for its actor type, not
+    known when odd). Items whose key has a value other than
     None in ``decisions`` are counted in ``counted`` (key -> count); the others are listed in
     ``rest``, in order, as ``(start, end, key)``.
 
@@ -409,8 +411,9 @@ class Routes:
         decision = self.items.get(key, _UNKNOWN)
         if decision is _UNKNOWN:
             route = self._unpack(key)
-            # the key has no user: the actor is not known here (read when the record is)
-            selector = None if route.index_key is None else (route.verb, route.subresource, None)
+            selector = None
+            if route.index_key is not None:
+                selector = (route.verb, route.subresource, route.actor)
             decision = self.outcome(route.stage, route.index_key, selector)
             if len(self.items) < DECISION_LIMIT:
                 self.items[key] = decision
@@ -421,9 +424,8 @@ class Routes:
         return self._documents[hint]
 
     def decide_document(self, key: bytes, hint: Hint) -> Decision:
-        """:meth:`outcome` of a document's route ``key``, with its actor type: None unless the
-        document classifies as an audit event (or as nothing, with the audit hint). Remembered
-        per hint."""
+        """:meth:`decide` for a document's route ``key``: None unless the document classifies
+        as an audit event (or as nothing, with the audit hint). Remembered per hint."""
         known = self._documents[hint]
         decision = known.get(key, _UNKNOWN)
         if decision is _UNKNOWN:
@@ -436,11 +438,7 @@ class Routes:
             found = classify_record(probe)
             decision = None
             if found == "audit" or (found is None and hint == "audit"):
-                route = self._unpack(doc.route)
-                selector = None
-                if route.index_key is not None:
-                    selector = (route.verb, route.subresource, doc.actor)
-                decision = self.outcome(route.stage, route.index_key, selector)
+                decision = self.decide(doc.route)
             if len(known) < DECISION_LIMIT:
                 known[key] = decision
         return decision  # type: ignore[no-any-return]

@@ -50,16 +50,16 @@ ROUTED = [
     (
         b'{"stage":"ResponseComplete","verb":"get","objectRef":'
         b'{"apiGroup":"apps","resource":"deployments","name":"x"},"requestObject":{"a":["}"]}}',
-        b"ResponseComplete\0get\0apps\0deployments\0",
+        b"1\0ResponseComplete\0get\0apps\0deployments\0",
     ),
-    (b'{"verb":null,"objectRef":null}', b"\0"),
-    (b'{"stage":"x"}', b"x\0"),
-    (b"{}", b"\0"),
+    (b'{"verb":null,"objectRef":null}', b"1\0\0"),
+    (b'{"stage":"x","user":{"username":"system:kube-scheduler"}}', b"3\0x\0"),
+    (b"{}", b"1\0\0"),
     (
         b'{ "verb" : "get" , "objectRef" : { "resource" : "pods" , "subresource" : "log" } }',
-        b"\0get\0\0pods\0log",
+        b"1\0\0get\0\0pods\0log",
     ),
-    ('{"verb":"créer","objectRef":{"apiGroup":"é"}}'.encode(), "\0créer\0é\0\0".encode()),
+    ('{"verb":"créer","objectRef":{"apiGroup":"é"}}'.encode(), "1\0\0créer\0é\0\0".encode()),
 ]
 DOUBTFUL = [
     b'{"foo":1}',  # not an audit event field
@@ -116,12 +116,11 @@ def assert_routes_as_parsed(key: bytes, obj: Any) -> None:
     """A route key is only given when it is exactly what the parsed record routes by."""
     route, selector = peek_route(obj), peek_selector(obj)
     assert route is not None and selector is not None
-    parts = key.decode().split("\0")
-    assert (parts[0], parts[1]) == (route[0], selector[0])
-    if len(parts) == 5:
-        assert (f"{parts[2]}/{parts[3]}", parts[4] or None) == (route[1], selector[1])
-    else:
-        assert len(parts) == 2 and route[1] is None
+    got = twin.unpack(key)
+    assert (got.stage, got.index_key, got.verb) == (route[0], route[1], selector[0])
+    if got.index_key is not None:
+        assert got.subresource == selector[1]
+    assert got.actor is None or got.actor == selector[2]
 
 
 ROUTE_VALUE = st.none() | st.sampled_from(["", "get", "create", "ResponseComplete", "é", "a\\b"])
@@ -179,10 +178,12 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         b'"verb":"get","objectRef":{"resource":"pods"},"responseObject":{"kind":1}}'
     )
     assert routed(route, audit, {}, {})[4] == (
-        b"Event\0audit.k8s.io/v1\0" + b"7" + b"\0ResponseComplete\0get\0\0pods\0"
-    )  # 0x30 + auditID 1 + stage 2 + 4 * (actor "unknown" 0 + 1)
-    assert routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"6" + b"\0\0"
-    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"4" + b"\0\0"
+        b"Event\0audit.k8s.io/v1\0" + b"3" + b"\0" + b"1\0ResponseComplete\0get\0\0pods\0"
+    )  # flags 0x30 + auditID 1 + stage 2; actor "unknown" (0x31)
+    assert (
+        routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"2" + b"\0" + b"1\0\0"
+    )
+    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"0" + b"\0" + b"1\0\0"
     for user, actor in [
         (b'{"username":"system:serviceaccount:ns:sa","groups":["g"]}', "serviceaccount"),
         (b'{"username":"system:node:n1","extra":{"a":["b"]}}', "system"),
@@ -197,7 +198,9 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         (b'"alice"', None),
     ]:
         key = routed(route, b'{"verb":"get","user":' + user + b"}", {}, {})[4]
-        assert route.unpack_document(key).actor == actor, user
+        assert route.unpack(route.unpack_document(key).route).actor == actor, user
+        item = routed(route, event_list([b'{"verb":"get","user":' + user + b"}"]), {}, {})[3]
+        assert route.unpack(item[0][2]).actor == actor, user
     for doc in [
         event_list([audit]),  # items: not an audit event field
         b'{"kind":1}',
@@ -256,18 +259,16 @@ def test_split_routed_document_key_agrees_with_the_parsed_document(
     probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
     assert classify_record(probe) == classify_record(obj)
     assert_routes_as_parsed(key, obj)
-    actor = twin.unpack_document(want[4]).actor
-    assert actor is None or actor == peek_selector(obj)[2]  # type: ignore[index]
 
 
 KEYS = [
     (
-        b"ResponseComplete\0get\0apps\0deployments\0",
-        RouteKey("ResponseComplete", "get", "apps/deployments", None),
+        b"4\0ResponseComplete\0get\0apps\0deployments\0",
+        RouteKey("ResponseComplete", "get", "apps/deployments", None, "user"),
     ),
-    (b"\0", RouteKey("", "", None, None)),
-    (b"\0get\0\0pods\0log", RouteKey("", "get", "/pods", "log")),
-    ("x\0créer\0é\0\0".encode(), RouteKey("x", "créer", "é/", None)),
+    (b"0\0\0", RouteKey("", "", None, None, None)),
+    (b"2\0\0get\0\0pods\0log", RouteKey("", "get", "/pods", "log", "serviceaccount")),
+    ("1\0x\0créer\0é\0\0".encode(), RouteKey("x", "créer", "é/", None, "unknown")),
 ]
 
 
@@ -275,19 +276,20 @@ KEYS = [
 def test_unpack(route: ModuleType, key: bytes, want: RouteKey) -> None:
     assert route.unpack(key) == want
     parts = key.split(b"\0")
-    assert route.pack(*parts[:2], None if len(parts) == 2 else tuple(parts[2:])) == key
+    ref = None if len(parts) == 3 else tuple(parts[3:])
+    assert route.pack(parts[1], parts[2], ref, int(parts[0]) - 1) == key
 
 
 def test_document_keys_pack_and_unpack(route: ModuleType) -> None:
-    key = route.pack_document(b"Event", b"audit.k8s.io/v1", 0x3B, b"\0get")
-    assert key == twin.pack_document(b"Event", b"audit.k8s.io/v1", 0x3B, b"\0get")
+    key = route.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"1\0\0get")
+    assert key == twin.pack_document(b"Event", b"audit.k8s.io/v1", 0x33, b"1\0\0get")
     assert route.unpack_document(key) == DocumentKey(
-        "Event", "audit.k8s.io/v1", True, True, "serviceaccount", b"\0get"
+        "Event", "audit.k8s.io/v1", True, True, b"1\0\0get"
     )
-    assert route.unpack_document(b"\0\0" + b"1" + b"\0\0").actor is None  # not known
     assert route.unpack_document(b"\0\0" + b"0" + b"\0\0").route == b"\0"
     for bad in (b"a\0b", b"a\0b\0cc\0d"):
         with pytest.raises(ValueError):
             route.unpack_document(bad)
-    with pytest.raises(ValueError):
-        route.unpack(b"a\0b\0c")
+    for bad in (b"1\0b\0c\0d", b"a\0b\0c", b"5\0\0", b"\0\0"):
+        with pytest.raises(ValueError):
+            route.unpack(bad)

@@ -331,7 +331,13 @@ def _dashboard(
     When the workers dead-lettered anything, the dead-letter queries must return series too.
     """
     if prom is None:
-        return {"skipped": "prometheus is not installed" if args.prometheus == "auto" else "off"}
+        from processor.bench.dashboard import dashboard_path
+
+        if args.prometheus == "no":
+            return {"skipped": "--prometheus no"}
+        if dashboard_path() is None:
+            return {"skipped": "no deploy/grafana/activity-processor.json in the checkout"}
+        return {"skipped": "prometheus is not installed (apt-get install prometheus)"}
     from processor.bench.dashboard import run_check
     from processor.stream.partitions import parse_partitions
 

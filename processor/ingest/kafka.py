@@ -77,17 +77,16 @@ class KafkaPublisher(Publisher):
         s = self.settings
         futures = []
         try:
-            for m in messages:
-                if m.partition == "dlq":
-                    topic, partition = s.dead_letter_topic, 0
-                else:
-                    topic = s.audit_topic if m.source == "audit" else s.event_topic
-                    partition = int(m.partition)
-                headers = [("subject", m.subject.encode()), ("id", m.msg_id.encode())]
-                futures.append(
-                    await self.producer.send(topic, m.data, partition=partition, headers=headers)
-                )
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout):  # metadata waits and a full buffer too
+                for m in messages:
+                    if m.partition == "dlq":
+                        topic, partition = s.dead_letter_topic, 0
+                    else:
+                        topic = s.audit_topic if m.source == "audit" else s.event_topic
+                        partition = int(m.partition)
+                    headers = [("subject", m.subject.encode()), ("id", m.msg_id.encode())]
+                    send = self.producer.send(topic, m.data, partition=partition, headers=headers)
+                    futures.append(await send)
                 await asyncio.gather(*futures)
         except Exception as exc:  # KafkaError, a timeout: the sender retries
             for future in futures:

@@ -101,3 +101,27 @@ def test_an_unreachable_broker_fails_the_start(tmp_path: Any) -> None:
             assert "cannot reach Kafka" in str(exc)
 
     asyncio.run(body())
+
+
+def test_a_broker_gone_gives_503_and_fails_readiness(
+    kafka_broker: TansuBroker, tmp_path: Any
+) -> None:
+    """The shared broker proves tansu is here; this test stops a broker of its own."""
+    broker = TansuBroker(log_file=tmp_path / "tansu.log")
+    broker.start()
+
+    async def body() -> None:
+        async with running_ingest(
+            "nats://127.0.0.1:1", kafka_brokers=broker.bootstrap, publish_timeout=2
+        ) as c:
+            assert (await c.post("/audit", event_list([records.audit("a")])))[0] == 200
+            broker.kill()
+            status, doc, headers = await c.post("/audit", event_list([records.audit("b")]))
+            assert (status, headers.get("Retry-After")) == (503, "5"), doc
+            status, text = await c.get("/readyz")
+            assert status == 500 and "[-]kafka failed: Kafka publish failed" in text
+
+    try:
+        asyncio.run(body())
+    finally:
+        broker.stop()

@@ -17,6 +17,7 @@ from typing import Any
 
 from processor.commands.flags import add_filename, add_output
 from processor.config import add_arguments
+from processor.errors import ProcessorError
 
 DEFAULT_BUCKET = "activity-policies"
 #: The worker's settings that choose Kafka and its policy topic (flags and variables as in
@@ -71,8 +72,11 @@ def _kafka(args: argparse.Namespace) -> Any:
     """The :class:`KafkaSettings` of ``--transport kafka``, None for NATS."""
     from processor.config import build_settings
 
-    settings = build_settings(args)
-    return settings.kafka() if settings.transport == "kafka" else None
+    try:
+        settings = build_settings(args)
+        return settings.kafka() if settings.transport == "kafka" else None
+    except ValueError as exc:  # a config file or a setting: the user's to fix
+        raise ProcessorError(str(exc)) from None
 
 
 async def _with_kv(args: argparse.Namespace, fn: Any) -> Any:

@@ -38,9 +38,13 @@ MAX_MEMBERS = 64  # split_document/split_object: more top-level members is doubt
 Member = tuple[str | None, int, int]
 
 _WS = re.compile(rb"[ \t\n\r]*")
+_WS_BYTES = frozenset(b" \t\n\r")
 _STRING = re.compile(rb'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"')
 _SURROGATE = re.compile(rb"\\(?:u[dD][89a-fA-F][0-9a-fA-F]{2}|.)")
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+# byte values the scanner compares with (a name is cheaper than ord() in the loops)
+_QUOTE, _COMMA, _COLON, _MINUS, _ZERO, _NINE = b'",:-09'
+_LBRACE, _RBRACE, _LBRACKET, _RBRACKET = b"{}[]"
 _WORDS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
 
 
@@ -49,6 +53,8 @@ class _Invalid(Exception):
 
 
 def _ws(buf: bytes, i: int, n: int) -> int:
+    if i >= n or buf[i] not in _WS_BYTES:  # compact JSON: no whitespace, no regex
+        return i
     m = _WS.match(buf, i, n)
     return m.end() if m else i
 
@@ -63,10 +69,11 @@ def _string(buf: bytes, i: int, n: int) -> tuple[int, bool]:
     escaped = b"\\" in body
     if escaped and any(len(e.group(0)) == 6 for e in _SURROGATE.finditer(body)):
         raise _Invalid
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Invalid from None
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Invalid from None
     return end, escaped
 
 
@@ -83,8 +90,8 @@ def _number(buf: bytes, i: int, n: int) -> int:
 
 
 def _container(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
-    is_object = buf[i] == ord("{")
-    close = ord("}") if is_object else ord("]")
+    is_object = buf[i] == _LBRACE
+    close = _RBRACE if is_object else _RBRACKET
     if depth >= MAX_DEPTH:
         raise _Invalid
     i = _ws(buf, i + 1, n)
@@ -92,11 +99,11 @@ def _container(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
         return i + 1
     while True:
         if is_object:
-            if i >= n or buf[i] != ord('"'):
+            if i >= n or buf[i] != _QUOTE:
                 raise _Invalid
             k, escaped = _string(buf, i + 1, n)
             j = _ws(buf, k, n)
-            if j >= n or buf[j] != ord(":"):
+            if j >= n or buf[j] != _COLON:
                 raise _Invalid
             vs = _ws(buf, j + 1, n)
             j = _value(buf, vs, n, depth + 1, None)
@@ -110,7 +117,7 @@ def _container(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
         i = _ws(buf, j, n)
         if i >= n:
             raise _Invalid
-        if buf[i] == ord(","):
+        if buf[i] == _COMMA:
             i = _ws(buf, i + 1, n)
             continue
         if buf[i] == close:
@@ -122,7 +129,7 @@ def _value(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
     if i >= n:
         raise _Invalid
     c = buf[i]
-    if c == ord('"'):
+    if c == _QUOTE:
         return _string(buf, i + 1, n)[0]
     if c in b"{[":
         return _container(buf, i, n, depth, out)
@@ -131,7 +138,7 @@ def _value(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
         if i + len(word) > n or buf[i : i + len(word)] != word:
             raise _Invalid
         return i + len(word)
-    if c == ord("-") or ord("0") <= c <= ord("9"):
+    if c == _MINUS or _ZERO <= c <= _NINE:
         return _number(buf, i, n)
     raise _Invalid
 
@@ -145,7 +152,7 @@ def scan_document(buf: bytes) -> list[Member] | None:
     """
     n = len(buf)
     i = _ws(buf, 0, n)
-    if i >= n or buf[i] != ord("{"):
+    if i >= n or buf[i] != _LBRACE:
         return None
     out: list[tuple[str | None, int, int, int]] = []
     try:
@@ -158,7 +165,7 @@ def scan_document(buf: bytes) -> list[Member] | None:
 def object_members(buf: bytes, start: int, end: int) -> list[Member] | None:
     """The members of the object at ``buf[start:end]`` (a value :func:`scan_document` accepted),
     or None when that value is not an object."""
-    if start >= end or buf[start] != ord("{"):
+    if start >= end or buf[start] != _LBRACE:
         return None
     out: list[tuple[str | None, int, int, int]] = []
     try:
@@ -204,7 +211,7 @@ def split_document(buf: bytes, bodies: Container[str], route: Container[str]) ->
     """
     n = len(buf)
     i = _ws(buf, 0, n)
-    if i >= n or buf[i] != ord("{"):
+    if i >= n or buf[i] != _LBRACE:
         return None
     out: list[tuple[str | None, int, int, int]] = []
     try:
@@ -220,7 +227,7 @@ def split_object(
     buf: bytes, start: int, end: int, bodies: Container[str], route: Container[str]
 ) -> Split | None:
     """:func:`split_document` of the object at ``buf[start:end]`` (already validated)."""
-    if start >= end or buf[start] != ord("{"):
+    if start >= end or buf[start] != _LBRACE:
         return None
     out: list[tuple[str | None, int, int, int]] = []
     try:
@@ -232,7 +239,7 @@ def split_object(
 
 def array_items(buf: bytes, start: int, end: int) -> list[tuple[int, int]] | None:
     """The items ``(start, end)`` of the array at ``buf[start:end]``, None if not an array."""
-    if start >= end or buf[start] != ord("["):
+    if start >= end or buf[start] != _LBRACKET:
         return None
     out: list[tuple[int, int]] = []
     try:

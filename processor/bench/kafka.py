@@ -10,7 +10,8 @@ record is committed (``records_committed_total``).
 
 1. baseline: a raw aiokafka loop in this process, ``getmany(max_records=2000)`` and a commit per
    batch, no processing, over the single-record messages (issue 27 measured 44-51k/s for it, 3-4k
-   for Faust's per-event streams);
+   for Faust's per-event streams), and over the EventLists (records/s: Kafka records/s times the
+   records per list);
 2. the Kafka worker over EventLists of ``--list-size`` and over single records;
 3. the NATS worker (:mod:`processor.bench.e2e`) over the same messages;
 4. the group: 1, 2 and 3 Kafka workers draining the single records together; records/s in all
@@ -36,6 +37,7 @@ from processor.bench.e2e import COMMITTED, PROCESSED, BenchError, Corpus, metric
 from processor.bench.local import free_port, http_status, stop_process
 from processor.kafka.broker import TansuBroker
 from processor.kafka.settings import KafkaSettings
+from processor.service import frozen_heap
 
 #: Partitions of the input topics: 3 workers get 2 of each topic, 2 get 3.
 PARTITIONS = 6
@@ -105,7 +107,8 @@ def fresh_broker(prefix: str) -> Iterator[tuple[KafkaSettings, Path]]:
 
 # -- baseline ---------------------------------------------------------------------------------
 async def raw_loop_rate(k: KafkaSettings, records: int) -> float:
-    """Records/s of aiokafka ``getmany(2000)`` + a commit per batch, no processing."""
+    """Kafka records/s of aiokafka ``getmany(2000)`` + a commit per batch, no processing, until
+    ``records`` Kafka records were read."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -204,7 +207,12 @@ def run(count: int, seed: int, list_size: int, policies: list[str], mix: str) ->
     lists = kafka_messages(corpus, list_size, k)
     with fresh_broker("bench-kafka-raw-") as (kb, _tmp):
         asyncio.run(produce(kb, singles))
-        raw = asyncio.run(raw_loop_rate(kb, count))
+        with frozen_heap():  # the corpus in this process's heap: no full collections meanwhile
+            raw = asyncio.run(raw_loop_rate(kb, len(singles)))
+    with fresh_broker("bench-kafka-raw-lists-") as (kb, _tmp):
+        asyncio.run(produce(kb, lists))
+        with frozen_heap():
+            raw_lists = asyncio.run(raw_loop_rate(kb, len(lists))) * count / len(lists)
     k_lists, k_lists_drain = kafka_worker_rate(lists, count, policies)
     k_single, k_single_drain = kafka_worker_rate(singles, count, policies)
     n_lists, n_lists_drain = e2e.worker_rate(corpus.lists(list_size), count, policies)
@@ -214,6 +222,7 @@ def run(count: int, seed: int, list_size: int, policies: list[str], mix: str) ->
         "mix": mix,
         "list_size": list_size,
         "raw_aiokafka_records_per_s": raw,
+        "raw_aiokafka_eventlist_records_per_s": raw_lists,
         "kafka_eventlist_records_per_s": k_lists,
         "kafka_eventlist_drain_s": k_lists_drain,
         "kafka_single_records_per_s": k_single,
@@ -235,6 +244,7 @@ def format_table(f: dict[str, Any]) -> str:
     raw, size = f["raw_aiokafka_records_per_s"], f["list_size"]
     rows = [
         ("raw aiokafka getmany(2000) + commit per batch (baseline)", raw),
+        (f"the same raw loop, EventLists of {size}", f["raw_aiokafka_eventlist_records_per_s"]),
         (f"Kafka worker, EventLists of {size}", f["kafka_eventlist_records_per_s"]),
         ("Kafka worker, single records", f["kafka_single_records_per_s"]),
         (f"NATS worker, EventLists of {size}", f["nats_eventlist_records_per_s"]),

@@ -13,7 +13,9 @@ Settings chosen for tansu, the test and demo broker, and kept for Kafka:
   the producer is flushed, so a table change is in its changelog before the input that caused
   it is committed;
 * the web server is off unless a port is given (the services run their own health server);
-* tables live in memory (``memory://``) and are rebuilt from their changelog on start.
+* tables live in memory (``memory://``) and are rebuilt from their changelog on start and on
+  each assignment, without standby replicas (a standby partition turned active never finished
+  its recovery on tansu).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def make_app(
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
         "store": "memory://",
+        # no standby copies: on tansu a standby partition turned active never finished its
+        # recovery (measured; the active partitions recover from the changelog instead)
+        "table_standby_replicas": 0,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,
         "consumer_auto_offset_reset": "earliest",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,7 @@ from processor.reconciler.settings import ReconcilerSettings
 from processor.subjects import audit_partition, audit_partition_key, event_partition
 from tests.integration import reconciler_records as rr
 from tests.integration.test_reconciler import (
+    NOT_FOUND,
     PARTITIONS,
     READY,
     SPEC,
@@ -208,5 +210,75 @@ def test_restart_neither_repeats_nor_loses(kafka_broker: TansuBroker) -> None:
                 ("ams-fra-1", "inventory.circuit.endpoints_resolved"),
             ]
         )
+
+    run(kafka_broker, scenario)
+
+
+def ready(events: list[dict[str, Any]]) -> set[str]:
+    """Names of the objects with a derived ready Event."""
+    return {name for name, etype, _, _ in derived(events) if etype.endswith(".ready")}
+
+
+def test_two_reconcilers_share_the_objects_and_hand_them_over(kafka_broker: TansuBroker) -> None:
+    """Two reconcilers in one group split the partitions; when one leaves, the other takes its
+    objects over with their state (from the table's changelog) and their audit positions: every
+    transition is reported, none twice as two different Events."""
+    names = [f"c-{i}" for i in range(8)]
+
+    def patch(name: str, conditions: list[dict[str, Any]], seq: float, rv: int) -> Any:
+        return rr.status_patch("Circuit", name, conditions, seq=seq, rv=rv, spec=SPEC)
+
+    async def scenario(cluster: Cluster) -> None:
+        group = settings()
+        first = KafkaReconciler(dataclasses.replace(group, instance="first"), cluster.kafka)
+        second = KafkaReconciler(dataclasses.replace(group, instance="second"), cluster.kafka)
+        await first.start()
+        await second.start()
+        both = (first, second)
+        try:
+            await wait_for(
+                lambda: (
+                    all(r.reading for r in both) and sum(len(r.reading) for r in both) == PARTITIONS
+                ),
+                "the partitions split between the two",
+            )
+            for i, name in enumerate(names):
+                await cluster.audit(
+                    rr.create("Circuit", name, SPEC, seq=i, rv=10),
+                    patch(name, [NOT_FOUND], seq=i + 1, rv=11),
+                )
+            published = lambda: sum(total(r, "events_published_total") for r in both)  # noqa: E731
+            await wait_for(lambda: published() == len(names), "8 not-ready events")
+            moved = [n for n in names if not first.owns("Circuit", n)]
+            assert moved  # the second one had some
+        finally:
+            await second.stop()
+        try:
+            await wait_for(lambda: first.reading == set(range(PARTITIONS)), "the handover")
+            for i, name in enumerate(names):
+                # the same condition again (a requeue), then ready: one new Event per object
+                await cluster.audit(
+                    patch(name, [NOT_FOUND], seq=i + 30, rv=12),
+                    patch(name, [READY], seq=i + 40, rv=13),
+                )
+            deadline = time.monotonic() + 30
+            while len(ready(events := await cluster.events())) < len(names):
+                assert time.monotonic() < deadline, "timed out waiting for 8 ready events"
+                await asyncio.sleep(0.2)
+        finally:
+            await first.stop()
+        events = await cluster.events()
+        # every transition reported; an Event published again after a rebalance (at least once,
+        # as Faust's recovery replays the changelog) is the same Event: the same uid, so the
+        # same Activity, which ClickHouse collapses
+        by_uid: dict[str, tuple[str, str]] = {}
+        for event in events:
+            annotations = event["metadata"]["annotations"]
+            if "activity.miloapis.com/derived-by" not in annotations:
+                continue
+            key = (event["regarding"]["name"], annotations["inventory.miloapis.com/event-type"])
+            assert by_uid.setdefault(event["metadata"]["uid"], key) == key
+        want = sorted((n, f"inventory.circuit.{t}") for n in names for t in ("not_ready", "ready"))
+        assert sorted(by_uid.values()) == want
 
     run(kafka_broker, scenario)

@@ -5,7 +5,7 @@ reused as is); what differs is where state lives and how input arrives:
 
 * **Input.** The Faust app's consumer group assigns the partitions; the audit topic itself is read
   by a raw aiokafka consumer (``getmany`` batches, no per-event machinery: Faust's stream measured
-  0.13x, this path 1.00x a raw loop with the same filter, ``tests/bench/reconciler_rate.py``)
+  0.13x, this path 0.66-1.00x a raw loop with the same filter, ``tests/bench/reconciler_rate.py``)
   assigned the partitions the group gave the app of ``<consumer_name>-controller-events``, each
   read from the position stored in the table. Controller Events (the Events topic, keyed by
   their Event's object) reach that internal topic through a Faust agent that forwards the few

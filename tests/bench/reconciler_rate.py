@@ -6,8 +6,9 @@ the wheel, a free port). Then, one after the other, on the same topic from its s
 
 * ``raw``: an aiokafka consumer (its own group) ``getmany(2000)`` + commit per batch, passing
   every value through the reconciler's input filter (:func:`audit_records` + ``observe``);
-* ``reconciler``: ``KafkaReconciler`` (a Faust app; its agents iterate per event with
-  ``stream.take``), timed until its message counter reached ``--records``.
+* ``reconciler``: ``KafkaReconciler`` (a Faust app in its own group; the audit topic read in
+  ``getmany`` batches on the partitions the group assigned), timed until its message counter
+  reached ``--records``.
 
 Each is timed from its partition assignment. Not a test: run it as
 

@@ -4,6 +4,9 @@ Precedence, highest first: command-line flag, environment variable (``ACTIVITY_<
 ``ACTIVITY_NATS_URL``), the optional YAML config file (``--config`` / ``ACTIVITY_CONFIG``; keys
 are the field names below, ``snake_case`` or ``kebab-case``), then the defaults. Every field is
 declared once in :data:`FIELDS`, which drives the flags, the environment lookup and the file keys.
+The server commands build their settings with the same pieces (:func:`add_field_arguments`,
+:func:`field_values`, :func:`convert_value`): :mod:`processor.serve.settings`,
+:mod:`processor.ingest.settings`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,7 +183,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def _field_types() -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(Settings)}
+    return field_defaults(Settings)
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -213,6 +216,65 @@ def convert_value(name: str, value: Any, default: Any) -> Any:
         return type(default)(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected {type(default).__name__}, got {value!r}") from None
+
+
+def is_host_port(value: str) -> bool:
+    """Whether ``value`` is ``HOST:PORT`` (the host may be empty: every address)."""
+    host, sep, port = value.rpartition(":")
+    return bool(sep) and port.isdigit() and int(port) < 65536 and "/" not in host
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """Field name -> default of the settings dataclass ``cls``."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def add_field_arguments(
+    parser: argparse.ArgumentParser,
+    fields: Mapping[str, str],
+    defaults: Mapping[str, Any],
+    env_name: Callable[[str], str],
+) -> None:
+    """One flag ``--field-name`` per entry of ``fields`` (name -> help text), all defaulting to
+    None (not given); a boolean flag may stand alone (``--provision`` = ``--provision true``).
+    The server commands' settings (:mod:`processor.serve.settings`,
+    :mod:`processor.ingest.settings`) declare their fields this way."""
+    for name, text in fields.items():
+        default = defaults[name]
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        flag = {"nargs": "?", "const": "true"} if isinstance(default, bool) else {}
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            default=None,
+            metavar="VALUE",
+            help=f"{text} (env {env_name(name)}; default {shown!r})",
+            **flag,  # type: ignore[arg-type]
+        )
+
+
+def field_values(
+    fields: Iterable[str],
+    defaults: Mapping[str, Any],
+    env_name: Callable[[str], str],
+    args: argparse.Namespace | None,
+    environ: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """The given values of ``fields``, converted: a flag wins over its variable (``env_name``),
+    which wins over the default (absent from the result).
+
+    Raises:
+        ValueError: a value has the wrong type.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in fields:
+        raw = env.get(env_name(name))
+        given = getattr(args, name, None) if args is not None else None
+        if given is not None:
+            raw = given
+        if raw is not None:
+            values[name] = convert_value(name, raw, defaults[name])
+    return values
 
 
 def add_arguments(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:

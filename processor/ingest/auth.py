@@ -1,4 +1,5 @@
-"""TLS and authentication of the ingest listener.
+"""TLS and authentication of the ingest listener (the TLS context itself:
+:func:`processor.httpserve.tls_server_context`, shared with ``activity serve``).
 
 A request is authenticated by either of two means, each active only when configured:
 
@@ -24,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from processor.errors import ProcessorError
+from processor.httpserve import AuthConfigError, tls_server_context
 from processor.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,6 @@ __all__ = [
 ]
 
 
-class AuthConfigError(ProcessorError):
-    """A TLS or token file cannot be used (missing, unreadable, empty)."""
-
-
 def server_ssl_context(settings: IngestSettings) -> ssl.SSLContext | None:
     """The listener's TLS context, or None for plain HTTP.
 
@@ -54,30 +51,6 @@ def server_ssl_context(settings: IngestSettings) -> ssl.SSLContext | None:
     return tls_server_context(
         settings.tls_cert_file, settings.tls_private_key_file, settings.client_ca_file
     )
-
-
-def tls_server_context(cert_file: str, key_file: str, client_ca_file: str = "") -> ssl.SSLContext:
-    """A TLS 1.2+ server context; with ``client_ca_file`` client certificates are asked for
-    (``CERT_OPTIONAL``) and verified against it (``activity ingest`` and ``activity serve``).
-
-    Raises:
-        AuthConfigError: a certificate, key or CA file cannot be loaded.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert_file, key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise AuthConfigError(
-            f"cannot load the TLS certificate {cert_file} with key {key_file}: {exc}"
-        ) from None
-    if client_ca_file:
-        try:
-            context.load_verify_locations(cafile=client_ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise AuthConfigError(f"cannot load the client CA {client_ca_file}: {exc}") from None
-        context.verify_mode = ssl.CERT_OPTIONAL
-    return context
 
 
 def warnings(settings: IngestSettings) -> list[str]:

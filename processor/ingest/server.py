@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ import orjson
 from aiohttp import web
 
 import processor
+from processor.httpserve import Listeners, peercert, wait_for_signal
 from processor.ingest.auth import Authenticator, server_ssl_context, warnings
 from processor.ingest.batching import (
     Linger,
@@ -76,11 +76,6 @@ def _json(payload: Any, status: int, headers: dict[str, str] | None = None) -> w
     )
 
 
-def _peercert(request: web.Request) -> Any:
-    transport = request.transport
-    return transport.get_extra_info("peercert") if transport is not None else None
-
-
 class IngestServer:
     """Receives audit EventLists and Events over HTTP(S) and publishes them to the partitions.
 
@@ -101,7 +96,7 @@ class IngestServer:
         self.linger: Linger | None = None
         self.started = False
         self._streams_error = "not checked yet"
-        self._runners: list[web.AppRunner] = []
+        self._listeners = Listeners()
         self._tasks: list[asyncio.Task[None]] = []
         self._recheck: asyncio.Task[None] | None = None
         #: one thread, so requests are parsed (and published) in the order they were read
@@ -126,9 +121,9 @@ class IngestServer:
             self.linger = Linger(
                 self.publisher.send, s.batch_items, self.batch_bytes, s.linger_ms / 1000
             )
-        self.port = await self._listen(self._webhook_app(), s.listen_addr, self.ssl)
+        self.port = await self._listeners.listen(self._webhook_app(), s.listen_addr, self.ssl)
         if s.health_addr:
-            self.health_port = await self._listen(self._health_app(), s.health_addr, None)
+            self.health_port = await self._listeners.listen(self._health_app(), s.health_addr, None)
         self.started = True
         log.info(
             "activity-ingest %s on %s://%s (port %d) to %s, %d partitions, batches of %d "
@@ -174,9 +169,7 @@ class IngestServer:
     async def stop(self) -> None:
         """Stop listening (requests in flight finish), send what lingers, drain NATS."""
         self.started = False
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        await self._listeners.close()
         if self._recheck is not None:
             self._tasks.append(self._recheck)
         for task in self._tasks:
@@ -198,25 +191,11 @@ class IngestServer:
         # What start-up made lives as long as the process: out of the collector's way.
         gc.collect()
         gc.freeze()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await wait_for_signal()
             log.info("activity ingest: stopping")
         finally:
             await self.stop()
-
-    async def _listen(self, app: web.Application, addr: str, ssl: Any) -> int:
-        host, _, port = addr.rpartition(":")
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self._runners.append(runner)
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=ssl)
-        await site.start()
-        bound: int = runner.addresses[0][1]
-        return bound
 
     def _auth_text(self) -> str:
         ways = []
@@ -326,7 +305,7 @@ class IngestServer:
 
     async def _handle(self, request: web.Request, source: Source) -> web.Response:
         m = self.metrics
-        how = self.auth.authenticate(request.headers.get("Authorization"), _peercert(request))
+        how = self.auth.authenticate(request.headers.get("Authorization"), peercert(request))
         if how is None:
             m.rejected.labels(source, "unauthenticated").inc()
             headers = {"WWW-Authenticate": 'Bearer realm="activity-ingest"'}

@@ -12,13 +12,11 @@ Imported when the CLI parser is built: nothing beyond the standard library.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from processor.config import convert_value
+from processor.config import add_field_arguments, field_defaults, field_values, is_host_port
 
 if TYPE_CHECKING:
     from processor.kafka.settings import KafkaSettings
@@ -80,7 +78,7 @@ class IngestSettings:
             problems.append("client_ca_file needs TLS (tls_cert_file and tls_private_key_file)")
         for name in ("listen_addr", "health_addr"):
             value = getattr(self, name)
-            if (value or name == "listen_addr") and not _is_addr(value):
+            if (value or name == "listen_addr") and not is_host_port(value):
                 problems.append(f"{name} must be HOST:PORT, got {value!r}")
         if self.kafka_brokers and self.also_publish_shared:
             problems.append("also_publish_shared is for NATS (upstream's subject), not Kafka")
@@ -103,11 +101,6 @@ class IngestSettings:
             dead_letter_topic=self.kafka_dead_letter_topic,
             partitions=self.partition_count,
         )
-
-
-def _is_addr(value: str) -> bool:
-    host, sep, port = value.rpartition(":")
-    return bool(sep) and port.isdigit() and int(port) < 65536 and "/" not in host
 
 
 #: field name -> help text (the flag is ``--field-name``; the variable :func:`env_name`).
@@ -163,21 +156,9 @@ def env_name(field: str) -> str:
     return f"ACTIVITY_{field.upper()}" if field in SHARED else f"ACTIVITY_INGEST_{field.upper()}"
 
 
-def _defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(IngestSettings)}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per field of :class:`IngestSettings` (all default to None = not given)."""
-    defaults = _defaults()
-    for name, text in FIELDS.items():
-        default = defaults[name]
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            default=None,
-            metavar="VALUE",
-            help=f"{text} (env {env_name(name)}; default {default!r})",
-        )
+    add_field_arguments(parser, FIELDS, field_defaults(IngestSettings), env_name)
 
 
 def build_ingest_settings(
@@ -190,15 +171,6 @@ def build_ingest_settings(
     Raises:
         ValueError: a value has the wrong type or the result is invalid.
     """
-    env = os.environ if environ is None else environ
-    defaults = _defaults()
-    values: dict[str, Any] = {}
-    for name in FIELDS:
-        raw = env.get(env_name(name))
-        given = getattr(args, name, None) if args is not None else None
-        if given is not None:
-            raw = given
-        if raw is not None:
-            values[name] = convert_value(name, raw, defaults[name])
+    values = field_values(FIELDS, field_defaults(IngestSettings), env_name, args, environ)
     values.update(overrides)
     return IngestSettings(**values)

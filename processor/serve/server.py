@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ import orjson
 from aiohttp import web
 
 import processor
-from processor.ingest.auth import tls_server_context
+from processor.httpserve import Listeners, peercert, tls_server_context, wait_for_signal
 from processor.query.tables import K8S_EVENTS
 from processor.query.tokenkeys import TokenKeys, load_keys
 from processor.serve import discovery, lists, table, watching
@@ -50,11 +49,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
-
-
-def _peercert(request: web.Request) -> Any:
-    transport = request.transport
-    return transport.get_extra_info("peercert") if transport is not None else None
 
 
 def _peer(request: web.Request) -> Any:
@@ -98,7 +92,7 @@ class ApiServer:
         )
         self.list_window = duration_ns(settings.list_window)
         self.events_window = duration_ns(settings.events_list_window)
-        self._runners: list[web.AppRunner] = []
+        self._listeners = Listeners()
         self.port = 0
         self.health_port = 0
         self.started = False
@@ -115,11 +109,11 @@ class ApiServer:
             )
         await asyncio.get_running_loop().run_in_executor(None, self.store.open)
         s = self.settings
-        self.port = await self._listen(self.app(), s.listen_addr, self.ssl)
+        self.port = await self._listeners.listen(self.app(), s.listen_addr, self.ssl)
         if s.health_addr:
             health = web.Application()
             self._add_probes(health)
-            self.health_port = await self._listen(health, s.health_addr, None)
+            self.health_port = await self._listeners.listen(health, s.health_addr, None)
         self.started = True
         log.info(
             "activity-serve %s on %s://%s (port %d)",
@@ -133,32 +127,16 @@ class ApiServer:
         """Stop listening; watches end within a couple of seconds, other requests finish."""
         self.started = False
         self._stopping.set()
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        await self._listeners.close()
         await asyncio.get_running_loop().run_in_executor(None, self.store.close)
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT."""
         await self.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await stop.wait()
+            await wait_for_signal()
         finally:
             await self.stop()
-
-    async def _listen(self, app: web.Application, addr: str, ssl: Any) -> int:
-        host, _, port = addr.rpartition(":")
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        self._runners.append(runner)
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), ssl_context=ssl)
-        await site.start()
-        bound: int = runner.addresses[0][1]
-        return bound
 
     # -- application ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -217,7 +195,7 @@ class ApiServer:
 
     def _authenticate(self, request: web.Request) -> Caller:
         try:
-            return self.identity.resolve(request.headers, _peercert(request), _peer(request))
+            return self.identity.resolve(request.headers, peercert(request), _peer(request))
         except Unauthenticated:
             raise ApiError(401, "Unauthorized") from None
         except Forbidden:

@@ -10,13 +10,11 @@ variable, which wins over the default. Imported when the CLI parser is built: st
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from processor.config import convert_value
+from processor.config import add_field_arguments, field_defaults, field_values, is_host_port
 
 __all__ = ["FIELDS", "SHARED", "ServeSettings", "add_arguments", "build_serve_settings"]
 
@@ -55,7 +53,7 @@ class ServeSettings:
             )
         for name in ("listen_addr", "health_addr"):
             value = getattr(self, name)
-            if (value or name == "listen_addr") and not _is_addr(value):
+            if (value or name == "listen_addr") and not is_host_port(value):
                 problems.append(f"{name} must be HOST:PORT, got {value!r}")
         for name in ("max_query_window", "list_window", "events_list_window"):
             if duration_ns(getattr(self, name)) <= 0:
@@ -80,11 +78,6 @@ def duration_ns(text: str) -> int:
     if not number.isdigit() or unit not in _UNITS:
         return 0
     return int(number) * _UNITS[unit] * 1_000_000_000
-
-
-def _is_addr(value: str) -> bool:
-    host, sep, port = value.rpartition(":")
-    return bool(sep) and port.isdigit() and int(port) < 65536 and "/" not in host
 
 
 #: field name -> help text (the flag is ``--field-name``; the variable :func:`env_name`).
@@ -127,24 +120,9 @@ def env_name(field: str) -> str:
     return f"ACTIVITY_{field.upper()}" if field in SHARED else f"ACTIVITY_SERVE_{field.upper()}"
 
 
-def _defaults() -> dict[str, Any]:
-    return {f.name: f.default for f in dataclasses.fields(ServeSettings)}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per field of :class:`ServeSettings` (all default to None = not given)."""
-    defaults = _defaults()
-    for name, text in FIELDS.items():
-        default = defaults[name]
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        flag = {"nargs": "?", "const": "true"} if isinstance(default, bool) else {}
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            default=None,
-            metavar="VALUE",
-            help=f"{text} (env {env_name(name)}; default {shown!r})",
-            **flag,  # type: ignore[arg-type]
-        )
+    add_field_arguments(parser, FIELDS, field_defaults(ServeSettings), env_name)
 
 
 def build_serve_settings(
@@ -157,15 +135,6 @@ def build_serve_settings(
     Raises:
         ValueError: a value has the wrong type or the result is invalid.
     """
-    env = os.environ if environ is None else environ
-    defaults = _defaults()
-    values: dict[str, Any] = {}
-    for name in FIELDS:
-        raw = env.get(env_name(name))
-        given = getattr(args, name, None) if args is not None else None
-        if given is not None:
-            raw = given
-        if raw is not None:
-            values[name] = convert_value(name, raw, defaults[name])
+    values = field_values(FIELDS, field_defaults(ServeSettings), env_name, args, environ)
     values.update(overrides)
     return ServeSettings(**values)

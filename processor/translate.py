@@ -1,12 +1,14 @@
 """One input payload -> activities and dead letters: the step shared by replay and streaming.
 
-A payload is one JSON document: an audit Event, an audit EventList (docs/design.md#d12) or a
-Kubernetes Event. Nothing here raises, for bad input or for a bug: a malformed or oversize payload,
-a record that decodes to the wrong shape, and every failing policy become dead-letter records
-(upstream DLQ format, docs/design.md#d7); an unexpected exception dead-letters its record or
-EventList item alone (``internal``). Each dead letter keeps its record's bytes (an item's span in
-the list), and each output remembers where its text is (:data:`Origin`), so the pipeline can
-dead-letter an Activity too large to publish. The contract: ``docs/reliability.md``.
+A payload is one JSON document: an audit Event, an audit EventList (docs/design.md#d12), a
+Kubernetes Event or, on the EVENTS stream (the ``event`` hint), a list of Kubernetes Events
+(:func:`processor.records.event.is_event_list`). Nothing here raises, for bad input or for a
+bug: a malformed or oversize payload, a record that decodes to the wrong shape, and every
+failing policy become dead-letter records (upstream DLQ format, docs/design.md#d7); an
+unexpected exception dead-letters its record or EventList item alone (``internal``). Each dead
+letter keeps its record's bytes (an item's span in the list), and each output remembers where its
+text is (:data:`Origin`), so the pipeline can dead-letter an Activity too large to publish. The
+contract: ``docs/reliability.md``.
 
 Two paths give identical results:
 
@@ -19,7 +21,8 @@ Two paths give identical results:
   wants, or no rule can match, are counted from the remembered decision of their key, never
   parsed; wanted ones get their small fields decoded and their bodies pruned to what the policies
   read (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
-  (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole. Anything
+  (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole, each item
+  of a list of Events alone. Anything
   unusual -- input the scanner doubts, keys in another case, a record that fails to decode, any
   failing policy (dead letters) -- is handed to the reference path, so dead letters and errors
   are the reference's by construction.
@@ -49,6 +52,7 @@ from processor.native import Implementation
 from processor.records import classify_record, decode_audit, decode_event, involved_object
 from processor.records._json import a_json_type, json_type
 from processor.records.audit import audit_key
+from processor.records.event import is_event_list
 from processor.records.lazy import decode_audit_split
 from processor.records.route import Decision, Routes, peek_route, peek_selector
 from processor.records.spans import ListSpans
@@ -204,6 +208,19 @@ class Translator:
             out.records += 1
             self._unmarshal(out, dlq_type, origin, f"invalid JSON: {_json_error(exc, payload)}")
             return
+        if hint == "event" and is_event_list(obj):
+            items = obj.get("items")
+            if type(items) is not list:
+                out.records += 1
+                what = json_type(items) if "items" in obj else "missing"
+                self._unmarshal(
+                    out, "k8s-event", origin, f"EventList items must be a list, not {what}"
+                )
+                return
+            spans = ListSpans(payload, items)
+            for i, item in enumerate(items):
+                self._guarded_event(item, out, spans, i)
+            return
         kind = classify_record(obj) if hint != "event" else "event"
         if kind == "audit_list":
             items = obj.get("items")
@@ -241,6 +258,27 @@ class Translator:
             if out.records == records:
                 out.records += 1
             self._internal(out, "audit", spans.origin(i), exc, f"EventList item {i}: ")
+
+    def _guarded_event(self, item: Any, out: Output, spans: ListSpans, i: int) -> None:
+        """Item ``i`` of a list of Events through the reference path, as a single Event would go
+        (``null`` is skipped); an item that is not an object, or an exception, costs it alone."""
+        records = out.records
+        try:
+            if item is not None and type(item) is not dict:
+                out.records += 1
+                self._unmarshal(
+                    out,
+                    "k8s-event",
+                    spans.origin(i),
+                    f"EventList item {i} is {a_json_type(item)}, not an object",
+                )
+                return
+            self._event(item, out, spans.origin(i))
+        except Exception as exc:
+            log.error("translating EventList item %d failed: %r", i, exc, exc_info=True)
+            if out.records == records:
+                out.records += 1
+            self._internal(out, "k8s-event", spans.origin(i), exc, f"EventList item {i}: ")
 
     def _record(self, obj: Any, out: Output, origin: Origin) -> None:
         """A single audit event through the reference path; an exception dead-letters it
@@ -281,9 +319,14 @@ class Translator:
                 _count(out, decision, 1)
                 return True
         probe = orjson.loads(route_text)
+        if hint == "event" and is_event_list(probe):
+            if rest is None or counted:  # items not a list; items counted as audit events
+                return False
+            self._fast_events(payload, rest, out)
+            return True
         kind = classify_record(probe) if hint != "event" else "event"
         if kind == "event":
-            return self._fast_event(payload, out, probe)
+            return self._fast_event(payload, out, probe, _whole(payload))
         if kind == "audit_list":
             if rest is None:
                 return False
@@ -371,23 +414,46 @@ class Translator:
         self._collect(result, out, origin)
         return True
 
-    def _fast_event(self, payload: bytes, out: Output, probe: dict) -> bool:
-        """A Kubernetes Event; False (``out`` untouched) for the reference path.
+    def _fast_event(self, buf: bytes, out: Output, probe: dict, origin: Origin) -> bool:
+        """A Kubernetes Event, the text at ``origin``; False (``out`` untouched) for the
+        reference path.
 
         Skipped from its involved object alone when no policy wants it; else decoded whole.
+        ``probe`` is its parsed route text, or the event itself.
         """
         found = involved_object(probe)
         if found is None or f"{found[0]}/{found[1]}" not in self.engine.event_index:
             out.records += 1
             out.skip("no_involved_object" if found is None else "no_matching_policy")
             return True
-        event = self._scan.floatify(orjson.loads(payload))
+        _, start, end = origin
+        event = self._scan.floatify(
+            orjson.loads(buf if start == 0 and end == len(buf) else buf[start:end])
+        )
         result = self.engine.translate_event(event, dispatch=True)
         if result.failures:
             return False
         out.records += 1
-        self._collect(result, out, _whole(payload))
+        self._collect(result, out, origin)
         return True
+
+    def _fast_events(
+        self, payload: bytes, rest: list[tuple[int, int, bytes | None]], out: Output
+    ) -> None:
+        """The items of a list of Events (their spans, as the scanner validated them), in order;
+        an item that is not an object, or that the fast path doubts, takes the reference path."""
+        spans: ListSpans | None = None
+        for s, e, _key in rest:
+            item = orjson.loads(payload[s:e])
+            try:
+                if type(item) is dict and self._fast_event(payload, out, item, (payload, s, e)):
+                    continue
+            except Exception:  # out is untouched: the reference path takes the item
+                self.fast_path_errors += 1
+                log.debug("fast path failed on an EventList item", exc_info=True)
+            if spans is None:
+                spans = ListSpans(payload, None)
+            self._guarded_event(item, out, spans, spans.index_of(s, e))
 
     # -- reference path ------------------------------------------------------------------------
     def _unmarshal(self, out: Output, dlq_type: str, origin: Origin, error: str) -> None:

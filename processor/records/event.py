@@ -5,7 +5,8 @@ An event is kept as the generic decoded map (every JSON number a float). The inv
 ``regarding`` key at all, a copy gets ``regarding = involvedObject`` so rules can always write
 ``event.regarding.*`` (``docs/design.md#policy-engine-4-4``, ``#pipeline-9-3``).
 
-:func:`classify_record` tells the translate command which kind of record an object is.
+:func:`classify_record` tells the translate command which kind of record an object is;
+:func:`is_event_list` whether a message of the EVENTS stream holds a list of Events.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "event_source",
     "event_vars",
     "involved_object",
+    "is_event_list",
     "normalize_event",
 ]
 
@@ -155,6 +157,25 @@ def event_key(event: dict[str, Any]) -> str | None:
     if found is None:
         return None
     return f"{found[0]}/{found[1]}"
+
+
+#: ``apiVersion`` of the lists of Events the EVENTS stream takes (:func:`is_event_list`)
+EVENT_LIST_API_VERSIONS = ("v1", "events.k8s.io/v1")
+
+
+def is_event_list(obj: Any) -> bool:
+    """Whether a decoded object read from the EVENTS stream is a list of Kubernetes Events:
+    ``kind: EventList`` with ``apiVersion`` ``v1`` or ``events.k8s.io/v1`` (docs/design.md#d12).
+
+    Its ``items`` are Events (core v1 or events.k8s.io/v1, each judged alone); anything else on
+    that stream is one Event.
+    """
+    return (
+        type(obj) is dict
+        and obj.get("kind") == "EventList"
+        and type(obj.get("apiVersion")) is str
+        and obj["apiVersion"] in EVENT_LIST_API_VERSIONS
+    )
 
 
 RecordClass = Literal["audit", "audit_list", "event"]

@@ -2,9 +2,10 @@
 
 Audit messages become one ``audit_logs`` row per audit Event (EventLists are split), keeping only
 the configured stages as Vector kept only ``ResponseComplete``. Kubernetes Events become
-``k8s_events`` rows; an Event with no timestamp at all gets ``eventTime`` = now, because the
-table's materialised timestamp columns would be NULL and the whole insert would fail
-(``docs/design.md#storage-query-1-3``).
+``k8s_events`` rows, one per Event: a list of Events (:func:`processor.records.event.is_event_list`)
+gives each item's text as sent, the row it would give alone; an Event with no timestamp at all gets
+``eventTime`` = now, because the table's materialised timestamp columns would be NULL and the whole
+insert would fail (``docs/design.md#storage-query-1-3``).
 Payloads that are not JSON objects are skipped here: the translator dead-letters them.
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from processor.records.event import is_event_list
+from processor.records.spans import list_item_spans
 from processor.transport import Message as Delivery
 
 _EVENT_TIMES = (
@@ -62,6 +65,24 @@ def _event_rows(data: bytes) -> list[bytes]:
     obj = _load(data)
     if type(obj) is not dict:
         return []
+    if is_event_list(obj):
+        items = obj.get("items")
+        if type(items) is not list:
+            return []
+        spans = list_item_spans(data)
+        if spans is None or len(spans) != len(items):
+            return []
+        return [
+            row
+            for item, (start, end) in zip(items, spans, strict=True)
+            if type(item) is dict
+            for row in _event_row(item, data[start:end])
+        ]
+    return _event_row(obj, data)
+
+
+def _event_row(obj: dict[str, Any], data: bytes) -> list[bytes]:
+    """The row of one Event (``obj``, decoded from ``data``)."""
     if not _has_time(obj):
         obj["eventTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return [orjson.dumps(obj)]

@@ -390,3 +390,81 @@ def test_hypothesis_events(
 ) -> None:
     reference, fast = small
     assert_same(reference, fast, [payload], "event" if hinted else None)
+
+
+@st.composite
+def event_lists(draw: st.DrawFn) -> bytes:
+    """Lists of Events as the ingest publishes them on ``events.p<N>``, with hostile items,
+    another list ``apiVersion``, ``items`` of the wrong type, and malformed bytes."""
+    items = [
+        draw(st.sampled_from([b"null", b"3", b'"x"', b"[]", b"[1,{}]", b"{}", b"true"]))
+        if draw(st.integers(0, 4)) == 0
+        else draw(events())
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    version = draw(st.sampled_from(["v1", "events.k8s.io/v1", "audit.k8s.io/v1", "v2"]))
+    body = b"[" + b",\n ".join(items) + b"]"
+    if draw(st.integers(0, 9)) == 0:
+        body = draw(st.sampled_from([b"null", b"{}", b"7", b'"items"']))
+    payload = b'{"kind":"EventList","apiVersion":"%s","metadata":{},"items":%s}' % (
+        version.encode(),
+        body,
+    )
+    mangle = draw(st.sampled_from(["none", "none", "none", "cut", "byte", "duplicate", "kind"]))
+    if mangle == "cut":
+        payload = payload[: draw(st.integers(0, len(payload)))]
+    elif mangle == "byte":
+        at = draw(st.integers(0, len(payload) - 1))
+        payload = payload[:at] + bytes([draw(st.integers(0, 255))]) + payload[at + 1 :]
+    elif mangle == "duplicate":
+        payload = payload[:-1] + b',"items":[' + draw(events()) + b"]}"
+    elif mangle == "kind":
+        payload = payload[:-1] + b',"kind":"Event"}'
+    return payload
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=event_lists())
+def test_hypothesis_event_lists(small: tuple[Translator, Translator], payload: bytes) -> None:
+    reference, fast = small
+    assert_same(reference, fast, [payload], "event")
+
+
+@pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
+def test_a_list_of_events_is_its_events_sent_singly(impl_name: str) -> None:
+    """Each item of a list of Events on the EVENTS stream gives what it gives alone, and the
+    origin of its activity is its own span in the list."""
+    policies = parse_policy_text(POLICY, "policy.yaml")
+    reference, fast = pair(lambda impl: Engine(policies, impl=impl), impl_name)
+    involved = {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "ns"}
+    singles = [
+        orjson.dumps(
+            {
+                "apiVersion": version,
+                "kind": "Event",
+                "metadata": {"uid": f"e-{i}"},
+                "reason": "Ready",
+                "eventTime": "2026-11-20T10:00:00.123456Z",
+                field: {**involved, "name": f"web-{i}"},
+            }
+        )
+        for i, (version, field) in enumerate(
+            [("events.k8s.io/v1", "regarding"), ("v1", "involvedObject")] * 3
+        )
+    ]
+    for version in ("v1", "events.k8s.io/v1"):
+        listed = b'{"kind":"EventList","apiVersion":"%s","items":[%s]}' % (
+            version.encode(),
+            b",".join(singles),
+        )
+        for translator in (reference, fast):
+            alone, together = Output(), Output()
+            for single in singles:
+                translator.translate(single, alone, "event")
+            translator.translate(listed, together, "event")
+            assert together.activities == alone.activities
+            assert len(together.activities) == len(singles)
+            assert [bytes(b[s:e]) for b, s, e in together.origins] == singles
+            assert (together.records, together.errors) == (len(singles), 0)

@@ -22,7 +22,7 @@ from processor.policy import parse_policy_text
 from processor.records.spans import list_item_spans, member_span
 from processor.translate import Output, Translator
 from tests.unit.parity import PATHS, translator_on
-from tests.unit.test_translate import POLICIES, audit
+from tests.unit.test_translate import POLICIES, audit, event
 
 
 @pytest.fixture(params=PATHS)
@@ -139,6 +139,103 @@ def test_outputs_remember_the_text_they_came_from(translator: Translator) -> Non
     texts = [buf[s:e] for buf, s, e in out.origins]
     assert texts == [GOOD, GOOD, GOOD]
     assert [buf[s:e] for buf, s, e in out.dead_origins] == [b"null"]
+
+
+def k8s_event_list(*items: bytes, version: bytes = b"v1", sep: bytes = b",") -> bytes:
+    return b'{"kind":"EventList","apiVersion":"%s","items":[%s]}' % (version, sep.join(items))
+
+
+READY = orjson.dumps(event("Ready"))
+CORE_READY = orjson.dumps(
+    {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "reason": "Ready",
+        "involvedObject": event("x")["regarding"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("item", "reason"),
+    [
+        (b"42", "EventList item 1 is a number, not an object"),
+        (b"-1.5e3", "EventList item 1 is a number, not an object"),
+        (b'"text"', "EventList item 1 is a string, not an object"),
+        (b"[1, 2]", "EventList item 1 is an array, not an object"),
+        (b"true", "EventList item 1 is a bool, not an object"),
+    ],
+)
+@pytest.mark.parametrize("version", [b"v1", b"events.k8s.io/v1"])
+def test_a_non_object_item_of_an_event_list_is_dead_lettered_alone(
+    translator: Translator, item: bytes, reason: str, version: bytes
+) -> None:
+    out = run(translator, k8s_event_list(READY, item, CORE_READY, version=version), hint="event")
+    assert len(out.activities) == 2
+    assert [(d["type"], d["errorType"], d["error"]) for d in out.dead_letters] == [
+        ("k8s-event", "unmarshal", reason)
+    ]
+    assert kept(out.dead_letters[0]) == item
+    assert [buf[s:e] for buf, s, e in out.origins] == [READY, CORE_READY]
+    assert out.records == 3 and out.errors == 1
+
+
+def test_event_list_items_are_judged_as_single_events(translator: Translator) -> None:
+    """A null item is skipped as a null Event is; a failing policy dead-letters that item with its
+    exact text (odd spacing and exponents send the list to the full decode)."""
+    broken = b'{ "kind": "Event", "reason": "Broken", "count": 1e2,\n "regarding": %s }' % (
+        orjson.dumps(event("x")["regarding"])
+    )
+    payload = k8s_event_list(READY, b" null ", broken, READY, sep=b" ,\n ")
+    out = run(translator, payload, hint="event")
+    singly = run(translator, READY, b"null", broken, READY, hint="event")
+    specs = [a["spec"] for a in out.activities]  # no eventTime: created now
+    assert specs == [a["spec"] for a in singly.activities] and len(specs) == 2
+    assert [d["error"] for d in out.dead_letters] == [d["error"] for d in singly.dead_letters]
+    assert [kept(d) for d in out.dead_letters] == [broken]
+    assert (out.records, out.skip_reasons) == (singly.records, singly.skip_reasons)
+
+
+def test_an_event_lists_items_member_that_is_not_a_list_is_named(translator: Translator) -> None:
+    out = run(translator, b'{"kind":"EventList","apiVersion":"v1","items":{}}', hint="event")
+    assert [(d["type"], d["error"]) for d in out.dead_letters] == [
+        ("k8s-event", "EventList items must be a list, not object")
+    ]
+    out = run(translator, b'{"kind":"EventList","apiVersion":"v1"}', hint="event")
+    assert [d["error"] for d in out.dead_letters] == ["EventList items must be a list, not missing"]
+
+
+def test_another_list_on_the_events_stream_is_one_event(translator: Translator) -> None:
+    """Only EventLists of v1 or events.k8s.io/v1 are split; anything else is one Event, as
+    upstream reads it (skipped: no involved object)."""
+    for version in (b"v2", b"audit.k8s.io/v1"):
+        out = run(translator, k8s_event_list(READY, version=version), hint="event")
+        assert (out.records, out.skip_reasons, out.activities) == (
+            1,
+            {"no_involved_object": 1},
+            [],
+        )
+
+
+def test_an_exception_costs_its_event_list_item_alone(
+    translator: Translator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = translator.engine.translate_event
+
+    def flaky(record: dict[str, Any] | None, *args: Any, **kwargs: Any) -> Any:
+        if record is not None and record.get("reason") == "Boom":
+            raise ZeroDivisionError("division by zero")
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(translator.engine, "translate_event", flaky)
+    boom = orjson.dumps(event("Boom"))
+    out = run(translator, k8s_event_list(READY, boom, READY), hint="event")
+    assert len(out.activities) == 2
+    assert [(d["errorType"], d["error"]) for d in out.dead_letters] == [
+        ("internal", "EventList item 1: internal error: ZeroDivisionError: division by zero")
+    ]
+    assert [kept(d) for d in out.dead_letters] == [boom]
+    assert out.records == 3 and out.errors == 1
 
 
 def test_translate_command_dead_letters_a_null_item(tmp_path: Path) -> None:

@@ -13,12 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import nats
 import orjson
 
 from processor.query.timeparse import NS, format_rfc3339
 from processor.query.tokenkeys import TokenKeys
 from processor.serve.server import ApiServer
 from processor.serve.settings import ServeSettings
+from processor.sink.chdb import ChdbSink
+from processor.sink.migrate import migrate
+from processor.stream.topology import ensure_streams
+from processor.subjects import activity_subject
 from tests.integration.conftest import missing_server
 
 NOW = time.time_ns()
@@ -93,6 +98,30 @@ EVENTS = [event(0, "BackOff", "Pod", "acme"), event(1, "Started", "Pod", "globex
 def seed(sink: Any) -> None:
     for table, docs in (("activities", ACTIVITIES), ("audit_logs", AUDIT), ("k8s_events", EVENTS)):
         sink.insert(table, [orjson.dumps(d) for d in docs], f"serve-test-{table}")
+
+
+@contextmanager
+def seeded_sink(path: Path) -> Iterator[ChdbSink]:
+    """A migrated chDB store at ``path`` holding :func:`seed`'s records."""
+    sink = ChdbSink(path)
+    try:
+        migrate(sink)
+        sink.open()
+        seed(sink)
+        yield sink
+    finally:
+        sink.close()
+
+
+async def publish_activities(nats_url: str, items: list[dict[str, Any]]) -> list[int]:
+    """Publish ``items`` to their activity subjects (as the workers do); their stream seqs."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await ensure_streams(js)
+        return [(await js.publish(activity_subject(i), orjson.dumps(i))).seq for i in items]
+    finally:
+        await nc.close()
 
 
 KEYS = TokenKeys((b"serve-test-key-0123456789",))

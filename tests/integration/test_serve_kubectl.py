@@ -19,10 +19,8 @@ import yaml
 
 from processor.serve.settings import ServeSettings
 from processor.sink.chdb import ChdbSink
-from processor.sink.migrate import migrate
 from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_streams
-from processor.subjects import activity_subject
 from tests.integration import serve_tools as st
 
 pytestmark = pytest.mark.integration
@@ -30,14 +28,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbSink]:
-    sink = ChdbSink(tmp_path_factory.mktemp("serve") / "chdb")
-    try:
-        migrate(sink)
-        sink.open()
-        st.seed(sink)
+    with st.seeded_sink(tmp_path_factory.mktemp("serve") / "chdb") as sink:
         yield sink
-    finally:
-        sink.close()
 
 
 @pytest.fixture(scope="module")
@@ -224,16 +216,6 @@ def test_events_api(kubectl: st.Kubectl) -> None:
     assert (v1["apiVersion"], v1["note"]) == ("events.k8s.io/v1", "event 1 Started")
 
 
-async def _publish(url: str, items: list[dict[str, Any]]) -> list[int]:
-    nc = await nats.connect(url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js)
-        return [(await js.publish(activity_subject(i), orjson.dumps(i))).seq for i in items]
-    finally:
-        await nc.close()
-
-
 async def _consumers(url: str) -> int:
     nc = await nats.connect(url)
     try:
@@ -277,7 +259,7 @@ def test_watch(kubectl: st.Kubectl, nats_server: NatsServer) -> None:
                          "spec.actor.name=wendy")  # fmt: skip
     try:
         wait_for_consumer(url, before)
-        asyncio.run(_publish(url, [other, fresh]))
+        asyncio.run(st.publish_activities(url, [other, fresh]))
         seen = _read_until(proc, "act-00000000005a")
         assert seen.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "SUMMARY"]
         assert "wendy restarted Deployment web" in seen

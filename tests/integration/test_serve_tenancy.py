@@ -21,10 +21,8 @@ import pytest
 
 from processor.serve.settings import ServeSettings
 from processor.sink.chdb import ChdbSink
-from processor.sink.migrate import migrate
 from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_streams
-from processor.subjects import activity_subject
 from tests.integration import serve_tools as st
 
 pytestmark = pytest.mark.integration
@@ -67,14 +65,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbSink]:
-    sink = ChdbSink(tmp_path_factory.mktemp("serve-tenancy") / "chdb")
-    try:
-        migrate(sink)
-        sink.open()
-        st.seed(sink)
+    with st.seeded_sink(tmp_path_factory.mktemp("serve-tenancy") / "chdb") as sink:
         yield sink
-    finally:
-        sink.close()
 
 
 @pytest.fixture(scope="module")
@@ -231,22 +223,12 @@ async def _watch(
     return events
 
 
-async def _publish(nats_url: str, items: list[dict[str, Any]]) -> list[int]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await ensure_streams(js)
-        return [(await js.publish(activity_subject(i), orjson.dumps(i))).seq for i in items]
-    finally:
-        await nc.close()
-
-
 def test_watch_is_scoped_and_resumable(base: str, pki: Path, nats_server: NatsServer) -> None:
     now = time.time_ns()
     # "a.b" and "a_b" share one subject token (sanitised): the in-memory check keeps them apart
     mine = st.activity(200, "amy", "Pod", ("Organization", "a_b"), "default", "amy: mine", now)
     theirs = st.activity(201, "ben", "Pod", ("Organization", "a.b"), "default", "ben: theirs", now)
-    seqs = run(_publish(str(nats_server.url), [theirs, mine]))
+    seqs = run(st.publish_activities(str(nats_server.url), [theirs, mine]))
     proxy = context(pki, "proxy")
     url = f"{base}{GV}/activities?watch=true&resourceVersion={seqs[0]}&timeoutSeconds=2"
     events = run(_watch(url, proxy, tenant("Organization", "a_b")))
@@ -316,7 +298,7 @@ def test_loopback_headers_and_stopping_ends_watches(
         listen_addr="127.0.0.1:0", nats_url=str(nats_server.url), trust_loopback_headers=True
     )
     outcome: list[Any] = []
-    run(_publish(str(nats_server.url), []))  # the streams exist
+    run(st.publish_activities(str(nats_server.url), []))  # the streams exist
     with st.running(settings, sink) as server:
         base = f"http://127.0.0.1:{server.port}{GV}"
         status, doc = run(call(f"{base}/activities", None, headers=tenant("Project", "p1")))

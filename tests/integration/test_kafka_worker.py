@@ -184,3 +184,35 @@ def test_a_revoke_mid_batch_hands_over_without_loss_or_duplicates(
     names = [orjson.loads(r)["metadata"]["name"] for r in sink.rows("activities")]
     assert len(names) == len(set(names)) == 80  # stored once each: nothing was read twice
     assert sum(asyncio.run(committed(settings)).values()) == 80
+
+
+def test_kafka_topics_command_creates_the_topics_once(
+    kafka_broker: TansuBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from processor.cli import main
+
+    s = kafka_settings(kafka_broker)
+    argv = [
+        "kafka", "topics", "--kafka-brokers", s.kafka_brokers, "--partition-count", "3",
+        "--kafka-audit-topic", s.kafka_audit_topic, "--kafka-event-topic", s.kafka_event_topic,
+        "--kafka-activity-topic", s.kafka_activity_topic,
+        "--kafka-dead-letter-topic", s.kafka_dead_letter_topic,
+        "--kafka-policy-topic", s.kafka_policy_topic, "-o", "json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    first = orjson.loads(capsys.readouterr().out)["items"]
+    assert {(i["topic"], i["partitions"], i["created"]) for i in first} == {
+        (s.kafka_audit_topic, 3, True),
+        (s.kafka_event_topic, 3, True),
+        (s.kafka_activity_topic, 3, True),
+        (s.kafka_dead_letter_topic, 3, True),
+        (s.kafka_policy_topic, 1, True),
+    }
+    assert main(argv[:-2]) == 0  # again: kept, as a table
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split() == ["TOPIC", "PARTITIONS", "STATUS"]
+    assert table.count("exists") == 5
+    # the workers would route by another modulus than the topic has: refused
+    wrong = [a if a != "3" else "5" for a in argv]
+    assert main(wrong) == 1
+    assert "has 3 partitions, the workers route by 5" in capsys.readouterr().err

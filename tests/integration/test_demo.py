@@ -13,12 +13,15 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 import pytest
 
 from processor.demo.scenario import scenario
+from tests.integration import serve_tools as st
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +153,10 @@ def test_printed_commands_explore_the_kept_data(tmp_path, require_nats):
             assert expected in result.stdout, (command, expected, result.stdout)
 
 
-def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
+@contextmanager
+def _kept_demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``activity demo --keep`` and its banner (flushed once the demo is up); killed if the test
+    ends before it does."""
     proc = subprocess.Popen(
         [*ACTIVITY, "demo", "--keep"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
@@ -159,19 +165,24 @@ def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
     )  # fmt: skip
     try:
         assert proc.stdout is not None
-        banner = []
-        for line in proc.stdout:  # the banner is flushed once the demo is up
-            banner.append(line)
+        banner = ""
+        for line in proc.stdout:
+            banner += line
             if "printed then" in line:
                 break
-        assert "The demo keeps running" in "".join(banner), "".join(banner)
-        _post_to_the_kept_webhook("".join(banner))
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=60)
+        yield proc, banner
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
+
+
+def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
+    with _kept_demo(tmp_path) as (proc, banner):
+        assert "The demo keeps running" in banner, banner
+        _post_to_the_kept_webhook(banner)
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     kept = re.search(r"The data is kept in (\S+) ", rest)
     assert kept, rest
@@ -179,3 +190,23 @@ def test_keep_stays_up_and_keeps_the_data_after_ctrl_c(tmp_path, require_nats):
     history = next(c for c in _printed_commands(rest) if " history " in c)
     result = _run_printed(history, tmp_path)
     assert result.returncode == 0 and "Change #4" in result.stdout, result.stderr[-2000:]
+
+
+def test_keep_prints_a_working_kubectl_line(tmp_path: Path, require_nats: None) -> None:
+    """The demo serves the Activity API in its own process (chDB is opened by one process at a
+    time): the printed kubectl line works on the demo's data."""
+    binary = st.kubectl_binary()
+    with _kept_demo(tmp_path) as (proc, banner):
+        found = re.search(r"API:\s+(kubectl --server http://127\.0\.0\.1:\d+ get activities -A)",
+                          banner)  # fmt: skip
+        assert found, banner
+        argv = shlex.split(found.group(1))
+        kubectl = st.Kubectl(binary, argv[2], tmp_path / "kubectl")
+        out = kubectl.ok(*argv[3:])
+        assert out.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "SUMMARY"]
+        assert "alice deleted Deployment worker in shop" in out
+        yaml_out = kubectl.ok("get", "events", "-A", "-o", "yaml")
+        assert "NodeNotReady" in yaml_out
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]

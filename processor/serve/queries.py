@@ -203,14 +203,20 @@ def event_record(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _spec_and_name(obj: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
+    """The spec and name of a created query resource (422 when the spec is not an object)."""
+    spec = obj.get("spec") or {}
+    name = (obj.get("metadata") or {}).get("name", "")
+    if not isinstance(spec, dict):
+        raise invalid(kind, name, [Cause("spec", "Invalid value: spec must be an object")])
+    return spec, name
+
+
 def list_query(table: Table, kind: str) -> Handler:
     """The handler of a list query resource over ``table``."""
 
     async def handle(obj: dict[str, Any], caller: Caller, ctx: Context) -> dict[str, Any]:
-        spec = obj.get("spec") or {}
-        name = (obj.get("metadata") or {}).get("name", "")
-        if not isinstance(spec, dict):
-            raise invalid(kind, name, [Cause("spec", "Invalid value: spec must be an object")])
+        spec, name = _spec_and_name(obj, kind)
         now = time.time_ns()
         causes: list[Cause] = []
         request = _list_request(table, spec, ctx, now, causes)
@@ -244,10 +250,7 @@ def facet_query(table: Table, kind: str) -> Handler:
     """The handler of a facet query resource over ``table``."""
 
     async def handle(obj: dict[str, Any], caller: Caller, ctx: Context) -> dict[str, Any]:
-        spec = obj.get("spec") or {}
-        name = (obj.get("metadata") or {}).get("name", "")
-        if not isinstance(spec, dict):
-            raise invalid(kind, name, [Cause("spec", "Invalid value: spec must be an object")])
+        spec, name = _spec_and_name(obj, kind)
         now = time.time_ns()
         causes: list[Cause] = []
         window = spec.get("timeRange") or {}

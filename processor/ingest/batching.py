@@ -7,8 +7,10 @@ alone, so a retried request (kube-apiserver resends the same batch) produces the
 each message's id is a hash of its subject and bytes, and JetStream drops the copies within the
 stream's duplicate window (10 minutes on ``AUDIT_EVENTS``).
 
-Kubernetes Events travel one per message on ``events.p<N>``: the worker reads a message on the
-EVENTS stream as one Event (it does not split lists there).
+Kubernetes Events of one partition are gathered the same way into core ``v1`` EventList messages
+on ``events.p<N>`` (the worker splits them: :func:`processor.records.event.is_event_list`), at
+most :data:`EVENT_LIST_BYTES` long (the EVENTS stream's message size); an Event too large for a
+list of one travels alone, as upstream's producers send Events. EVENTS drops copies within 1 minute.
 
 With ``--linger-ms`` > 0 (:class:`Linger`) audit records of concurrent requests share messages
 for up to that long. Ids are then still hashes of the bytes, but a retried request may be
@@ -30,14 +32,17 @@ import orjson
 from processor.deadletter import UNMARSHAL, dead_letter_record, encode_dead_letter
 from processor.ingest.body import Parsed, Record, Rejected, shared_id
 from processor.stream.partitions import audit_partition_subject, event_partition_subject
+from processor.stream.topology import HEADER_RESERVE, STREAMS
 from processor.subjects import dlq_subject
 
 __all__ = [
+    "EVENT_LIST_BYTES",
     "SHARED_SUBJECT",
     "Linger",
     "Message",
     "audit_list",
     "dead_letter_messages",
+    "event_list",
     "message_id",
     "partition_messages",
     "shared_messages",
@@ -45,7 +50,10 @@ __all__ = [
 
 SHARED_SUBJECT = "audit.k8s.activity"
 _LIST_HEAD = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
+_EVENT_LIST_HEAD = b'{"kind":"EventList","apiVersion":"v1","metadata":{},"items":['
 _LIST_TAIL = b"]}"
+#: The largest Event list message: the EVENTS stream's message size, less room for headers.
+EVENT_LIST_BYTES = STREAMS["EVENTS"].max_msg_size - HEADER_RESERVE
 
 
 @dataclass(slots=True)
@@ -69,8 +77,17 @@ class Message:
 
 def audit_list(items: Sequence[bytes | memoryview]) -> bytes:
     """An ``audit.k8s.io/v1`` EventList of the items' JSON (copied once)."""
+    return _list(_LIST_HEAD, items)
+
+
+def event_list(items: Sequence[bytes | memoryview]) -> bytes:
+    """A core ``v1`` EventList of the Events' JSON (copied once)."""
+    return _list(_EVENT_LIST_HEAD, items)
+
+
+def _list(head: bytes, items: Sequence[bytes | memoryview]) -> bytes:
     parts: list[bytes | memoryview] = [b","] * (2 * len(items) + 1)
-    parts[0] = _LIST_HEAD
+    parts[0] = head
     parts[1::2] = items
     parts[-1] = _LIST_TAIL
     return b"".join(parts)
@@ -85,9 +102,9 @@ def message_id(subject: str, data: bytes) -> str:
 
 
 def _chunks(
-    records: Sequence[Record], batch_items: int, batch_bytes: int
+    records: Sequence[Record], batch_items: int, room: int
 ) -> list[list[bytes | memoryview]]:
-    room = batch_bytes - len(_LIST_HEAD) - len(_LIST_TAIL)
+    """The records' JSON in groups of at most ``batch_items`` and ``room`` bytes with commas."""
     out: list[list[bytes | memoryview]] = []
     items: list[bytes | memoryview] = []
     size = 0
@@ -106,36 +123,29 @@ def _chunks(
 def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> list[Message]:
     """The partition messages of a request, in a deterministic order.
 
-    Audit records: per partition (in order of first appearance), EventLists of up to
-    ``batch_items`` records and ``batch_bytes`` bytes. Events: one message each.
+    Per partition (in order of first appearance), EventLists of up to ``batch_items`` records and
+    ``batch_bytes`` bytes: audit records on ``audit.k8s.p<N>``, Events on ``events.p<N>`` (lists
+    also bounded by :data:`EVENT_LIST_BYTES`; an Event too large for a list of one goes alone).
     """
-    if parsed.source == "event":
-        out = []
-        for record in parsed.records:
-            subject = event_partition_subject(record.partition)
-            data = bytes(record.data)
-            out.append(
-                Message(
-                    subject,
-                    data,
-                    message_id(subject, data),
-                    "event",
-                    str(record.partition),
-                    1,
-                )
-            )
-        return out
+    source = parsed.source
+    if source == "event":
+        subject_of, head, wrap = event_partition_subject, _EVENT_LIST_HEAD, event_list
+        batch_bytes = min(batch_bytes, EVENT_LIST_BYTES)
+    else:
+        subject_of, head, wrap = audit_partition_subject, _LIST_HEAD, audit_list
+    room = batch_bytes - len(head) - len(_LIST_TAIL)
     groups: dict[int, list[Record]] = {}
     for record in parsed.records:
         groups.setdefault(record.partition, []).append(record)
     messages = []
     for partition, records in groups.items():
-        subject = audit_partition_subject(partition)
-        for items in _chunks(records, batch_items, batch_bytes):
-            data = audit_list(items)
+        subject = subject_of(partition)
+        for items in _chunks(records, batch_items, room):
+            alone = source == "event" and len(items) == 1 and len(items[0]) > room
+            data = bytes(items[0]) if alone else wrap(items)
             messages.append(
                 Message(
-                    subject, data, message_id(subject, data), "audit", str(partition), len(items)
+                    subject, data, message_id(subject, data), source, str(partition), len(items)
                 )
             )
     return messages

@@ -9,13 +9,16 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import orjson
 import pytest
 from nats.js import api
 
+from processor.bench.hostile import ITEM_VALUES
 from processor.config import Settings
+from processor.deadletter import decode_dead_letter, original_payload_bytes
 from processor.sink.memory import MemorySink
 from processor.stream.server import NatsServer
 from processor.subjects import audit_partition, event_partition
@@ -75,9 +78,14 @@ def test_batch_and_blocking_bodies_land_on_their_partition_subjects(nats_url: st
         (r["auditID"], r["auditID"]) for r in batch + blocking
     ]
     event_messages = asyncio.run(stored(nats_url, "EVENTS"))
-    assert [orjson.loads(d) for _, d, _ in event_messages] == events
+    lists = [orjson.loads(d) for _, d, _ in event_messages]  # per request, per partition
+    assert all((doc["kind"], doc["apiVersion"]) == ("EventList", "v1") for doc in lists)
+    assert sorted((e for doc in lists for e in doc["items"]), key=orjson.dumps) == sorted(
+        events, key=orjson.dumps
+    )
     for subject, data, _ in event_messages:
-        assert subject == f"events.p{event_partition(orjson.loads(data), PARTITIONS)}"
+        for item in orjson.loads(data)["items"]:
+            assert subject == f"events.p{event_partition(item, PARTITIONS)}"
 
 
 def test_oversized_and_malformed_bodies_publish_nothing(nats_url: str) -> None:
@@ -301,3 +309,109 @@ def test_end_to_end_through_a_worker_in_order_and_exactly_once(
         mine = [order[row["spec"]["origin"]["id"]] for row in rows
                 if row["spec"]["resource"]["name"] == name]  # fmt: skip
         assert mine == sorted(mine), f"{name}: records out of order"
+
+
+def test_event_lists_through_a_worker_reach_k8s_events_and_activities_once(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """Events posted in lists travel batched on ``events.p<N>``; the worker stores every Event in
+    ``k8s_events`` and makes its Activity once, in per-object order; a hostile item of a list
+    costs itself alone, at the edge (ingest) and in the worker (a list published directly)."""
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "deployments.yaml").write_text(records.policy())
+    names = [f"ev-{i}" for i in range(6)]
+    seq = iter(range(10_000))
+    requests = [
+        [records.event(n, seq=next(seq)) for n in names for _ in range(2)] for _ in range(3)
+    ]
+    single = records.event("ev-0", seq=next(seq))
+    edge = [records.event("ev-edge", seq=next(seq)) for _ in range(2)]
+    inner = [records.event("ev-inner", seq=next(seq)) for _ in range(2)]
+    hostile = ITEM_VALUES[1]  # a number
+    direct = b'{"kind":"EventList","apiVersion":"v1","items":[%s,%s,%s]}' % (
+        orjson.dumps(inner[0]),
+        orjson.dumps(hostile),
+        orjson.dumps(inner[1]),
+    )
+    everything = [e for r in requests for e in r] + [single, *edge, *inner]
+    order = {e["metadata"]["uid"]: i for i, e in enumerate(everything)}
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        settings = Settings(
+            nats_url=nats_url,
+            clickhouse_url=f"chdb://{tmp_path / 'chdb'}",
+            store_raw=True,
+            partition_count=PARTITIONS,
+            batch_max_age=0.05,
+            health_addr="",
+            watch_interval=60.0,
+            policy_bucket="",
+        )
+        worker = Worker(settings, [str(policy_dir)])
+        await worker.start()
+        try:
+            published = 0
+            async with running_ingest(nats_url, batch_items=5) as c:
+                for items in requests:
+                    body = {"kind": "EventList", "apiVersion": "events.k8s.io/v1", "items": items}
+                    status, summary, _ = await c.post("/events", body)
+                    assert status == 200, summary
+                    published += summary["messages"]
+                status, summary, _ = await c.post("/events", single)
+                assert status == 200 and summary["messages"] == 1
+                published += 1
+                body = {"kind": "List", "apiVersion": "v1", "items": [edge[0], hostile, edge[1]]}
+                status, summary, _ = await c.post("/events", body)
+                assert status == 200 and summary["rejectedCount"] == 1, summary
+                published += summary["messages"]
+                assert (await c.post("/events", body))[0] == 200  # a retry: stored once
+            nc = await nats.connect(nats_url)
+            try:
+                ack = await nc.jetstream().publish("events.p0", direct)
+                assert not ack.duplicate
+            finally:
+                await nc.close()
+            published += 1
+            await wait_until(
+                lambda: worker.pipeline.committed_messages >= published, what="all committed"
+            )
+            sink = worker.sink
+            assert sink is not None
+            db = sink.database
+            events = sink.query(f"SELECT uid, count() AS n FROM {db}.k8s_events FINAL GROUP BY uid")
+            activities = sink.query(
+                f"SELECT origin_id, count() AS n FROM {db}.activities FINAL GROUP BY origin_id"
+            )
+        finally:
+            await worker.stop()
+        return events, activities
+
+    rows, activities = asyncio.run(run())
+    assert sorted((r["uid"], int(r["n"])) for r in rows) == sorted((u, 1) for u in order)
+    assert sorted((r["origin_id"], int(r["n"])) for r in activities) == sorted(
+        (u, 1) for u in order
+    )
+    messages = asyncio.run(stored(nats_url, "EVENTS"))
+    listed = [orjson.loads(d) for s, d, _ in messages if s != "events.p0" or d != direct]
+    assert all((m["kind"], m["apiVersion"]) == ("EventList", "v1") for m in listed)
+    assert max(len(m["items"]) for m in listed) > 1, "Events travel batched"
+    assert all(len(m["items"]) <= 5 for m in listed)
+    for subject, data, _ in messages:
+        if data != direct:  # published straight to events.p0, whatever its items' partitions
+            for item in orjson.loads(data)["items"]:
+                assert subject == f"events.p{event_partition(item, PARTITIONS)}"
+    stream = asyncio.run(stored(nats_url, "ACTIVITIES"))
+    made = [orjson.loads(d) for _, d, _ in stream]
+    for name in names:  # per-object order: the ACTIVITIES stream keeps the publish order
+        mine = [order[a["spec"]["origin"]["id"]] for a in made
+                if a["spec"]["resource"]["name"] == name]  # fmt: skip
+        assert mine == sorted(mine) and len(mine) == (7 if name == "ev-0" else 6), name
+    go = "json: cannot unmarshal number into Go value of type map[string]interface {}"
+    held = asyncio.run(stored(nats_url, "ACTIVITY_DEAD_LETTER"))
+    letters = [(decode_dead_letter(d), d) for _, d, _ in held]
+    assert sorted((d["type"], d["error"]) for d, _ in letters) == [
+        ("k8s-event", "EventList item 1 is a number, not an object"),  # the worker's
+        ("k8s-event", f"item 1: {go}"),  # the ingest's
+    ]
+    assert [original_payload_bytes(d, data) for d, data in letters] == [b"42", b"42"]

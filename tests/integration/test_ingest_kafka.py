@@ -44,7 +44,7 @@ def test_records_go_to_the_topic_partitions_of_the_partition_function(
         "kafka_dead_letter_topic": f"dead-{tag}",
     }
     audits = [records.audit(f"web-{i % 7}", seq=i) for i in range(30)]
-    events = [records.event(f"web-{i}", seq=i) for i in range(5)]
+    events = [records.event(f"web-{i % 3}", seq=i) for i in range(9)]
 
     async def body() -> tuple[list[Any], list[Any], list[Any]]:
         async with running_ingest(
@@ -56,14 +56,15 @@ def test_records_go_to_the_topic_partitions_of_the_partition_function(
             assert status == 200, summary
             assert (summary["accepted"], summary["rejectedCount"]) == (30, 1)
             listed = {"kind": "EventList", "apiVersion": "events.k8s.io/v1", "items": events}
-            assert (await c.post("/events", listed))[0] == 200
+            status, events_summary, _ = await c.post("/events", listed)
+            assert status == 200, events_summary
             assert await c.get("/readyz") == (200, "ok\n")
             text = (await c.get("/metrics"))[1]
             assert 'activity_ingest_requests_total{code="200",source="audit"} 1.0' in text
             lists = sum(-(-n // 4) for n in summary["partitions"].values())
         return (
             await _read(kafka_broker, topics["kafka_audit_topic"], lists),
-            await _read(kafka_broker, topics["kafka_event_topic"], len(events)),
+            await _read(kafka_broker, topics["kafka_event_topic"], events_summary["messages"]),
             await _read(kafka_broker, topics["kafka_dead_letter_topic"], 1),
         )
 
@@ -79,11 +80,21 @@ def test_records_go_to_the_topic_partitions_of_the_partition_function(
         assert headers["subject"] == f"audit.k8s.p{message.partition}".encode()
         assert headers["id"].startswith(b"ingest-")
     assert sorted(seen) == sorted(r["auditID"] for r in audits)
-    assert sorted(orjson.loads(m.value)["metadata"]["uid"] for m in event_messages) == sorted(
+    items = []
+    for message in event_messages:  # Events batched per partition as audit records are
+        doc = orjson.loads(message.value)
+        assert (doc["kind"], doc["apiVersion"]) == ("EventList", "v1")
+        assert 1 <= len(doc["items"]) <= 4
+        for item in doc["items"]:
+            assert event_partition(item, PARTITIONS) == message.partition
+        items += doc["items"]
+    assert sorted(i["metadata"]["uid"] for i in items) == sorted(
         e["metadata"]["uid"] for e in events
     )
-    for message in event_messages:
-        assert event_partition(orjson.loads(message.value), PARTITIONS) == message.partition
+    for name in {e["regarding"]["name"] for e in events}:  # per-object order
+        mine = [i for i in items if i["regarding"]["name"] == name]
+        assert mine == [e for e in events if e["regarding"]["name"] == name]
+    assert max(len(orjson.loads(m.value)["items"]) for m in event_messages) > 1
     assert [orjson.loads(m.value)["originalPayload"] for m in dead] == [42]
 
 

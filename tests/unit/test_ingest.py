@@ -17,6 +17,7 @@ from processor.cli import main
 from processor.deadletter import decode_dead_letter, original_payload_bytes
 from processor.ingest.auth import AuthConfigError, Authenticator
 from processor.ingest.batching import (
+    EVENT_LIST_BYTES,
     audit_list,
     dead_letter_messages,
     message_id,
@@ -243,12 +244,34 @@ def test_per_object_order_is_kept_within_a_partition() -> None:
     assert [i["auditID"] for i in items] == [r["auditID"] for r in recs]
 
 
-def test_events_one_per_message_and_shared_copies() -> None:
-    events = [records.event(f"e-{i}", seq=i) for i in range(3)]
+def test_events_batched_per_partition_and_shared_copies() -> None:
+    events = [records.event(f"e-{i % 5}", seq=i) for i in range(30)]
     body = orjson.dumps({"kind": "EventList", "apiVersion": "events.k8s.io/v1", "items": events})
-    messages = partition_messages(parse_body("event", body, 4, 1 << 20), 100, 1 << 20)
-    assert [orjson.loads(m.data) for m in messages] == events
-    assert all(m.subject.startswith("events.p") for m in messages)
+    parsed = parse_body("event", body, 4, 1 << 20)
+    messages = partition_messages(parsed, 4, 1 << 20)
+    again = partition_messages(parse_body("event", body, 4, 1 << 20), 4, 1 << 20)
+    assert [m.msg_id for m in messages] == [m.msg_id for m in again]
+    seen = []
+    for m in messages:
+        doc = orjson.loads(m.data)
+        assert (doc["kind"], doc["apiVersion"]) == ("EventList", "v1")
+        assert 1 <= len(doc["items"]) == m.records <= 4
+        assert m.subject == f"events.p{m.partition}" and m.source == "event"
+        assert m.msg_id == message_id(m.subject, m.data)
+        assert all(event_partition(item, 4) == int(m.partition) for item in doc["items"])
+        seen += doc["items"]
+    assert max(m.records for m in messages) == 4
+    assert sorted(seen, key=orjson.dumps) == sorted(events, key=orjson.dumps)
+    for name in {e["regarding"]["name"] for e in events}:  # per-object order
+        mine = [e for e in seen if e["regarding"]["name"] == name]
+        assert mine == [e for e in events if e["regarding"]["name"] == name]
+    big = records.event("big", seq=0)
+    big["note"] = "x" * 2000
+    parsed = parse_body("event", orjson.dumps(big), 4, 1 << 20)
+    alone = partition_messages(parsed, 100, 1024)  # too large for a list of one: travels alone
+    assert [(orjson.loads(m.data), m.records) for m in alone] == [(big, 1)]
+    assert partition_messages(parsed, 100, 1 << 30)[0].data.startswith(b'{"kind":"EventList"')
+    assert len(partition_messages(parsed, 100, 1 << 30)[0].data) <= EVENT_LIST_BYTES
     recs = [records.audit("a"), records.audit("b")]
     shared = shared_messages(parse_body("audit", event_list(recs), 4, 1 << 20))
     assert [(m.subject, m.msg_id) for m in shared] == [

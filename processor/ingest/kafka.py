@@ -1,11 +1,11 @@
 """``--kafka-brokers``: the ingest publishes to the Kafka transport's topics instead of NATS.
 
-The messages are the ones made for NATS (:mod:`processor.ingest.batching`): a partition's
-EventList goes to that partition of the audit topic, an Event to its partition of the Event topic
-(the partition function of :mod:`processor.subjects`, as :mod:`processor.kafka.route` has it for
-every Kafka producer), a dead letter to partition 0 of the dead-letter topic. Each carries the
-transport's headers, ``subject`` and ``id`` (the ``Nats-Msg-Id``). A message of records of
-several objects has no single object key: it is sent without a key, its partition explicit.
+The messages are the ones made for NATS (:mod:`processor.ingest.batching`): a partition's audit
+EventList goes to that partition of the audit topic, its list of Events to that partition of the
+Event topic (the partition function of :mod:`processor.subjects`, as :mod:`processor.kafka.route`
+has it for every Kafka producer), a dead letter to partition 0 of the dead-letter topic. Each
+carries the transport's headers, ``subject`` and ``id`` (the ``Nats-Msg-Id``). A message of records
+of several objects has no single object key: it is sent without a key, its partition explicit.
 
 A request gets 200 once the brokers acknowledged every message (``acks=all``). Kafka drops no
 duplicates: a retried request is stored again, which stays invisible downstream (activity names

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from processor.commands.argtypes import non_negative_int, positive_int
@@ -226,8 +227,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _e2e(args: argparse.Namespace) -> int:
-    import orjson
-
     from processor.bench import e2e
     from processor.policy.bundled import bundled_policy_dir
 
@@ -236,33 +235,45 @@ def _e2e(args: argparse.Namespace) -> int:
     if args.transport == "kafka":
         from processor.bench import kafka
 
-        try:
-            figures = kafka.run(count, args.seed, args.list_size, policies, args.mix)
-        except e2e.BenchError as exc:
-            print(f"activity bench --e2e: {exc}", file=sys.stderr)
-            return 1
-        if args.json:
-            print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
-        else:
-            print(kafka.format_table(figures))
-        return 0
+        return _report(
+            "--e2e",
+            lambda: kafka.run(count, args.seed, args.list_size, policies, args.mix),
+            kafka.format_table,
+            args.json,
+        )
+    return _report(
+        "--e2e",
+        lambda: e2e.run(count, args.seed, args.list_size, policies, args.latency_rate, args.mix),
+        lambda figures: e2e.format_table(figures, args.list_size),
+        args.json,
+    )
+
+
+def _report(
+    option: str,
+    run: Callable[[], dict[str, Any]],
+    table: Callable[[dict[str, Any]], str],
+    as_json: bool,
+) -> int:
+    """Run a bench and print its figures (``--json``: as JSON); 1 with the reason when it fails."""
+    import orjson
+
+    from processor.bench.e2e import BenchError
+
     try:
-        figures = e2e.run(count, args.seed, args.list_size, policies, args.latency_rate, args.mix)
-    except e2e.BenchError as exc:
-        print(f"activity bench --e2e: {exc}", file=sys.stderr)
+        figures = run()
+    except BenchError as exc:
+        print(f"activity bench {option}: {exc}", file=sys.stderr)
         return 1
-    if args.json:
+    if as_json:
         print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(e2e.format_table(figures, args.list_size))
+        print(table(figures))
     return 0
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    import orjson
-
     from processor.bench import ingest
-    from processor.bench.e2e import BenchError
 
     try:
         sizes = [int(n) for n in args.list_sizes.split(",") if n.strip()]
@@ -276,15 +287,11 @@ def _ingest(args: argparse.Namespace) -> int:
         print(f"bench: {message}", file=sys.stderr, flush=True)
 
     count = 100_000 if args.count is None else args.count
-    try:
-        figures = ingest.run(
+    return _report(
+        "--ingest",
+        lambda: ingest.run(
             count, args.seed, args.mix, args.concurrency, sizes, args.profile, progress=say
-        )
-    except BenchError as exc:
-        print(f"activity bench --ingest: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
-    else:
-        print(ingest.format_table(figures))
-    return 0
+        ),
+        ingest.format_table,
+        args.json,
+    )

@@ -126,8 +126,17 @@ record_spec = st.one_of(
     st.tuples(st.just("deepfield"), st.integers(0, len(AUDITS) - 1)),
     st.tuples(st.just("hugename"), st.sampled_from([64 * 1024, MIB + 7])),
 )
+event_item = st.one_of(
+    st.tuples(st.just("event"), st.integers(0, max(len(EVENTS) - 1, 0))),
+    st.tuples(st.just("item"), st.sampled_from(ITEM_VALUES)),
+)
 message_spec = st.one_of(
     record_spec,
+    st.tuples(
+        st.just("eventlist"),
+        st.sampled_from(["v1", "events.k8s.io/v1"]),
+        st.lists(event_item, max_size=6),
+    ),
     st.tuples(st.just("top"), st.sampled_from(TOP_LEVEL)),
     st.tuples(st.just("utf8"), st.integers(0, len(AUDITS) - 1)),
     st.tuples(st.just("truncated"), st.integers(0, len(AUDITS) - 1), st.floats(0.0, 0.99)),
@@ -148,6 +157,19 @@ message_spec = st.one_of(
         ),
     ),
 )
+
+
+def message(builder: Builder, spec: tuple) -> tuple[str, bytes, str]:
+    """:meth:`Builder.message`, and lists of Kubernetes Events as the ingest publishes them
+    (``("eventlist", apiVersion, [("event", i) | ("item", value), ...])``)."""
+    if spec[0] != "eventlist":
+        return builder.message(spec)
+    parts = [
+        orjson.dumps(builder.stamp(EVENTS[s[1] % len(EVENTS)]) if s[0] == "event" else s[1])
+        for s in spec[2]
+    ]
+    head = b'{"kind":"EventList","apiVersion":"%s","metadata":{},"items":[' % spec[1].encode()
+    return "events.p1", head + b",".join(parts) + b"]}", "event"
 
 
 # --- what comes out ----------------------------------------------------------------------------
@@ -291,12 +313,13 @@ def exchange(rig: Rig, messages: list[tuple[str, bytes, str]], prefix: str) -> N
         *[("wrong", i, path, WRONG[i % len(WRONG)]) for i, path in enumerate(PATHS)],
         ("list", [("wanted", "create"), *[("item", v) for v in ITEM_VALUES], ("hugename", MIB)]),
         ("list", [("wrong", 5, ("objectRef",), 42), ("valid", 4), ("dupkey", 1)]),
+        ("eventlist", "v1", [("event", 0), *[("item", v) for v in ITEM_VALUES], ("event", 1)]),
     ]
 )
 def test_every_input_is_accounted_for_exactly_once(rig: Rig, specs: list[tuple]) -> None:
     rig.examples += 1
     builder = Builder(f"c{rig.examples}-")
-    exchange(rig, [builder.message(s) for s in specs], builder.prefix)
+    exchange(rig, [message(builder, s) for s in specs], builder.prefix)
 
 
 def test_an_activity_too_large_for_its_stream_does_not_stop_the_partition(rig: Rig) -> None:

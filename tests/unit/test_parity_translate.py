@@ -433,7 +433,9 @@ def test_hypothesis_event_lists(small: tuple[Translator, Translator], payload: b
 
 
 @pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
-def test_a_list_of_events_is_its_events_sent_singly(impl_name: str) -> None:
+def test_a_list_of_events_is_its_events_sent_singly(
+    impl_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each item of a list of Events on the EVENTS stream gives what it gives alone, and the
     origin of its activity is its own span in the list."""
     policies = parse_policy_text(POLICY, "policy.yaml")
@@ -468,3 +470,7 @@ def test_a_list_of_events_is_its_events_sent_singly(impl_name: str) -> None:
             assert len(together.activities) == len(singles)
             assert [bytes(b[s:e]) for b, s, e in together.origins] == singles
             assert (together.records, together.errors) == (len(singles), 0)
+    handed: list[int] = []
+    monkeypatch.setattr(fast, "_guarded_event", lambda *args: handed.append(args[3]))
+    fast.translate(listed, Output(), "event")
+    assert handed == [] and fast.fast_path_errors == 0, "the fast path takes good items"

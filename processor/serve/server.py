@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from aiohttp import web
 
 import processor
 from processor.httpserve import Listeners, peercert, tls_server_context, wait_for_signal
-from processor.query.tables import K8S_EVENTS
+from processor.query.tables import K8S_EVENTS, Table
 from processor.query.tokenkeys import TokenKeys, load_keys
 from processor.serve import discovery, lists, table, watching
 from processor.serve.convert import CORE_V1, EVENTS_V1, core_selector, to_core_v1, to_events_v1
@@ -254,45 +255,10 @@ class ApiServer:
 
     # -- Activities -----------------------------------------------------------------------------
     async def _activities(self, request: web.Request) -> web.StreamResponse:
-        caller: Caller = request[_CALLER]
-        namespace = request.match_info.get("namespace", "")
         selector, token = lists.query_params(request.query)
-        as_table = table.wants_table(request.headers.get("Accept", ""))
-        if _is_watch(request):
-            req = watching.WatchRequest(
-                lists.ACTIVITIES_SELECTABLE,
-                lists.check_name(namespace, "namespace") if namespace else "",
-                selector,
-                caller.scope,
-                watching.parse_since(request.query.get("resourceVersion")),
-                watching.parse_timeout(request.query.get("timeoutSeconds")),
-            )
-
-            def render(obj: dict[str, Any], first: bool) -> dict[str, Any]:
-                if as_table:
-                    return table.to_table(table.ACTIVITY_COLUMNS, [obj], API_VERSION, headers=first)
-                return obj
-
-            return await watching.serve_watch(
-                request,
-                self.settings.nats_url,
-                req,
-                lists.ACTIVITIES_SELECTABLE,
-                render,
-                self._stopping,
-            )
-        listing = lists.Listing(
-            lists.ACTIVITIES_SELECTABLE,
-            namespace,
-            selector,
-            lists.parse_limit(request.query.get("limit"), 100),
-            token,
-            self.list_window,
+        return await self._collection(
+            request, _ACTIVITIES, selector, token, API_VERSION, _same, self.list_window
         )
-        page = await lists.fetch(lists.listing_request(listing, caller, self.ctx), self.ctx)
-        token = page.continue_token
-        columns = table.ACTIVITY_COLUMNS
-        return _page(columns, "ActivityList", API_VERSION, page.items, token, as_table)
 
     async def _activity(self, request: web.Request) -> web.Response:
         caller: Caller = request[_CALLER]
@@ -316,16 +282,32 @@ class ApiServer:
         return EVENTS_V1, to_events_v1
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
-        caller: Caller = request[_CALLER]
         version, convert = self._event_version(request)
-        namespace = request.match_info.get("namespace", "")
         selector, token = lists.query_params(request.query)
         if version == CORE_V1:
             selector = core_selector(selector)
+        return await self._collection(
+            request, _EVENTS, selector, token, version, convert, self.events_window
+        )
+
+    # -- collections ----------------------------------------------------------------------------
+    async def _collection(
+        self,
+        request: web.Request,
+        of: _Collection,
+        selector: str,
+        token: str,
+        version: str,
+        convert: Callable[[dict[str, Any]], dict[str, Any]],
+        window_ns: int,
+    ) -> web.StreamResponse:
+        """A list (a ``<Kind>List`` or Table) or, with ``?watch=true``, a watch of ``of``."""
+        caller: Caller = request[_CALLER]
+        namespace = request.match_info.get("namespace", "")
         as_table = table.wants_table(request.headers.get("Accept", ""))
         if _is_watch(request):
             req = watching.WatchRequest(
-                K8S_EVENTS,
+                of.source,
                 lists.check_name(namespace, "namespace") if namespace else "",
                 selector,
                 caller.scope,
@@ -335,24 +317,23 @@ class ApiServer:
 
             def render(obj: dict[str, Any], first: bool) -> dict[str, Any]:
                 if as_table:
-                    return table.to_table(table.EVENT_COLUMNS, [obj], version, headers=first)
+                    return table.to_table(of.columns, [obj], version, headers=first)
                 return convert(obj)
 
             return await watching.serve_watch(
-                request, self.settings.nats_url, req, K8S_EVENTS, render, self._stopping
+                request, self.settings.nats_url, req, of.source, render, self._stopping
             )
         listing = lists.Listing(
-            K8S_EVENTS,
+            of.source,
             namespace,
             selector,
-            lists.parse_limit(request.query.get("limit"), lists.DEFAULT_EVENT_LIMIT),
+            lists.parse_limit(request.query.get("limit"), of.default_limit),
             token,
-            self.events_window,
+            window_ns,
         )
         page = await lists.fetch(lists.listing_request(listing, caller, self.ctx), self.ctx)
         items = [convert(e) for e in page.items]
-        token = page.continue_token
-        return _page(table.EVENT_COLUMNS, "EventList", version, items, token, as_table)
+        return _page(of.columns, of.list_kind, version, items, page.continue_token, as_table)
 
     async def _event(self, request: web.Request) -> web.Response:
         caller: Caller = request[_CALLER]
@@ -370,6 +351,24 @@ class ApiServer:
         if table.wants_table(request.headers.get("Accept", "")):
             return _json(table.to_table(table.EVENT_COLUMNS, [obj], version))
         return _json(convert(obj))
+
+
+@dataclass(frozen=True)
+class _Collection:
+    """A listable, watchable resource: store table, Table columns, list kind, default limit."""
+
+    source: Table
+    columns: list[table.ColumnSpec]
+    list_kind: str
+    default_limit: int
+
+
+_ACTIVITIES = _Collection(lists.ACTIVITIES_SELECTABLE, table.ACTIVITY_COLUMNS, "ActivityList", 100)
+_EVENTS = _Collection(K8S_EVENTS, table.EVENT_COLUMNS, "EventList", lists.DEFAULT_EVENT_LIMIT)
+
+
+def _same(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
 
 
 def _page(

@@ -130,15 +130,14 @@ def add_query_flags(parser: argparse.ArgumentParser, table: Table) -> None:
 
 def parse_duration(text: str) -> int:
     """``30d``, ``12h``, ``90m``... as nanoseconds; ``""`` is 0 (``QueryError`` if invalid)."""
-    from processor.query.timeparse import NS
+    from processor.query.timeparse import duration_ns
 
     if not text:
         return 0
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = text[:-1], text[-1:]
-    if not number.isdigit() or unit not in units or int(number) <= 0:
+    ns = duration_ns(text)
+    if ns <= 0:
         raise QueryError(f"invalid duration {text!r} (use <N><s|m|h|d|w>, e.g. 30d)")
-    return int(number) * units[unit] * NS
+    return ns
 
 
 def token_keys(args: argparse.Namespace) -> TokenKeys:

@@ -29,6 +29,14 @@ DEFAULT_MAX_WINDOW_NS = 30 * 86400 * NS
 EVENTS_MAX_WINDOW_NS = 60 * 86400 * NS
 
 
+def duration_ns(text: str) -> int:
+    """``30d``, ``12h``, ``90m``... (``<N><s|m|h|d|w>``) in nanoseconds; 0 when not of that form."""
+    number, unit = text[:-1], text[-1:]
+    if not number.isdigit() or unit not in _UNITS:
+        return 0
+    return int(number) * _UNITS[unit] * NS
+
+
 def parse_rfc3339(text: str) -> int:
     """Parse an RFC3339 timestamp (any fractional precision) into epoch nanoseconds.
 

@@ -27,12 +27,13 @@ from aiohttp import web
 import processor
 from processor.httpserve import Listeners, peercert, tls_server_context, wait_for_signal
 from processor.query.tables import K8S_EVENTS, Table
+from processor.query.timeparse import duration_ns
 from processor.query.tokenkeys import TokenKeys, load_keys
 from processor.serve import discovery, lists, table, watching
 from processor.serve.convert import CORE_V1, EVENTS_V1, core_selector, to_core_v1, to_events_v1
 from processor.serve.identity import Caller, Forbidden, IdentityResolver, Unauthenticated
 from processor.serve.queries import QUERY_RESOURCES, Context
-from processor.serve.settings import ServeSettings, duration_ns
+from processor.serve.settings import ServeSettings
 from processor.serve.status import API_VERSION, ApiError
 from processor.serve.store import Store
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processor.config import add_field_arguments, field_defaults, field_values, is_host_port
+from processor.query.timeparse import duration_ns
 
 __all__ = ["FIELDS", "SHARED", "ServeSettings", "add_arguments", "build_serve_settings"]
 
@@ -67,17 +68,6 @@ class ServeSettings:
     def tls(self) -> bool:
         """Whether the listener speaks TLS."""
         return bool(self.tls_cert_file)
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def duration_ns(text: str) -> int:
-    """``30d``, ``1h``... in nanoseconds; 0 when not of that form."""
-    number, unit = text[:-1], text[-1:]
-    if not number.isdigit() or unit not in _UNITS:
-        return 0
-    return int(number) * _UNITS[unit] * 1_000_000_000
 
 
 #: field name -> help text (the flag is ``--field-name``; the variable :func:`env_name`).

@@ -8,6 +8,7 @@ from processor.query.errors import TimeRangeError
 from processor.query.timeparse import (
     NS,
     clickhouse_time,
+    duration_ns,
     format_duration,
     format_rfc3339,
     parse_rfc3339,
@@ -120,3 +121,12 @@ def test_formatting() -> None:
     assert format_duration(30 * 86400 * NS) == "30d"
     assert format_duration(3723 * NS) == "1h2m3s"
     assert format_duration(NS // 4) == "0m0.25s"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30d", 30 * 86400 * NS), ("1h", 3600 * NS), ("90m", 5400 * NS), ("2w", 14 * 86400 * NS),
+     ("0s", 0), ("", 0), ("1.5h", 0), ("-1h", 0), ("7dd", 0), ("h", 0), ("10y", 0)],
+)  # fmt: skip
+def test_duration_ns(text: str, expected: int) -> None:
+    assert duration_ns(text) == expected

@@ -8,15 +8,20 @@ each message's id is a hash of its subject and bytes, and JetStream drops the co
 stream's duplicate window (10 minutes on ``AUDIT_EVENTS``).
 
 Kubernetes Events of one partition are gathered the same way into core ``v1`` EventList messages
-on ``events.p<N>`` (the worker splits them: :func:`processor.records.event.is_event_list`), at
-most :data:`EVENT_LIST_BYTES` long (the EVENTS stream's message size); an Event too large for a
-list of one travels alone, as upstream's producers send Events. EVENTS drops copies within 1 minute.
+on ``events.p<N>`` (the worker splits them: :func:`processor.records.event.is_event_list`); the
+caller's ``batch_bytes`` for Events is bounded by the live EVENTS stream's message size
+(:func:`processor.ingest.publish.read_limits`). An Event too large for a list of one travels
+alone, as upstream's producers send Events. EVENTS drops copies within 1 minute.
 
-With ``--linger-ms`` > 0 (:class:`Linger`) audit records of concurrent requests share messages
-for up to that long. Ids are then still hashes of the bytes, but a retried request may be
-grouped differently, so its records can be stored twice in ``AUDIT_EVENTS``; downstream that is
+With ``--linger-ms`` > 0 (:class:`Linger`, one per source) records of concurrent requests share
+messages for up to that long. Ids are then still hashes of the bytes, but a retried request may be
+grouped differently, so its records can be stored twice in their stream; downstream that is
 invisible: activity names are deterministic (``ACTIVITIES`` drops the second publish) and
 ClickHouse collapses rows by origin id.
+
+``--also-publish-shared`` copies each record alone, in upstream's form (:func:`shared_messages`):
+an audit record on ``audit.k8s.activity`` with its auditID as id, an Event on
+``events.<namespace>`` with its uid (``<uid>-<resourceVersion>`` for a later version) as id.
 """
 
 from __future__ import annotations
@@ -30,13 +35,12 @@ from typing import Any
 import orjson
 
 from processor.deadletter import UNMARSHAL, dead_letter_record, encode_dead_letter
-from processor.ingest.body import Parsed, Record, Rejected, shared_id
+from processor.ingest.body import Parsed, Record, Rejected, Source, event_shared_id, shared_id
+from processor.reconciler.events import event_subject
 from processor.stream.partitions import audit_partition_subject, event_partition_subject
-from processor.stream.topology import HEADER_RESERVE, STREAMS
 from processor.subjects import dlq_subject
 
 __all__ = [
-    "EVENT_LIST_BYTES",
     "SHARED_SUBJECT",
     "Linger",
     "Message",
@@ -52,8 +56,11 @@ SHARED_SUBJECT = "audit.k8s.activity"
 _LIST_HEAD = b'{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['
 _EVENT_LIST_HEAD = b'{"kind":"EventList","apiVersion":"v1","metadata":{},"items":['
 _LIST_TAIL = b"]}"
-#: The largest Event list message: the EVENTS stream's message size, less room for headers.
-EVENT_LIST_BYTES = STREAMS["EVENTS"].max_msg_size - HEADER_RESERVE
+#: source -> (the subject of a partition, the head of its list messages)
+_FORMS: dict[str, tuple[Callable[[int], str], bytes]] = {
+    "audit": (audit_partition_subject, _LIST_HEAD),
+    "event": (event_partition_subject, _EVENT_LIST_HEAD),
+}
 
 
 @dataclass(slots=True)
@@ -124,15 +131,12 @@ def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> li
     """The partition messages of a request, in a deterministic order.
 
     Per partition (in order of first appearance), EventLists of up to ``batch_items`` records and
-    ``batch_bytes`` bytes: audit records on ``audit.k8s.p<N>``, Events on ``events.p<N>`` (lists
-    also bounded by :data:`EVENT_LIST_BYTES`; an Event too large for a list of one goes alone).
+    ``batch_bytes`` bytes (the caller bounds it by the source's stream): audit records on
+    ``audit.k8s.p<N>``, Events on ``events.p<N>`` (an Event too large for a list of one goes
+    alone).
     """
     source = parsed.source
-    if source == "event":
-        subject_of, head, wrap = event_partition_subject, _EVENT_LIST_HEAD, event_list
-        batch_bytes = min(batch_bytes, EVENT_LIST_BYTES)
-    else:
-        subject_of, head, wrap = audit_partition_subject, _LIST_HEAD, audit_list
+    subject_of, head = _FORMS[source]
     room = batch_bytes - len(head) - len(_LIST_TAIL)
     groups: dict[int, list[Record]] = {}
     for record in parsed.records:
@@ -141,8 +145,7 @@ def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> li
     for partition, records in groups.items():
         subject = subject_of(partition)
         for items in _chunks(records, batch_items, room):
-            alone = source == "event" and len(items) == 1 and len(items[0]) > room
-            data = bytes(items[0]) if alone else wrap(items)
+            data = _message_data(source, head, items, room)
             messages.append(
                 Message(
                     subject, data, message_id(subject, data), source, str(partition), len(items)
@@ -151,8 +154,31 @@ def partition_messages(parsed: Parsed, batch_items: int, batch_bytes: int) -> li
     return messages
 
 
+def _message_data(
+    source: str, head: bytes, items: Sequence[bytes | memoryview], room: int
+) -> bytes:
+    """A list of ``items``, or the Event alone when it is too large for a list of one."""
+    if source == "event" and len(items) == 1 and len(items[0]) > room:
+        return bytes(items[0])
+    return _list(head, items)
+
+
 def shared_messages(parsed: Parsed) -> list[Message]:
-    """Each audit record alone on ``audit.k8s.activity`` with upstream's id (its auditID)."""
+    """Each record alone in upstream's form: an audit record on ``audit.k8s.activity`` with its
+    auditID as id (:func:`~processor.ingest.body.shared_id`), an Event on ``events.<namespace>``
+    with its uid as id (:func:`~processor.ingest.body.event_shared_id`)."""
+    if parsed.source == "event":
+        out = []
+        for r in parsed.records:
+            event = orjson.loads(r.data)
+            namespace = (event.get("metadata") or {}).get("namespace")
+            subject = event_subject(namespace if type(namespace) is str else "")
+            out.append(
+                Message(
+                    subject, bytes(r.data), event_shared_id(event, r.data), "event", "shared", 1
+                )
+            )
+        return out
     return [
         Message(
             SHARED_SUBJECT,
@@ -218,18 +244,27 @@ class _Open:
 
 
 class Linger:
-    """Audit records of concurrent requests gathered per partition for up to ``delay`` seconds.
+    """Records of one source from concurrent requests, gathered per partition for up to
+    ``delay`` seconds.
+
+    Messages are the ones :func:`partition_messages` makes (the same subjects, list forms and
+    limits); a partition's messages are handed to ``send`` in the order their records arrived.
 
     Args:
         send: publishes a list of messages and raises when they are not all acknowledged.
+        source: ``audit`` or ``event``.
         batch_items, batch_bytes: the limits of one message (a message is sent when full).
         delay: seconds the first record of a message waits for others.
     """
 
-    def __init__(self, send: Send, batch_items: int, batch_bytes: int, delay: float) -> None:
+    def __init__(
+        self, send: Send, source: Source, batch_items: int, batch_bytes: int, delay: float
+    ) -> None:
         self._send = send
+        self.source = source
+        self._subject_of, self._head = _FORMS[source]
         self.batch_items = batch_items
-        self.room = batch_bytes - len(_LIST_HEAD) - len(_LIST_TAIL)
+        self.room = batch_bytes - len(self._head) - len(_LIST_TAIL)
         self.delay = delay
         self._open: dict[int, _Open] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -255,8 +290,8 @@ class Linger:
             batch.size += extra
             assert batch.done is not None
             waits[id(batch.done)] = batch.done
-            if len(batch.items) >= self.batch_items:
-                self._flush(p)
+            if len(batch.items) >= self.batch_items or batch.size > self.room:
+                self._flush(p)  # full, or one record over the room: it travels alone
         return list(waits.values())
 
     def _flush(self, partition: int, which: _Open | None = None) -> None:
@@ -266,10 +301,10 @@ class Linger:
         del self._open[partition]
         if batch.timer is not None:
             batch.timer.cancel()
-        subject = audit_partition_subject(partition)
-        data = audit_list(batch.items)
+        subject = self._subject_of(partition)
+        data = _message_data(self.source, self._head, batch.items, self.room)
         message = Message(
-            subject, data, message_id(subject, data), "audit", str(partition), len(batch.items)
+            subject, data, message_id(subject, data), self.source, str(partition), len(batch.items)
         )
         assert batch.done is not None
         task = asyncio.ensure_future(self._deliver(message, batch.done))

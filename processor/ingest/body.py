@@ -54,6 +54,7 @@ __all__ = [
     "Record",
     "Rejected",
     "Source",
+    "event_shared_id",
     "parse_body",
     "parse_exact",
     "parse_split",
@@ -329,6 +330,23 @@ def shared_id(item: Any, data: bytes | memoryview) -> str:
     if stage == "ResponseComplete" or type(stage) is not str or not stage:
         return audit_id
     return f"{audit_id}-{stage}"
+
+
+def event_shared_id(event: Any, data: bytes | memoryview) -> str:
+    """Upstream's message id of an Event on ``events.<namespace>``: its ``metadata.uid``, or
+    ``<uid>-<resourceVersion>`` when the resourceVersion is set and not ``"0"`` (what the API
+    server's Event publisher sends; a later version of an Event is then not dropped as a
+    duplicate of the first). An Event without a uid gets ``ingest-shared-<hash of its bytes>``.
+    """
+    meta = event.get("metadata") if type(event) is dict else None
+    uid = meta.get("uid") if type(meta) is dict else None
+    if type(uid) is not str or not uid:
+        return "ingest-shared-" + hashlib.sha256(data).hexdigest()[:40]
+    assert type(meta) is dict
+    version = meta.get("resourceVersion")
+    if type(version) is str and version not in ("", "0"):
+        return f"{uid}-{version}"
+    return uid
 
 
 def _show(value: Any) -> str:

@@ -91,9 +91,11 @@ class IngestServer:
         self.ssl = server_ssl_context(settings)
         self.nc: Any = None
         self.limits: Limits | None = None
-        self.batch_bytes = settings.batch_bytes
+        #: source -> the largest message: --batch-bytes bounded by the stream's max_msg_size
+        self.batch_bytes: dict[Source, int] = {}
         self.publisher: Publisher | None = None
-        self.linger: Linger | None = None
+        #: source -> its linger (with --linger-ms > 0)
+        self.lingers: dict[Source, Linger] = {}
         self.started = False
         self._streams_error = "not checked yet"
         self._listeners = Listeners()
@@ -116,18 +118,22 @@ class IngestServer:
         else:
             await self._start_nats()
         assert self.publisher is not None and self.limits is not None
-        self.batch_bytes = min(s.batch_bytes, self.limits.audit)
+        self.batch_bytes = {
+            "audit": min(s.batch_bytes, self.limits.audit),
+            "event": min(s.batch_bytes, self.limits.event),
+        }
         if s.linger_ms > 0:
-            self.linger = Linger(
-                self.publisher.send, s.batch_items, self.batch_bytes, s.linger_ms / 1000
-            )
+            self.lingers = {
+                source: Linger(self.publisher.send, source, s.batch_items, size, s.linger_ms / 1000)
+                for source, size in self.batch_bytes.items()
+            }
         self.port = await self._listeners.listen(self._webhook_app(), s.listen_addr, self.ssl)
         if s.health_addr:
             self.health_port = await self._listeners.listen(self._health_app(), s.health_addr, None)
         self.started = True
         log.info(
             "activity-ingest %s on %s://%s (port %d) to %s, %d partitions, batches of %d "
-            "records / %d bytes, linger %g ms, authentication: %s",
+            "records / %d bytes (Events: %d bytes), linger %g ms, authentication: %s",
             processor.__version__,
             "https" if self.ssl else "http",
             s.listen_addr,
@@ -135,7 +141,8 @@ class IngestServer:
             f"Kafka {s.kafka_brokers}" if s.kafka_brokers else f"NATS {s.nats_url}",
             s.partition_count,
             s.batch_items,
-            self.batch_bytes,
+            self.batch_bytes["audit"],
+            self.batch_bytes["event"],
             s.linger_ms,
             self._auth_text(),
         )
@@ -176,8 +183,8 @@ class IngestServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.linger is not None:
-            await self.linger.close()
+        for linger in self.lingers.values():
+            await linger.close()
         if self.publisher is not None:
             await self.publisher.close()
         self._parser.shutdown(wait=False)
@@ -361,19 +368,20 @@ class IngestServer:
         s = self.settings
         parsed = parse_body(source, body, s.partition_count, self._record_limit(source))
         other = dead_letter_messages(parsed, body, self.limits.dead_letter)
-        if source == "audit" and s.also_publish_shared:
+        if s.also_publish_shared:
             other += shared_messages(parsed)
-        if self.linger is not None and source == "audit":
+        if source in self.lingers:
             return _Work(parsed, None, other)
-        return _Work(parsed, partition_messages(parsed, s.batch_items, self.batch_bytes), other)
+        messages = partition_messages(parsed, s.batch_items, self.batch_bytes[source])
+        return _Work(parsed, messages, other)
 
     async def _publish(self, work: _Work) -> int:
         """Publish a request's messages; returns how many partition messages hold its records."""
         assert self.publisher is not None
         if work.messages is None:
-            assert self.linger is not None
+            linger = self.lingers[work.parsed.source]
             # shielded: a message's future is shared with other requests
-            waits = [asyncio.shield(f) for f in self.linger.add(work.parsed.records)]
+            waits = [asyncio.shield(f) for f in linger.add(work.parsed.records)]
             results = await asyncio.gather(
                 *waits, self.publisher.send(work.other), return_exceptions=True
             )

@@ -128,8 +128,9 @@ FIELDS: dict[str, str] = {
     "publishing (0 = per request; message ids are then no longer stable across retries)",
     "publish_timeout": "seconds without a PubAck before the request gets 503",
     "retry_after": "seconds in the Retry-After header of 429 and 503 answers",
-    "also_publish_shared": "also publish every audit record alone to audit.k8s.activity (message "
-    "id: its auditID) for upstream processors running side by side",
+    "also_publish_shared": "also publish every record alone in upstream's form for upstream "
+    "processors running side by side: audit records to audit.k8s.activity (message id: the "
+    "auditID), Events to events.<namespace> (message id: the uid)",
     "kafka_brokers": "HOST:PORT[,...]: publish to the Kafka transport's topics instead of NATS "
     "('' = NATS)",
     "kafka_audit_topic": "Kafka topic of audit records (with --kafka-brokers)",

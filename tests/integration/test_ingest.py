@@ -77,7 +77,7 @@ def test_batch_and_blocking_bodies_land_on_their_partition_subjects(nats_url: st
     assert [(i, r["auditID"]) for i, r in shared] == [
         (r["auditID"], r["auditID"]) for r in batch + blocking
     ]
-    event_messages = asyncio.run(stored(nats_url, "EVENTS"))
+    event_messages = [m for m in asyncio.run(stored(nats_url, "EVENTS")) if ".p" in m[0]]
     lists = [orjson.loads(d) for _, d, _ in event_messages]  # per request, per partition
     assert all((doc["kind"], doc["apiVersion"]) == ("EventList", "v1") for doc in lists)
     assert sorted((e for doc in lists for e in doc["items"]), key=orjson.dumps) == sorted(
@@ -251,6 +251,118 @@ def test_linger_gathers_concurrent_requests(nats_url: str) -> None:
     items = audit_items(messages)
     assert len(items) == 36 and len({i["auditID"] for i in items}) == 36
     assert len(messages) <= PARTITIONS  # one EventList per partition for all six requests
+
+
+def test_linger_gathers_events_of_concurrent_requests_and_acks_durably(nats_url: str) -> None:
+    """Events of six concurrent requests share one list per partition, in per-object order;
+    with EVENTS gone a lingering request gets 503 with Retry-After, not 200."""
+    requests = [
+        {
+            "kind": "EventList",
+            "apiVersion": "v1",
+            "items": [records.event(f"l-{j}", seq=10 * i + j) for j in range(6)],
+        }
+        for i in range(6)
+    ]
+
+    async def body() -> None:
+        async with running_ingest(nats_url, linger_ms=1000.0) as c:
+            results = await asyncio.gather(*(c.post("/events", r) for r in requests))
+            assert [status for status, _, _ in results] == [200] * len(requests)
+            messages.extend(await stored(nats_url, "EVENTS"))
+            nc = await nats.connect(nats_url)
+            try:
+                await nc.jetstream().delete_stream("EVENTS")
+            finally:
+                await nc.close()
+            status, doc, headers = await c.post("/events", records.event("late"))
+            assert status == 503 and headers["Retry-After"] == "5", doc
+
+    messages: list[tuple[str, bytes, dict[str, str]]] = []
+    asyncio.run(body())
+    assert len(messages) <= PARTITIONS  # one list per partition for all six requests
+    seen = []
+    for subject, data, headers in messages:
+        doc = orjson.loads(data)
+        assert (doc["kind"], doc["apiVersion"]) == ("EventList", "v1")
+        assert headers["Nats-Msg-Id"].startswith("ingest-")
+        assert all(subject == f"events.p{event_partition(e, PARTITIONS)}" for e in doc["items"])
+        seen += doc["items"]
+    everything = [e for r in requests for e in r["items"]]
+    assert sorted(seen, key=orjson.dumps) == sorted(everything, key=orjson.dumps)
+    for j in range(6):  # per-object order: request order
+        assert [e["metadata"]["uid"] for e in seen if e["regarding"]["name"] == f"l-{j}"] == [
+            e["metadata"]["uid"] for e in everything if e["regarding"]["name"] == f"l-{j}"
+        ]
+
+
+def test_shared_events_in_upstreams_form_stored_once(nats_url: str) -> None:
+    """``--also-publish-shared``: every Event also alone on ``events.<namespace>`` with its uid
+    (``<uid>-<resourceVersion>`` once set) as ``Nats-Msg-Id``; a retry stores nothing twice."""
+    events = [records.event(f"s-{i}", namespace=f"team-{i % 2}", seq=i) for i in range(5)]
+    events[1]["metadata"]["resourceVersion"] = "17"
+    listed = {"kind": "EventList", "apiVersion": "events.k8s.io/v1", "items": events[:4]}
+
+    async def body() -> None:
+        async with running_ingest(nats_url, also_publish_shared=True) as c:
+            for _ in range(2):
+                assert (await c.post("/events", listed))[0] == 200
+                assert (await c.post("/events", events[4]))[0] == 200
+            text = (await c.get("/metrics"))[1]
+            assert 'activity_ingest_records_total{partition="shared",source="event"}' in text
+
+    asyncio.run(body())
+    messages = asyncio.run(stored(nats_url, "EVENTS"))
+    shared = [(s, h["Nats-Msg-Id"], orjson.loads(d)) for s, d, h in messages if ".p" not in s]
+    uid = [e["metadata"]["uid"] for e in events]
+    assert shared == [
+        (f"events.team-{i % 2}", uid[i] + ("-17" if i == 1 else ""), e)
+        for i, e in enumerate(events)
+    ]
+    partitioned = [orjson.loads(d) for s, d, _ in messages if ".p" in s]
+    assert sorted((e for doc in partitioned for e in doc["items"]), key=orjson.dumps) == sorted(
+        events, key=orjson.dumps
+    )
+
+
+def test_event_lists_fit_a_small_events_stream(nats_url: str) -> None:
+    """EVENTS made with max_msg_size 4096: the ingest reads it at start and cuts its lists to
+    fit (an Event too large for a list of one travels alone); nothing gets 503."""
+    events = [records.event(f"m-{i % 3}", seq=i) for i in range(30)]
+    big = records.event("m-big", seq=99)
+    big["note"] = ""
+    big["note"] = "x" * (4096 - 512 - 10 - len(orjson.dumps(big)))  # just under the limit
+
+    async def body() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.jetstream().add_stream(
+                api.StreamConfig(
+                    name="EVENTS",
+                    subjects=["events.>"],
+                    max_msg_size=4096,
+                    storage=api.StorageType.FILE,
+                )
+            )
+        finally:
+            await nc.close()
+        async with running_ingest(nats_url) as c:
+            listed = {"kind": "EventList", "apiVersion": "v1", "items": events}
+            status, summary, _ = await c.post("/events", listed)
+            assert status == 200, summary
+            status, summary, _ = await c.post("/events", big)
+            assert status == 200 and summary["messages"] == 1, summary
+
+    asyncio.run(body())
+    messages = asyncio.run(stored(nats_url, "EVENTS"))
+    assert all(len(d) <= 4096 - 512 for _, d, _ in messages)
+    docs = [orjson.loads(d) for _, d, _ in messages]
+    lists = [doc for doc in docs if doc["kind"] == "EventList"]
+    assert [doc for doc in docs if doc["kind"] != "EventList"] == [big]  # alone
+    assert len(lists) > PARTITIONS and max(len(doc["items"]) for doc in lists) > 1
+    assert sorted((e for doc in lists for e in doc["items"]), key=orjson.dumps) == sorted(
+        events, key=orjson.dumps
+    )
 
 
 def test_end_to_end_through_a_worker_in_order_and_exactly_once(

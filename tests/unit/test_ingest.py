@@ -3,6 +3,7 @@ the webhook config and the metrics' documentation (docs/ingest.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -17,14 +18,15 @@ from processor.cli import main
 from processor.deadletter import decode_dead_letter, original_payload_bytes
 from processor.ingest.auth import AuthConfigError, Authenticator
 from processor.ingest.batching import (
-    EVENT_LIST_BYTES,
+    Linger,
+    Message,
     audit_list,
     dead_letter_messages,
     message_id,
     partition_messages,
     shared_messages,
 )
-from processor.ingest.body import BodyError, parse_body
+from processor.ingest.body import BodyError, parse_body, parse_exact
 from processor.ingest.metrics import IngestMetrics
 from processor.ingest.publish import StreamFull, Unavailable, classify
 from processor.ingest.settings import IngestSettings, build_ingest_settings
@@ -270,13 +272,97 @@ def test_events_batched_per_partition_and_shared_copies() -> None:
     parsed = parse_body("event", orjson.dumps(big), 4, 1 << 20)
     alone = partition_messages(parsed, 100, 1024)  # too large for a list of one: travels alone
     assert [(orjson.loads(m.data), m.records) for m in alone] == [(big, 1)]
-    assert partition_messages(parsed, 100, 1 << 30)[0].data.startswith(b'{"kind":"EventList"')
-    assert len(partition_messages(parsed, 100, 1 << 30)[0].data) <= EVENT_LIST_BYTES
+    assert partition_messages(parsed, 100, 1 << 20)[0].data.startswith(b'{"kind":"EventList"')
     recs = [records.audit("a"), records.audit("b")]
     shared = shared_messages(parse_body("audit", event_list(recs), 4, 1 << 20))
     assert [(m.subject, m.msg_id) for m in shared] == [
         ("audit.k8s.activity", r["auditID"]) for r in recs
     ]
+
+
+def test_shared_events_in_upstreams_form() -> None:
+    """One Event per message on ``events.<namespace>``, id ``<uid>`` or ``<uid>-<RV>``
+    (upstream's producers, spec pipeline.md section 2), on both body paths."""
+    plain = records.event("a", namespace="team-a", seq=1)
+    versioned = records.event("b", namespace="team-b", seq=2)
+    versioned["metadata"]["resourceVersion"] = "4711"
+    zero = records.event("c", seq=3)
+    zero["metadata"]["resourceVersion"] = "0"
+    no_uid = records.event("d", seq=4)
+    del no_uid["metadata"]["uid"]
+    events = [plain, versioned, zero, no_uid]
+    expected = [
+        ("events.team-a", plain["metadata"]["uid"]),
+        ("events.team-b", versioned["metadata"]["uid"] + "-4711"),
+        ("events.default", zero["metadata"]["uid"]),
+    ]
+    listed = orjson.dumps({"kind": "EventList", "apiVersion": "v1", "items": events})
+    for parsed in (
+        parse_body("event", listed, 4, 1 << 20),
+        parse_exact("event", listed, 4, 1 << 20),
+    ):
+        shared = shared_messages(parsed)
+        assert [(m.subject, m.msg_id) for m in shared[:3]] == expected
+        assert shared[3].subject == "events.default"
+        assert shared[3].msg_id.startswith("ingest-shared-")
+        assert [orjson.loads(m.data) for m in shared] == events
+        assert {(m.source, m.partition, m.records) for m in shared} == {("event", "shared", 1)}
+    single = shared_messages(parse_body("event", orjson.dumps(plain), 4, 1 << 20))
+    assert [(m.subject, m.msg_id) for m in single] == expected[:1]
+
+
+def test_event_linger_makes_the_messages_of_partition_messages() -> None:
+    """Events of several requests gathered per partition: event lists on events.p<N> within the
+    limits, an Event too large for a list alone, per-object order kept."""
+    events = [records.event(f"e-{i % 5}", seq=i) for i in range(24)]
+    big = records.event("e-1", seq=99)
+    big["note"] = "x" * 3000
+    bodies = [
+        orjson.dumps({"kind": "EventList", "apiVersion": "v1", "items": events[:12]}),
+        orjson.dumps(big),
+        orjson.dumps({"kind": "EventList", "apiVersion": "v1", "items": events[12:]}),
+    ]
+    sent: list[Message] = []
+
+    async def send(messages: list[Message]) -> None:
+        sent.extend(messages)
+
+    async def run() -> None:
+        linger = Linger(send, "event", 5, 2048, 30.0)
+        waits = [
+            f for body in bodies for f in linger.add(parse_body("event", body, 4, 8192).records)
+        ]
+        await linger.close()
+        await asyncio.gather(*waits)
+
+    asyncio.run(run())
+    seen = []
+    for m in sent:
+        assert m.subject == f"events.p{m.partition}" and m.msg_id == message_id(m.subject, m.data)
+        doc = orjson.loads(m.data)
+        if doc.get("kind") == "EventList":
+            assert doc["apiVersion"] == "v1" and len(m.data) <= 2048
+            assert 1 <= len(doc["items"]) == m.records <= 5
+            seen += [(int(m.partition), e) for e in doc["items"]]
+        else:  # too large for a list of one
+            assert doc == big and m.records == 1
+            seen.append((int(m.partition), doc))
+    assert all(event_partition(e, 4) == p for p, e in seen)
+    assert any(m.records == 1 and orjson.loads(m.data) == big for m in sent)
+    first, second = ({orjson.dumps(e) for e in half} for half in (events[:12], events[12:]))
+    shared_lists = [
+        m
+        for m in sent
+        if {orjson.dumps(e) for e in orjson.loads(m.data).get("items", [])} & first
+        and {orjson.dumps(e) for e in orjson.loads(m.data).get("items", [])} & second
+    ]
+    assert shared_lists  # the two requests' Events share messages
+    order = [*events[:12], big, *events[12:]]
+    assert sorted((e for _, e in seen), key=orjson.dumps) == sorted(order, key=orjson.dumps)
+    for name in {e["regarding"]["name"] for e in order}:
+        assert [e for _, e in seen if e["regarding"]["name"] == name] == [
+            e for e in order if e["regarding"]["name"] == name
+        ]
 
 
 def test_dead_letters_keep_the_bytes_and_have_stable_ids() -> None:

@@ -13,22 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import logging
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO
 
+from processor.childproc import ChildServer
 from processor.errors import ProcessorError
-
-log = logging.getLogger(__name__)
 
 __all__ = ["NatsServer", "NatsServerError", "nats_server_binary"]
 
@@ -72,17 +65,23 @@ def nats_server_binary() -> str:
     )
 
 
-class NatsServer:
+class NatsServer(ChildServer):
     """A ``nats-server -js`` child process on 127.0.0.1.
 
     Usable as a context manager (starts on enter, stops on exit); :meth:`start` on a running
-    server returns its URL.
+    server returns its URL; the lifecycle is :class:`processor.childproc.ChildServer`'s.
 
     Attributes:
         store_dir: the JetStream store directory.
         log_file: where the server's log goes.
         max_payload: the largest message a client may publish (None: the server's 1 MiB).
     """
+
+    name = "nats-server"
+    error = NatsServerError
+    poll_interval = 0.02
+    start_timeout = 10.0
+    log_file: Path
 
     def __init__(
         self,
@@ -93,19 +92,9 @@ class NatsServer:
         max_payload: int | None = None,
     ) -> None:
         self.store_dir = Path(store_dir)
+        super().__init__(port=port, log_file=log_file or self.store_dir / "nats-server.log")
         self.max_payload = max_payload
-        self.log_file = Path(log_file) if log_file else self.store_dir / "nats-server.log"
-        self._port = port
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    # -- properties -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        """The client port (known once the server has started)."""
-        if self._port is None:
-            raise NatsServerError("nats-server has not started yet: its port is unknown")
-        return self._port
+        self._offset = 0
 
     @property
     def url(self) -> str:
@@ -113,34 +102,15 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def address(self) -> str:
+        """The client URL: what :meth:`start` returns."""
+        return self.url
 
-    @property
-    def pid(self) -> int | None:
-        """The process id while it runs."""
-        return self._proc.pid if self.running and self._proc else None
-
-    # -- lifecycle --------------------------------------------------------------------------
-    def start(self, timeout: float = 10) -> str:
-        """Start the server and wait until it accepts clients.
-
-        Args:
-            timeout: seconds to wait for readiness.
-
-        Returns:
-            The client URL, ``nats://127.0.0.1:<port>``.
-
-        Raises:
-            NatsServerError: the binary is missing, or the server exited or did not become
-                ready in time (the message holds the end of its log).
-        """
-        if self.running:
-            return self.url
+    def _prepare(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def _command(self) -> list[str]:
         port = "-1" if self._port is None else str(self._port)
         cmd = [nats_server_binary(), "-js", "-sd", str(self.store_dir)]
         cmd += ["-a", "127.0.0.1", "-p", port]
@@ -148,37 +118,19 @@ class NatsServer:
             conf = self.store_dir / "nats-server.conf"
             conf.write_text(f"max_payload: {int(self.max_payload)}\n")
             cmd += ["-c", str(conf)]
-        self._log = open(self.log_file, "ab")  # noqa: SIM115 - kept open while the server runs
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        try:
-            self._wait_ready(offset, timeout)
-        except BaseException:
-            self.kill()
-            raise
-        log.info("nats-server pid %d listening on %s", self._proc.pid, self.url)
-        return self.url
+        return cmd
 
-    def _wait_ready(self, offset: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise NatsServerError(
-                    f"nats-server exited with code {self._proc.returncode} while starting:\n"
-                    + self.log_tail()
-                )
-            text = self._read_log(offset)
-            match = _LISTEN_RE.search(text)
-            if match and _READY in text:
-                self._port = int(match.group(1))
-                if _accepts(self._port):
-                    return
-            time.sleep(0.02)
-        raise NatsServerError(
-            f"nats-server did not become ready within {timeout}s:\n" + self.log_tail()
-        )
+    def _ready(self) -> bool:
+        """The log (since this start) says ready and names the port, which greets with INFO."""
+        text = self._read_log(self._offset)
+        match = _LISTEN_RE.search(text)
+        if match and _READY in text:
+            self._port = int(match.group(1))
+            return _accepts(self._port)
+        return False
+
+    def _failure_detail(self) -> str:
+        return ":\n" + self.log_tail()
 
     def _read_log(self, offset: int) -> bytes:
         try:
@@ -187,61 +139,6 @@ class NatsServer:
                 return f.read()
         except OSError:
             return b""
-
-    def stop(self, timeout: float = 10) -> None:
-        """SIGTERM (a clean shutdown that flushes JetStream state) and wait; SIGKILL on timeout."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("nats-server pid %d ignored SIGTERM: killing it", proc.pid)
-                proc.kill()
-                proc.wait()
-        self._close_log()
-
-    def kill(self) -> None:
-        """SIGKILL the server (fault tests) and reap it."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        self._close_log()
-
-    def restart(self, timeout: float = 10) -> str:
-        """Stop the server if it runs and start it again on the same port and store.
-
-        Returns:
-            The client URL (unchanged).
-        """
-        self.stop()
-        return self.start(timeout)
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log_tail(self, n: int = 50) -> str:
-        """The last ``n`` lines of the server log."""
-        try:
-            lines = self.log_file.read_bytes().decode("utf-8", "replace").splitlines()
-        except OSError:
-            return "(no nats-server log)"
-        return "\n".join(lines[-n:])
-
-    def __enter__(self) -> NatsServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         port = self._port if self._port is not None else "?"

@@ -1,7 +1,7 @@
 """A throwaway Debian ``clickhouse-server`` (18.16) for native-protocol tests.
 
 It runs in a temporary directory with its own config XML on free loopback ports, logs to the
-console which a thread drains into ``server.log``; ``stop()`` then ``start()`` brings it back on the
+console, which goes to ``server.log``; ``stop()`` then ``start()`` brings it back on the
 same ports and data directory (fault tests stop it mid-stream).
 """
 
@@ -10,15 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import threading
-import time
 from pathlib import Path
-from typing import IO
 
 from processor.bench.local import free_port
+from processor.childproc import ChildServer
 
 CANDIDATES = ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server")
 
@@ -65,20 +61,24 @@ def clickhouse_server_binary() -> str | None:
     return next((c for c in CANDIDATES if os.access(c, os.X_OK)), None)
 
 
-class ClickHouseServer:
-    """One clickhouse-server process rooted at ``root``."""
+class ClickHouseServer(ChildServer):
+    """One clickhouse-server process rooted at ``root`` (the lifecycle is ChildServer's)."""
+
+    name = "clickhouse-server"
+    error = RuntimeError
+    poll_interval = 0.1
+    start_timeout = 30.0
+    stop_timeout = 30.0
 
     def __init__(self, root: Path, binary: str | None = None) -> None:
         found = binary or clickhouse_server_binary()
         if found is None:
             raise FileNotFoundError("clickhouse-server is not installed")
+        super().__init__(port=free_port(), log_file=root / "server.log")
         self.binary = found
         self.root = root
-        self.tcp_port = free_port()
+        self.cwd = root
         self.http_port = free_port()
-        self.log_path = root / "server.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._drain: threading.Thread | None = None
         root.mkdir(parents=True, exist_ok=True)
         (root / "data").mkdir(exist_ok=True)
         (root / "users.xml").write_text(_USERS)
@@ -89,56 +89,25 @@ class ClickHouseServer:
         )
 
     @property
+    def tcp_port(self) -> int:
+        """The native-protocol port."""
+        return self.port
+
+    @property
     def url(self) -> str:
         """``clickhouse://`` URL without a database (the sink's ``database`` argument applies)."""
         return f"clickhouse://default@127.0.0.1:{self.tcp_port}"
 
     @property
-    def running(self) -> bool:
-        """Whether the process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+    def address(self) -> str:
+        """The URL: what ``start`` returns."""
+        return self.url
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and wait until its native port accepts connections."""
-        if self.running:
-            return
-        self._proc = subprocess.Popen(
-            [self.binary, f"--config-file={self.root / 'config.xml'}"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=self.root,
-        )
-        assert self._proc.stdout is not None
-        self._drain = threading.Thread(target=self._drain_log, args=(self._proc.stdout,))
-        self._drain.daemon = True
-        self._drain.start()
-        deadline = time.monotonic() + timeout
-        while not self._accepts():
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"clickhouse-server exited:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"clickhouse-server not ready in {timeout}s:\n{self.log_tail()}")
-            time.sleep(0.1)
+    def _command(self) -> list[str]:
+        return [self.binary, f"--config-file={self.root / 'config.xml'}"]
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after ``timeout``) and wait for the port."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._drain is not None:
-            self._drain.join(5)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    def _accepts(self) -> bool:
+    def _ready(self) -> bool:
+        """The native port accepts connections."""
         with (
             contextlib.suppress(OSError),
             socket.create_connection(("127.0.0.1", self.tcp_port), timeout=0.5),
@@ -146,22 +115,5 @@ class ClickHouseServer:
             return True
         return False
 
-    def _drain_log(self, stream: IO[bytes]) -> None:
-        with open(self.log_path, "ab") as out:
-            for line in iter(stream.readline, b""):
-                out.write(line)
-                out.flush()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of the server log."""
-        if not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def __enter__(self) -> ClickHouseServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _failure_detail(self) -> str:
+        return ":\n" + self.log_tail(40)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 
 import processor
@@ -192,31 +191,15 @@ class KafkaWorker(Worker):
         if self.intake is not None:
             await self.intake.stop()
         if self.pipeline is not None:
-            started = time.monotonic()
-            try:
-                await asyncio.wait_for(self.pipeline.drain(), flush_timeout)
-            except TimeoutError:
-                log.error(
-                    "flush did not finish in %.0fs; uncommitted input will be re-read",
-                    time.monotonic() - started,
-                )
-            await self.pipeline.stop()
+            await self.pipeline.drain_and_stop(flush_timeout, "uncommitted input will be re-read")
         if self.transport is not None:
             await self.transport.commit()
         await self.reloader.stop()
         if self.policy_watcher is not None:
             await self.policy_watcher.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self.health is not None:
-            await self.health.stop()
+        await self._stop_tasks()
         for client in (self.consumer, self.producer):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.stop(), 30)  # type: ignore[attr-defined]
-        if self.sink is not None and self._own_sink:
-            await asyncio.get_running_loop().run_in_executor(self._sink_thread, self.sink.close)
-        self._sink_thread.shutdown(wait=True)
+        await self._close_sink()

@@ -525,6 +525,16 @@ class Pipeline:
         self._wake.set()
         await self.flush()
 
+    async def drain_and_stop(self, timeout: float, lost: str) -> None:
+        """:meth:`drain` within ``timeout`` seconds (else log an error ending with ``lost``:
+        what happens to the input not committed), then :meth:`stop`."""
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self.drain(), timeout)
+        except TimeoutError:
+            log.error("flush did not finish in %.0fs; %s", time.monotonic() - started, lost)
+        await self.stop()
+
     async def flush(self) -> None:
         """Commit and settle everything handed over so far, now (a Kafka partition revoke, and
         :meth:`drain`); the pipeline goes on afterwards."""

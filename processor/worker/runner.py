@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -338,16 +337,19 @@ class Worker(Service):
         if self.advisories is not None:
             await self.advisories.stop()
         if self.pipeline is not None:
-            started = time.monotonic()
-            try:
-                await asyncio.wait_for(self.pipeline.drain(), flush_timeout)
-            except TimeoutError:
-                log.error(
-                    "flush did not finish in %.0fs; unacked input will be redelivered",
-                    time.monotonic() - started,
-                )
-            await self.pipeline.stop()
+            await self.pipeline.drain_and_stop(flush_timeout, "unacked input will be redelivered")
         await self.reloader.stop()
+        await self._stop_tasks()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), 30)
+        if self.pub_nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pub_nc.drain(), 30)
+        await self._close_sink()
+
+    async def _stop_tasks(self) -> None:
+        """Cancel and await the worker's tasks, then stop the health server."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -355,12 +357,9 @@ class Worker(Service):
                 await task
         if self.health is not None:
             await self.health.stop()
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.drain(), 30)
-        if self.pub_nc is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pub_nc.drain(), 30)
+
+    async def _close_sink(self) -> None:
+        """Close the sink if the worker opened it, and its thread."""
         if self.sink is not None and self._own_sink:
             await asyncio.get_running_loop().run_in_executor(self._sink_thread, self.sink.close)
         self._sink_thread.shutdown(wait=True)

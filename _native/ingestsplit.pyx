@@ -3,23 +3,21 @@
 returns each list item's span and partition.
 
 The pure-Python module ``processor/ingest/split.py`` is the specification (same function, same
-results); this file only makes it fast. It shares no code with the worker's scanner
-(``jsonscan``) but follows the same rule: a body is accepted only when orjson reads it to the
-same values (strict RFC 8259, UTF-8 without surrogates); anything doubtful (a ``\\u`` surrogate
-escape, a number with an exponent or more than 15 digits, nesting deeper than ``MAX_DEPTH``, an
-escaped top-level key, ``items`` twice, more than ``MAX_MEMBERS`` top-level members) returns None
-and the caller decodes the body whole. The scan itself runs without the GIL.
+results); this file only makes it fast. Its string, value and whitespace primitives are the
+worker's scanner's (cimported from ``processor/_native/jsonscan.pxd``), with the same rule: a
+body is accepted only when orjson reads it to the same values (strict RFC 8259, UTF-8 without
+surrogates); anything doubtful (a ``\\u`` surrogate escape, a number with an exponent or more
+than 15 digits, nesting deeper than ``MAX_DEPTH``, an escaped top-level key, ``items`` twice,
+more than ``MAX_MEMBERS`` top-level members) returns None and the caller decodes the body whole.
+The scan itself runs without the GIL.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp
 
-DEF MAX_DEPTH = 200
-DEF MAX_DIGITS = 15
-DEF MAX_MEMBERS = 64
+from processor._native.jsonscan cimport MAX_DEPTH, MAX_MEMBERS, _check, _named, _string, _ws
 
 # Item codes below 0 (see the twin): -1 an object whose partition is left to the caller, then
 # the JSON type of an item that is not an object.
@@ -37,10 +35,6 @@ DEF OBJECT_REF = 2
 DEF INVOLVED = 3
 
 MAX_DEPTH_ = MAX_DEPTH
-
-cdef extern from "scan_simd.h":
-    Py_ssize_t scan_plain(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) nogil
-
 
 cdef uint32_t _CRC[256]
 
@@ -65,203 +59,25 @@ cdef inline uint32_t _crc(uint32_t state, const unsigned char* p, Py_ssize_t k) 
     return state
 
 
-cdef inline Py_ssize_t _ws(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    cdef unsigned char c
-    while i < n:
-        c = s[i]
-        if c == 32 or c == 10 or c == 13 or c == 9:
-            i += 1
-        else:
-            break
-    return i
-
-
-cdef inline int _hex(unsigned char c) noexcept nogil:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
-cdef Py_ssize_t _string(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, bint* escaped) noexcept nogil:
-    """``s[i]`` is just after the opening quote; the index after the closing quote, or -1."""
-    cdef unsigned char c, c1, c2, c3
-    cdef int h0, h1, h2, h3, code
-    while True:
-        i = scan_plain(s, i, n)
-        if i >= n:
-            return -1
-        c = s[i]
-        if c == 34:
-            return i + 1
-        if c == 92:
-            escaped[0] = True
-            if i + 1 >= n:
-                return -1
-            c = s[i + 1]
-            if c == 117:  # \uXXXX
-                if i + 5 >= n:
-                    return -1
-                h0 = _hex(s[i + 2]); h1 = _hex(s[i + 3]); h2 = _hex(s[i + 4]); h3 = _hex(s[i + 5])
-                if h0 < 0 or h1 < 0 or h2 < 0 or h3 < 0:
-                    return -1
-                code = (h0 << 12) | (h1 << 8) | (h2 << 4) | h3
-                if 0xD800 <= code <= 0xDFFF:
-                    return -1
-                i += 6
-                continue
-            if c == 34 or c == 92 or c == 47 or c == 98 or c == 102 or c == 110 or c == 114 or c == 116:
-                i += 2
-                continue
-            return -1
-        if c < 32:
-            return -1
-        if c < 128:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
-                return -1
-            i += 2
-        elif 0xE0 <= c <= 0xEF:
-            if i + 2 >= n:
-                return -1
-            c1 = s[i + 1]; c2 = s[i + 2]
-            if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80:
-                return -1
-            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
-                return -1
-            i += 3
-        elif 0xF0 <= c <= 0xF4:
-            if i + 3 >= n:
-                return -1
-            c1 = s[i + 1]; c2 = s[i + 2]; c3 = s[i + 3]
-            if (c1 & 0xC0) != 0x80 or (c2 & 0xC0) != 0x80 or (c3 & 0xC0) != 0x80:
-                return -1
-            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
-                return -1
-            i += 4
-        else:
-            return -1
-
-
-cdef Py_ssize_t _number(const unsigned char* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t digits = 0
-    if s[i] == 45:
-        i += 1
-    if i >= n:
-        return -1
-    if s[i] == 48:
-        i += 1
-        digits = 1
-    elif 49 <= s[i] <= 57:
-        while i < n and 48 <= s[i] <= 57:
-            i += 1
-            digits += 1
-    else:
-        return -1
-    if i < n and s[i] == 46:
-        i += 1
-        if i >= n or not (48 <= s[i] <= 57):
-            return -1
-        while i < n and 48 <= s[i] <= 57:
-            i += 1
-            digits += 1
-    if i < n and (s[i] == 101 or s[i] == 69):
-        return -1
-    if digits > MAX_DIGITS:
-        return -1
-    return i
-
-
-cdef inline Py_ssize_t _word(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, const char* w, Py_ssize_t k) noexcept nogil:
-    if i + k > n or memcmp(s + i, w, k) != 0:
-        return -1
-    return i + k
-
-
-cdef Py_ssize_t _check(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
-    """Validate the value at ``s[i]`` at nesting ``depth``; the index after it, or -1."""
-    cdef unsigned char c
-    cdef Py_ssize_t j
-    cdef bint esc
-    if i >= n:
-        return -1
-    c = s[i]
-    if c == 34:
-        esc = False
-        return _string(s, i + 1, n, &esc)
-    if c == 123 or c == 91:
-        if depth >= MAX_DEPTH:
-            return -1
-        i = _ws(s, i + 1, n)
-        if i >= n:
-            return -1
-        if (c == 123 and s[i] == 125) or (c == 91 and s[i] == 93):
-            return i + 1
-        while True:
-            if c == 123:
-                if s[i] != 34:
-                    return -1
-                esc = False
-                j = _string(s, i + 1, n, &esc)
-                if j < 0:
-                    return -1
-                j = _ws(s, j, n)
-                if j >= n or s[j] != 58:
-                    return -1
-                i = _ws(s, j + 1, n)
-            j = _check(s, i, n, depth + 1)
-            if j < 0:
-                return -1
-            i = _ws(s, j, n)
-            if i >= n:
-                return -1
-            if s[i] == 44:
-                i = _ws(s, i + 1, n)
-                if i >= n:
-                    return -1
-                continue
-            if (c == 123 and s[i] == 125) or (c == 91 and s[i] == 93):
-                return i + 1
-            return -1
-    if c == 116:
-        return _word(s, i, n, b"true", 4)
-    if c == 102:
-        return _word(s, i, n, b"false", 5)
-    if c == 110:
-        return _word(s, i, n, b"null", 4)
-    if c == 45 or 48 <= c <= 57:
-        return _number(s, i, n)
-    return -1
-
-
-cdef inline bint _is(const unsigned char* p, Py_ssize_t k, const char* w, Py_ssize_t wk) noexcept nogil:
-    return k == wk and memcmp(p, w, wk) == 0
-
-
 cdef int _field(const unsigned char* p, Py_ssize_t k, int which) noexcept nogil:
     """The slot of key ``p[:k]`` in key set ``which``, -1 for any other key."""
     if which == AUDIT_ITEM:
-        return 0 if _is(p, k, b"objectRef", 9) else -1
+        return 0 if _named(p, k, b"objectRef", 9) else -1
     if which == EVENT_ITEM:
-        if _is(p, k, b"regarding", 9):
+        if _named(p, k, b"regarding", 9):
             return 0
-        return 1 if _is(p, k, b"involvedObject", 14) else -1
-    if _is(p, k, b"namespace", 9):
+        return 1 if _named(p, k, b"involvedObject", 14) else -1
+    if _named(p, k, b"namespace", 9):
         return 2
-    if _is(p, k, b"name", 4):
+    if _named(p, k, b"name", 4):
         return 3
     if which == OBJECT_REF:
-        if _is(p, k, b"apiGroup", 8):
+        if _named(p, k, b"apiGroup", 8):
             return 0
-        return 1 if _is(p, k, b"resource", 8) else -1
-    if _is(p, k, b"apiVersion", 10):
+        return 1 if _named(p, k, b"resource", 8) else -1
+    if _named(p, k, b"apiVersion", 10):
         return 0
-    return 1 if _is(p, k, b"kind", 4) else -1
+    return 1 if _named(p, k, b"kind", 4) else -1
 
 
 cdef Py_ssize_t _fields(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int depth, int which,
@@ -462,7 +278,7 @@ cdef int _scan(const unsigned char* s, Py_ssize_t n, bint audit, long count, _Ou
             if j >= n or s[j] != 58:
                 return 0
             a = _ws(s, j + 1, n)
-            if a < n and s[a] == 91 and _is(s + i + 1, k - i - 2, b"items", 5):
+            if a < n and s[a] == 91 and _named(s + i + 1, k - i - 2, b"items", 5):
                 if out.has_items:
                     return 0
                 out.has_items = True

@@ -34,6 +34,7 @@ from processor.kafka.topics import ensure_topics
 from processor.reconciler.conditions import FOLLOWED, observe
 from processor.reconciler.inputs import audit_records
 from processor.reconciler.settings import ReconcilerSettings
+from tests.integration.kafka_worker_tools import unique_topics
 
 
 async def until(predicate: Any, timeout: float = 900.0) -> None:
@@ -98,17 +99,7 @@ async def reconciler(kafka: KafkaSettings, total: int) -> float:
 
 async def main(total: int, partitions: int) -> None:
     with TansuBroker() as broker:
-        tag = uuid.uuid4().hex[:8]
-        kafka = KafkaSettings(
-            brokers=broker.bootstrap,
-            audit_topic=f"audit-{tag}",
-            event_topic=f"events-{tag}",
-            activity_topic=f"activities-{tag}",
-            dead_letter_topic=f"dlq-{tag}",
-            policy_topic=f"policies-{tag}",
-            partitions=partitions,
-            group_id=f"raw-{tag}",
-        )
+        kafka = unique_topics(broker.bootstrap, partitions, group_id=f"raw-{uuid.uuid4().hex[:8]}")
         await ensure_topics(kafka)
         records = list(generate(total, 1, event_ratio=0.0))
         payloads = [orjson.dumps(r) for r in records]

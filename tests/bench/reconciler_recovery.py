@@ -25,10 +25,10 @@ import orjson
 from processor.kafka.broker import TansuBroker
 from processor.kafka.produce import new_producer
 from processor.kafka.reconcile import KafkaReconciler, TableStateStore, object_partition
-from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
 from processor.reconciler.settings import ReconcilerSettings
 from tests.integration import reconciler_records as rr
+from tests.integration.kafka_worker_tools import unique_topics
 from tests.integration.test_reconciler import NOT_FOUND, SPEC
 
 
@@ -48,20 +48,11 @@ async def until(predicate: object, timeout: float = 600.0) -> None:
 
 
 async def one_run(brokers: str, partitions: int, writes: int) -> float:
-    tag = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        brokers=brokers,
-        audit_topic=f"audit-{tag}",
-        event_topic=f"events-{tag}",
-        activity_topic=f"activities-{tag}",
-        dead_letter_topic=f"dlq-{tag}",
-        policy_topic=f"policies-{tag}",
-        partitions=partitions,
-    )
+    kafka = unique_topics(brokers, partitions)
     await ensure_topics(kafka)
     base: dict[str, Any] = {
         "partition_count": partitions,
-        "consumer_name": f"recovery-{tag}",
+        "consumer_name": f"recovery-{uuid.uuid4().hex[:8]}",
         "health_addr": "",
     }
     producer = new_producer(brokers)

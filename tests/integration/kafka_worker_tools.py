@@ -7,12 +7,14 @@ import asyncio
 import itertools
 import os
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from processor.config import Settings
 from processor.kafka.broker import TansuBroker
 from processor.kafka.produce import new_producer, send_records
+from processor.kafka.settings import KafkaSettings
 
 PARTITIONS = 4
 _names = itertools.count(1)
@@ -37,6 +39,21 @@ def kafka_settings(broker: TansuBroker, **overrides: Any) -> Settings:
     }
     base.update(overrides)
     return Settings(**base)
+
+
+def unique_topics(brokers: str, partitions: int, **overrides: Any) -> KafkaSettings:
+    """KafkaSettings with topics of this caller only (the broker may be shared)."""
+    tag = uuid.uuid4().hex[:8]
+    return KafkaSettings(
+        brokers=brokers,
+        audit_topic=f"audit-{tag}",
+        event_topic=f"events-{tag}",
+        activity_topic=f"activities-{tag}",
+        dead_letter_topic=f"dlq-{tag}",
+        policy_topic=f"policies-{tag}",
+        partitions=partitions,
+        **overrides,
+    )
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,23 +26,14 @@ from processor.translate import Output, Translator
 from processor.worker.reload import PolicyReloader
 from tests.integration import records
 from tests.integration.kafka_worker_tools import kafka_settings as worker_settings
-from tests.integration.kafka_worker_tools import produce
+from tests.integration.kafka_worker_tools import produce, unique_topics
 
 pytestmark = pytest.mark.integration
 
 
 def kafka_settings(broker: TansuBroker) -> KafkaSettings:
     """Settings with topics of this test only (the broker is shared by the session)."""
-    tag = uuid.uuid4().hex[:8]
-    return KafkaSettings(
-        brokers=broker.bootstrap,
-        audit_topic=f"audit-{tag}",
-        event_topic=f"events-{tag}",
-        activity_topic=f"activities-{tag}",
-        dead_letter_topic=f"dlq-{tag}",
-        policy_topic=f"policies-{tag}",
-        partitions=2,
-    )
+    return unique_topics(broker.bootstrap, 2)
 
 
 def cli(settings: KafkaSettings, *args: str) -> int:

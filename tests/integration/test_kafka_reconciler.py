@@ -25,6 +25,7 @@ from processor.kafka.topics import ensure_topics
 from processor.reconciler.settings import ReconcilerSettings
 from processor.subjects import audit_partition, audit_partition_key, event_partition
 from tests.integration import reconciler_records as rr
+from tests.integration.kafka_worker_tools import unique_topics
 from tests.integration.test_reconciler import (
     NOT_FOUND,
     PARTITIONS,
@@ -99,15 +100,9 @@ def settings(**overrides: Any) -> ReconcilerSettings:
 
 
 def run(broker: TansuBroker, scenario: Callable[[Cluster], Awaitable[None]]) -> None:
-    tag = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        brokers=broker.bootstrap,
-        audit_topic=f"audit-{tag}",
-        event_topic=f"events-{tag}",
-        activity_topic=f"activities-{tag}",
-        dead_letter_topic=f"dlq-{tag}",
-        policy_topic=f"policies-{tag}",
-        partitions=PARTITIONS,
+    kafka = unique_topics(
+        broker.bootstrap,
+        PARTITIONS,
         # tansu's first group generation is 0, for which aiokafka sends no LeaveGroup on stop:
         # a restarted member waits for the old one's session to expire (kept short here)
         session_timeout=3.0,

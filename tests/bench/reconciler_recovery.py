@@ -29,7 +29,7 @@ from processor.kafka.topics import ensure_topics
 from processor.reconciler.settings import ReconcilerSettings
 from tests.integration import reconciler_records as rr
 from tests.integration.kafka_worker_tools import unique_topics
-from tests.integration.test_reconciler import NOT_FOUND, SPEC
+from tests.integration.reconciler_tools import NOT_FOUND, SPEC
 
 
 def published(reconciler: KafkaReconciler) -> float:

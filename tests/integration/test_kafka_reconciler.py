@@ -26,11 +26,12 @@ from processor.reconciler.settings import ReconcilerSettings
 from processor.subjects import audit_partition, audit_partition_key, event_partition
 from tests.integration import reconciler_records as rr
 from tests.integration.kafka_worker_tools import unique_topics
-from tests.integration.test_reconciler import (
+from tests.integration.reconciler_tools import (
     NOT_FOUND,
     PARTITIONS,
     READY,
     SPEC,
+    controller_events_around_a_status_write,
     counter,
     derived,
     lifecycle,
@@ -127,28 +128,7 @@ def test_lifecycle_and_controller_events(kafka_broker: TansuBroker) -> None:
         reconciler = KafkaReconciler(settings(grace=3600.0), cluster.kafka)
         await reconciler.start()
         try:
-            # the controller's Event arrives before the audit record of its status write ...
-            await cluster.controller_event(
-                rr.controller_event(
-                    "Circuit", "ams-fra-1", ready=False, reason="ProviderNotFound",
-                    note='Provider "zayo" not found', seq=2.03,
-                )
-            )  # fmt: skip
-            await wait_for(lambda: total(reconciler, "controller_events_total") == 1, "the mark")
-            first, second = lifecycle()
-            await cluster.audit(*first)
-            await wait_for(lambda: total(reconciler, "events_suppressed_total") == 1, "suppression")
-            # ... or after it, while the derived Event waits for its grace period
-            await cluster.audit(
-                rr.status_patch("Circuit", "ams-fra-1", [READY], seq=42, rv=22, spec=SPEC)
-            )
-            await wait_for(lambda: pending(reconciler) == 1, "a pending event")
-            await cluster.controller_event(
-                rr.controller_event(
-                    "Circuit", "ams-fra-1", ready=True, reason="Accepted", note="", seq=42.05
-                )
-            )
-            await wait_for(lambda: pending(reconciler) == 0, "the pending event dropped")
+            second = await controller_events_around_a_status_write(cluster, reconciler)
             # the provider's transition has no controller Event: published when due
             reconciler.settings = dataclasses.replace(reconciler.settings, grace=0.0)
             await cluster.audit(*second[:2])

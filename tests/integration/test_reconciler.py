@@ -9,7 +9,6 @@ durable consumer delivers everything already in a stream).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,18 +21,18 @@ from processor.reconciler.settings import ReconcilerSettings
 from processor.stream.server import NatsServer
 from processor.stream.topology import ensure_streams
 from tests.integration import reconciler_records as rr
+from tests.integration.reconciler_tools import (
+    PARTITIONS,
+    controller_events_around_a_status_write,
+    counter,
+    derived,
+    lifecycle,
+    pending,
+    total,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-PARTITIONS = 4
-NOT_FOUND = rr.condition("Ready", "False", "ProviderNotFound", 'Provider "zayo" not found')
-READY = rr.condition("Ready", "True", "Accepted", "")
-SPEC = {
-    "providerRef": {"name": "zayo"},
-    "type": "ProviderCircuit",
-    "aEnd": {"kind": "Site", "name": "ams1"},
-    "zEnd": {"kind": "Port", "name": "fra1-pp-3"},
-}
 
 
 @pytest.fixture
@@ -52,33 +51,6 @@ def settings(url: str, **overrides: Any) -> ReconcilerSettings:
     }
     base.update(overrides)
     return ReconcilerSettings(**base)
-
-
-async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def counter(reconciler: Reconciler, name: str, **labels: str) -> float:
-    value = reconciler.metrics.registry.get_sample_value(f"activity_reconciler_{name}", labels)
-    return value or 0.0
-
-
-def pending(reconciler: Reconciler) -> float:
-    return counter(reconciler, "pending_events")
-
-
-def total(reconciler: Reconciler, name: str) -> float:
-    """Sum of a labelled counter over all its label values."""
-    found = 0.0
-    for metric in reconciler.metrics.registry.collect():
-        for sample in metric.samples:
-            if sample.name == f"activity_reconciler_{name}":
-                found += sample.value
-    return found
 
 
 class Cluster:
@@ -139,48 +111,6 @@ def run(server: NatsServer, scenario: Callable[[Cluster], Awaitable[None]]) -> N
     asyncio.run(main())
 
 
-def derived(events: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """(name of the object, event type, condition reason, note) of the reconciler's Events."""
-    out = []
-    for event in events:
-        annotations = event["metadata"]["annotations"]
-        if "activity.miloapis.com/derived-by" in annotations:
-            out.append(
-                (
-                    event["regarding"]["name"],
-                    annotations["inventory.miloapis.com/event-type"],
-                    annotations["inventory.miloapis.com/condition-reason"],
-                    event["note"],
-                )
-            )
-    return out
-
-
-def lifecycle(seq: float = 0.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(circuit created and not ready, provider registered and circuit ready) records."""
-    first = [
-        rr.create("Circuit", "ams-fra-1", SPEC, seq=seq + 1, rv=10),
-        rr.status_patch("Circuit", "ams-fra-1", [NOT_FOUND], seq=seq + 2, rv=11, spec=SPEC),
-        # the controller requeues 30 s later: same reason, no new Event
-        rr.status_patch("Circuit", "ams-fra-1", [NOT_FOUND], seq=seq + 32, rv=12, spec=SPEC),
-    ]
-    second = [
-        rr.create(
-            "Provider", "zayo", {"displayName": "Zayo", "type": "Transit"}, seq=seq + 40, rv=20
-        ),
-        rr.status_patch("Provider", "zayo", [READY], seq=seq + 41, rv=21),
-        rr.status_patch(
-            "Circuit",
-            "ams-fra-1",
-            [READY, rr.condition("EndpointsResolved", "True", "Accepted")],
-            seq=seq + 42,
-            rv=22,
-            spec=SPEC,
-        ),
-    ]
-    return first, second
-
-
 def test_lifecycle_events_in_the_upstream_shape(nats_server: NatsServer) -> None:
     async def scenario(cluster: Cluster) -> None:
         reconciler = Reconciler(settings(nats_server.url))
@@ -226,27 +156,7 @@ def test_controller_events_are_not_duplicated(nats_server: NatsServer) -> None:
         reconciler = Reconciler(settings(nats_server.url, grace=3600.0))
         await reconciler.start()
         try:
-            # the controller's Event arrives before the audit record of its status write ...
-            await cluster.controller_event(
-                rr.controller_event(
-                    "Circuit", "ams-fra-1", ready=False, reason="ProviderNotFound",
-                    note='Provider "zayo" not found', seq=2.03,
-                )
-            )  # fmt: skip
-            await wait_for(lambda: total(reconciler, "controller_events_total") == 1, "the mark")
-            first, _ = lifecycle()
-            await cluster.audit(*first)
-            await wait_for(lambda: total(reconciler, "events_suppressed_total") == 1, "suppression")
-            # ... or after it, while the derived Event waits for its grace period
-            ready = rr.status_patch("Circuit", "ams-fra-1", [READY], seq=42, rv=22, spec=SPEC)
-            await cluster.audit(ready)
-            await wait_for(lambda: pending(reconciler) == 1, "a pending event")
-            await cluster.controller_event(
-                rr.controller_event(
-                    "Circuit", "ams-fra-1", ready=True, reason="Accepted", note="", seq=42.05
-                )
-            )
-            await wait_for(lambda: pending(reconciler) == 0, "the pending event dropped")
+            await controller_events_around_a_status_write(cluster, reconciler)
             assert total(reconciler, "events_suppressed_total") == 2
             assert total(reconciler, "events_published_total") == 0
         finally:

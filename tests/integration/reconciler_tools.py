@@ -75,6 +75,29 @@ def derived(events: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     return out
 
 
+#: (object name, event type) of every Event the whole :func:`lifecycle` derives, sorted.
+LIFECYCLE_TYPES = sorted(
+    [
+        ("ams-fra-1", "inventory.circuit.not_ready"),
+        ("zayo", "inventory.provider.ready"),
+        ("ams-fra-1", "inventory.circuit.ready"),
+        ("ams-fra-1", "inventory.circuit.endpoints_resolved"),
+    ]
+)
+
+
+def derived_types(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(object name, event type) of the reconciler's Events, sorted."""
+    return sorted((name, etype) for name, etype, _, _ in derived(events))
+
+
+async def the_rest_published(reconciler: Reconciler) -> None:
+    """Wait until all four lifecycle Events are published and a stale record was seen (the
+    restart tests write one record again, as a producer retry does)."""
+    await wait_for(lambda: total(reconciler, "events_published_total") == 4, "the rest")
+    await wait_for(lambda: counter(reconciler, "observations_total", result="stale") >= 1, "stale")
+
+
 def lifecycle(seq: float = 0.0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(circuit created and not ready, provider registered and circuit ready) records."""
     first = [

@@ -60,7 +60,8 @@ class Transport(Protocol):
 
         Returns:
             The positions of the items stored for the first time (not recognised as a
-            duplicate; Kafka cannot tell, so all of them).
+            duplicate: NATS's duplicate window tells; Kafka stores every repeat and reports as
+            repeats the dead letters whose id this worker stored before).
 
         Raises:
             Exception: some item was not stored (the caller retries the whole call);

@@ -12,13 +12,21 @@ an object's activities stay in order in one partition), keyed by that record's k
 NATS subject in the ``subject`` header and the deterministic id (the activity's name, the dead
 letter's id) in the ``id`` header: Kafka cannot deduplicate (tansu has no idempotent producer),
 consumers drop repeats by ``id`` as NATS does by ``Nats-Msg-Id``.
+
+**Dead letters counted once.** On NATS the stream's duplicate window answers a re-published
+dead letter as a duplicate and ``dlq_events_published_total`` counts it once. Kafka has no such
+window: a record read again (a crash or a revoke before its offset was committed, a rewind)
+publishes its dead letter again. The transport keeps the ids of the last
+:data:`DEAD_LETTER_IDS` dead letters it stored and returns a repeat as not fresh, so a worker
+counts a record's dead letter once; a worker that re-reads another one's records (after a
+crash) cannot know and counts them again (docs/metrics.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +36,18 @@ from processor.transport import Item, Message
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Chunk", "KafkaDelivery", "KafkaPublishError", "KafkaTransport", "OffsetBook"]
+__all__ = [
+    "DEAD_LETTER_IDS",
+    "Chunk",
+    "KafkaDelivery",
+    "KafkaPublishError",
+    "KafkaTransport",
+    "OffsetBook",
+]
+
+#: Ids of the dead letters a worker stored that it remembers (about 100 bytes each): a re-read
+#: record's dead letter is a repeat if its id is among them (the NATS duplicate window's part).
+DEAD_LETTER_IDS = 100_000
 
 
 class KafkaPublishError(PublishError):
@@ -160,6 +179,8 @@ class KafkaTransport:
         self._lock = asyncio.Lock()
         #: why the last offset commit failed ("" once one succeeded)
         self.commit_error = ""
+        #: ids of the dead letters stored, oldest first (at most :data:`DEAD_LETTER_IDS`)
+        self._letter_ids: OrderedDict[str, None] = OrderedDict()
 
     # -- settlement -------------------------------------------------------------------------
     async def settle(self, deliveries: Sequence[Message]) -> None:
@@ -218,10 +239,28 @@ class KafkaTransport:
                 failed.append(f"{topic}: {exc!r}")
                 break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        fresh = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+        stored = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+        fresh = self._first_letters(items, stored)
         failed += [f"{r!r}" for r in results if isinstance(r, BaseException)]
         if failed:
-            error = KafkaPublishError(len(items) - len(fresh), len(items), failed[:3])
+            error = KafkaPublishError(len(items) - len(stored), len(items), failed[:3])
             error.fresh = fresh
             raise error
+        return fresh
+
+    def _first_letters(self, items: Sequence[Item], stored: list[int]) -> list[int]:
+        """``stored`` without the dead letters whose id this transport stored before (a re-read
+        record's); remembers the others' ids."""
+        prefix, seen = self.dead_letter_prefix, self._letter_ids
+        fresh = []
+        for i in stored:
+            subject, _, msg_id = items[i]
+            if msg_id and subject.startswith(prefix):
+                if msg_id in seen:
+                    seen.move_to_end(msg_id)
+                    continue
+                seen[msg_id] = None
+                if len(seen) > DEAD_LETTER_IDS:
+                    seen.popitem(last=False)
+            fresh.append(i)
         return fresh

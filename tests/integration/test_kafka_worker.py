@@ -130,6 +130,50 @@ def test_a_poison_record_is_dead_lettered_and_its_partition_goes_on(
     assert offsets[(settings.kafka_audit_topic, part)] == 4  # the partition went on past it
 
 
+def dead_letters_counted(worker: KafkaWorker) -> float:
+    """``dlq_events_published_total`` of ``worker``, summed over its labels."""
+    samples = [s for m in worker.metrics.dlq_published.collect() for s in m.samples]
+    return sum(s.value for s in samples if s.name.endswith("_total"))
+
+
+def test_a_re_read_record_s_dead_letter_is_published_again_and_counted_once(
+    kafka_broker: TansuBroker, policy_dir: Path, chdb_sink: ChdbSink
+) -> None:
+    """docs/metrics.md: ``dlq_events_published_total`` counts a record's dead letter once. Kafka
+    has no duplicate window: a record read again (here the partition is rewound, as a revoke
+    whose commit failed makes the worker re-read) publishes its dead letter again, with the
+    same ``id``; the worker knows the id it stored and does not count it twice."""
+    from aiokafka.structs import TopicPartition
+
+    from processor.kafka.route import route
+
+    settings = kafka_settings(kafka_broker)
+    poison = b'{"kind": "Event", "objectRef": '  # cut off: not JSON
+    _, part = route(None, "audit", PARTITIONS)
+    good = orjson.dumps(records.audit("rewound", seq=1))
+
+    async def body(worker: KafkaWorker) -> None:
+        producer = new_producer(settings.kafka_brokers)
+        await producer.start()
+        try:
+            for value in (poison, good):
+                await producer.send_and_wait(settings.kafka_audit_topic, value, partition=part)
+        finally:
+            await producer.stop()
+        pipeline, consumer = worker.pipeline, worker.consumer
+        assert pipeline is not None and consumer is not None
+        await wait_for(lambda: pipeline.committed_messages == 2, what="2 records committed")
+        assert dead_letters_counted(worker) == 1
+        consumer.seek(TopicPartition(settings.kafka_audit_topic, part), 0)  # type: ignore[attr-defined]
+        await wait_for(lambda: pipeline.committed_messages == 4, what="both records re-read")
+        assert dead_letters_counted(worker) == 1
+
+    asyncio.run(with_worker(settings, policy_dir, chdb_sink, body))
+    letters = asyncio.run(read_topic(settings, settings.kafka_dead_letter_topic, 2))
+    assert len(letters) == 2  # published again: Kafka cannot drop the repeat
+    assert len({dict(r.headers)["id"] for r in letters}) == 1  # the same id: readers drop it
+
+
 class GatedSink(MemorySink):
     """A memory sink whose inserts wait until :attr:`gate` is set (a batch held in flight)."""
 

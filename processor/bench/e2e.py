@@ -120,15 +120,67 @@ def _event_list(items: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items})
 
 
-async def _publish(url: str, messages: list[tuple[str, bytes]], window: int = 2000) -> None:
+#: PubAcks awaited at once by :func:`_publish`, in messages and in bytes. nats-server queues a
+#: stream's incoming messages up to a limit and answers ``429 too many requests`` past it: a
+#: window of 2000 EventLists of 100 production records (about 300 MB) went past it.
+PUBLISH_WINDOW = 2000
+PUBLISH_WINDOW_BYTES = 8 * 1024 * 1024
+#: Retries of a window's 429 answers (with back-off) before the bench gives up.
+PUBLISH_RETRIES = 20
+
+
+def publish_windows(
+    messages: list[tuple[str, bytes]],
+    window: int = PUBLISH_WINDOW,
+    window_bytes: int = PUBLISH_WINDOW_BYTES,
+) -> Iterator[list[tuple[str, bytes]]]:
+    """``messages`` in runs of at most ``window`` messages and ``window_bytes`` bytes of payload
+    (a larger message alone)."""
+    run: list[tuple[str, bytes]] = []
+    size = 0
+    for message in messages:
+        if run and (len(run) >= window or size + len(message[1]) > window_bytes):
+            yield run
+            run, size = [], 0
+        run.append(message)
+        size += len(message[1])
+    if run:
+        yield run
+
+
+async def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish ``messages`` and wait until the stream stored each, a bounded window at a time;
+    what nats-server refuses with 429 (its ingest queue full) is published again after a pause."""
     import nats
 
     nc = await nats.connect(url)
     js = nc.jetstream()
-    for i in range(0, len(messages), window):
-        futures = [await js.publish_async(s, p) for s, p in messages[i : i + window]]
-        await asyncio.gather(*futures)
-    await nc.drain()
+    try:
+        for run in publish_windows(messages):
+            delay = 0.05
+            for _ in range(PUBLISH_RETRIES):
+                futures = [await js.publish_async(s, p) for s, p in run]
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                busy = [m for m, r in zip(run, results, strict=True) if _too_many(r)]
+                for r in results:
+                    if isinstance(r, BaseException) and not _too_many(r):
+                        raise r
+                if not busy:
+                    break
+                run = busy
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            else:
+                raise BenchError(f"nats-server kept answering 429 to {len(run)} publishes")
+    finally:
+        await nc.drain()
+
+
+def _too_many(result: object) -> bool:
+    """A PubAck of ``429 too many requests`` (the stream's ingest queue is full)."""
+    from nats.js.errors import APIError
+
+    return isinstance(result, APIError) and result.code == 429
 
 
 # -- baselines ---------------------------------------------------------------------------------

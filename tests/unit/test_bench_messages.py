@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from processor.bench import generate
-from processor.bench.e2e import Corpus, format_table
+from processor.bench.e2e import Corpus, format_table, publish_windows
 
 
 def _corpus() -> Corpus:
@@ -101,3 +101,11 @@ def test_table_reports_the_eventlist_latency_when_measured():
         i for i, line in enumerate(lines) if line.startswith("latency publish -> ACTIVITIES")
     )
     assert lines[-1] == transport[1]
+
+
+def test_publish_windows_bound_messages_and_bytes_and_keep_order():
+    messages = [(f"s.{i}", b"x" * size) for i, size in enumerate([3, 3, 3, 10, 1, 1, 1, 1])]
+    runs = list(publish_windows(messages, window=3, window_bytes=7))
+    assert [m for run in runs for m in run] == messages
+    # at most 3 messages and 7 bytes a run, except a larger message alone
+    assert [[len(p) for _, p in run] for run in runs] == [[3, 3], [3], [10], [1, 1, 1], [1]]

@@ -22,7 +22,6 @@ POLICY_COPY = "processor/_bundled"
 TWINS = {
     "activity": "processor/activity.py",
     "audit": "processor/records/audit.py",
-    "plan": "processor/cel/plan.py",
     "template": "processor/policy/template.py",
 }
 

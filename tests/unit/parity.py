@@ -6,8 +6,8 @@ native run when the extensions are not built (failing instead when
 ``PROCESSOR_REQUIRE_EXTENSIONS=1``, as CI sets, so a missing ``.so`` cannot hide); with
 ``PROCESSOR_NO_EXTENSIONS=1`` only the twin runs. The ``impl`` fixture gives each in turn;
 ``both_plans`` (autouse where imported) runs every test of a module with each implementation's CEL
-plan compiler, and :func:`use_unit` lets a test module's own names (a decoder, a builder, a
-template class) be the ones of that implementation.
+plan compiler (:func:`use_plans` does it for one test), and :func:`use_unit` lets a test module's
+own names (a decoder, a builder, a template class) be the ones of that implementation.
 """
 
 from __future__ import annotations
@@ -50,11 +50,17 @@ def impl(request: pytest.FixtureRequest) -> Implementation:
 def both_plans(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Implementation]:
-    """Compile CEL plans with the twin (``python``) or its Cython build (``native``)."""
+    """Compile CEL plans with the twin (``python``) or the native unit (``native``)."""
     impl = implementation(request.param)
+    use_plans(monkeypatch, impl)
+    yield impl
+
+
+def use_plans(monkeypatch: pytest.MonkeyPatch, impl: Implementation) -> None:
+    """Compile the CEL plans of programs built without an implementation (``compile_expr(...,
+    impl=None)``: templates, previews) with ``impl``'s ``plan`` unit, on an empty cache."""
     monkeypatch.setattr(program, "compile_plan", impl.plan.compile_plan)
     monkeypatch.setattr(program, "_CACHE", {})
-    yield impl
 
 
 def use_unit(

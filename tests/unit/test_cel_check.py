@@ -8,6 +8,7 @@ import pytest
 from processor.cel import AUDIT_ENV, EVENT_ENV, compile_expr
 from processor.cel.env import Environment
 from processor.errors import CelCompileError, CelEvalError
+from tests.unit.parity import both_plans  # noqa: F401  (runs every test on both plans)
 
 
 def result_type(src: str, env: Environment = AUDIT_ENV) -> str:

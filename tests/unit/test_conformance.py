@@ -3,7 +3,9 @@
 A case is a PolicyPreview manifest plus an ``expected`` key; the manifest (minus ``expected``) is
 fed to the command line and its JSON output compared as the cases' README says: results key by
 key (``errorContains`` as a substring, no error where none is expected), activities as recursive
-subsets with lists of equal length and an absent list equal to an empty one.
+subsets with lists of equal length and an absent list equal to an empty one. Each case runs with
+the preview's CEL plans compiled by the twin (``processor/cel/plan.py``) and by the native unit
+(``processor._native.plan``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import orjson
 import pytest
 import yaml
 
+from processor.cel import program
 from processor.cli import main
+from processor.native import Implementation
 from tests.conftest import shared_files
+from tests.unit.parity import IMPLEMENTATIONS, implementation, use_plans
 
 #: The case files; one ``shared_missing`` placeholder when the corpus is absent (skip, or fail
 #: under ``PROCESSOR_REQUIRE_SHARED=1``).
@@ -79,13 +84,28 @@ def test_cases_are_present(conformance_cases_dir: Path) -> None:
     assert len(found) >= 20, f"conformance cases missing under {conformance_cases_dir}"
 
 
+@pytest.fixture(params=IMPLEMENTATIONS)
+def plans(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Implementation:
+    """The preview's CEL plans compiled by the twin, then by the native unit."""
+    impl = implementation(request.param)
+    use_plans(monkeypatch, impl)
+    return impl
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_conformance_case(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_conformance_case(
+    case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], plans: Implementation
+) -> None:
     manifest, expected = _manifest_file(case, tmp_path)
     assert main(["preview", "-f", str(manifest), "-o", "json"]) == 0
     output = orjson.loads(capsys.readouterr().out)
     assert output["kind"] == "PolicyPreview"
     assert compare_case(expected, output["status"]) == []
+    compiled = [p for p in program._CACHE.values() if isinstance(p, program.Program)]
+    native = plans.name == "native"
+    assert compiled and all(
+        (type(p._plan).__module__ == "processor._native.plan") == native for p in compiled
+    )
 
 
 def test_console_script_runs_a_case(conformance_cases_dir: Path, tmp_path: Path) -> None:

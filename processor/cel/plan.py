@@ -10,7 +10,9 @@ Invariants (cel-go semantics): runtime errors are raised as ``CelEvalError`` and
 way cel-go's macro expansions absorb them; the ternary propagates an error in its condition; a
 missing map key is an error and ``has()`` on a missing parent is an error.
 
-This is the pure-Python twin of the native matcher: it is the specification of the results.
+This is the pure-Python twin of the native plans (``_native/plan.pyx``, built as
+``processor._native.plan``: the same tree as typed ``cdef`` nodes): it is the specification of
+their results and errors.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Settings chosen for tansu, the test and demo broker, and kept for Kafka:
 * the web server is off unless a port is given (the services run their own health server);
 * tables live in memory (``memory://``) and are rebuilt from their changelog on start and on
   each assignment, without standby replicas (a standby partition turned active never finished
-  its recovery on tansu).
+  its recovery on tansu), and up to a fence record written when the recovery starts, not up to
+  the end offset the brokers report (tansu reports a wrong one: :mod:`processor.kafka.recovery`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def make_app(
     """
     import faust
 
+    from processor.kafka.recovery import FencedTableManager
+
     config: dict[str, Any] = {
         "broker": [f"kafka://{b}" for b in settings.bootstrap],
         "broker_session_timeout": settings.session_timeout,
@@ -59,6 +62,7 @@ def make_app(
         # no standby copies: on tansu a standby partition turned active never finished its
         # recovery (measured; the active partitions recover from the changelog instead)
         "table_standby_replicas": 0,
+        "TableManager": FencedTableManager,
         "topic_partitions": settings.partitions,
         "topic_replication_factor": 1,
         "consumer_auto_offset_reset": "earliest",

@@ -3,23 +3,26 @@
 The transition logic is the NATS reconciler's (:class:`~processor.reconciler.service.Reconciler`,
 reused as is); what differs is where state lives and how input arrives:
 
-* **Input.** The Faust app's consumer group assigns the partitions; the audit topic itself is read
-  by a raw aiokafka consumer (``getmany`` batches, no per-event machinery: Faust's stream measured
-  0.13x, this path 0.66-1.00x a raw loop with the same filter, ``tests/bench/reconciler_rate.py``)
-  assigned the partitions the group gave the app of ``<consumer_name>-controller-events``, each
-  read from the position stored in the table. Controller Events (the Events topic, keyed by
-  their Event's object) reach that internal topic through a Faust agent that forwards the few
-  annotated ``inventory.miloapis.com/event-type``, partitioned like the audit topic: all input of
-  one object meets in one partition, and so in one reconciler.
+* **Input.** The Faust app's consumer group assigns the partitions; the audit and Events topics
+  themselves are read by one raw aiokafka consumer (``getmany`` batches, no per-event
+  machinery: Faust's stream measured 0.13x a raw loop with the same filter on audit records and
+  0.08x on Events, this path 0.66-1.00x, ``tests/bench/reconciler_rate.py``) assigned, of both,
+  the partitions the group gave the app of ``<consumer_name>-controller-events``, each read from
+  the position stored in the table. Controller Events (keyed by their Event's object) are
+  forwarded from those batches to that internal topic, the few annotated
+  ``inventory.miloapis.com/event-type`` only, partitioned like the audit topic: all input of one
+  object meets in one partition, and so in one reconciler, whose Faust agent applies them.
 * **State.** Per-object state is a Faust Table (``<consumer_name>-<state_bucket>``) whose
   changelog is partitioned like the audit topic (the object's partition). A batch's state
   changes, and then the audit positions after it, are written to the changelog and acknowledged
   by the brokers before the next batch (controller Events: before Faust may commit their
   offsets, which it does only after flushing its producer), so a restart neither repeats a
   transition nor loses one, as on NATS; a crash between the two re-reads a batch, which the
-  ordering guard makes harmless. On a revoke the reconciler stops applying audit records before
-  Faust hands the partitions over; after a rebalance it reloads the unpublished Events of the
-  partitions it now owns from the recovered table.
+  ordering guard makes harmless. On a revoke the reconciler stops applying and publishing, and
+  writes what it changed, before Faust hands the partitions over; after a rebalance, once the
+  table is recovered (up to a fence record: :mod:`processor.kafka.recovery`), it reloads the
+  unpublished Events of the partitions it now owns. So a rebalance publishes no Event twice; a
+  crash between a publish and the write after it (kill -9) publishes it again, with its uid.
 * **Output.** Derived Events go to the Events topic, partitioned with
   :func:`~processor.subjects.event_partition` and keyed by the involved object.
 
@@ -55,14 +58,14 @@ __all__ = ["KafkaEventPublisher", "KafkaReconciler", "TableStateStore"]
 log = logging.getLogger(__name__)
 
 RETRY_DELAY = 2.0
-#: Audit records per fetch (one changelog write of the states they changed).
+#: Input records per fetch (one changelog write of the states they changed).
 AUDIT_BATCH = 2000
-#: Seconds between writes of the audit positions to the table.
+#: Seconds between writes of the input positions to the table.
 POSITION_INTERVAL = 5.0
 _EVENT_TYPE_BYTES = b"inventory.miloapis.com/event-type"
 _KINDS = {kind.lower(): kind for kind in RESOURCES}
-#: Table keys ``~audit.<partition>``: the audit topic's next offset per partition.
-OFFSET_PREFIX = "~audit"
+#: Table keys ``~audit.<partition>`` and ``~events.<partition>``: an input topic's next offset.
+AUDIT, EVENTS = "~audit", "~events"
 _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -92,23 +95,28 @@ class TableStateStore(StateStore):
         self.owned = owned
         self.producer = producer
         self.topic = table.changelog_topic.get_topic_name()
-        self._positions: dict[int, int] = {}
+        self._positions: dict[str, int] = {}
 
     def _partition(self, key: str) -> int:
         kind, _, name = key.partition(".")
-        if kind == OFFSET_PREFIX:
+        if kind in (AUDIT, EVENTS):
             return int(name)
         return object_partition(_KINDS[kind], name, self.partitions)
 
-    def set_position(self, partition: int, offset: int) -> None:
-        """Remember the audit topic's next offset of ``partition`` (written by :meth:`flush`
-        with the states its records changed, into the same changelog partition)."""
-        self._positions[partition] = offset
+    def set_position(self, stream: str, partition: int, offset: int) -> None:
+        """Remember an input topic's next offset of ``partition`` (``stream``: :data:`AUDIT` or
+        :data:`EVENTS`), written by :meth:`flush` after the states its records changed, into
+        the same changelog partition."""
+        self._positions[f"{stream}.{partition}"] = offset
 
-    def position(self, partition: int) -> int | None:
-        """The stored next offset of ``partition`` of the audit topic (None: none yet)."""
-        raw = self.table.data.get(f"{OFFSET_PREFIX}.{partition}".encode())
+    def position(self, stream: str, partition: int) -> int | None:
+        """The stored next offset of ``partition`` of an input topic (None: none yet)."""
+        raw = self.table.data.get(f"{stream}.{partition}".encode())
         return int(raw) if raw else None
+
+    def with_pending(self) -> list[ObjectState]:
+        """Cached states holding unpublished Events, of the partitions owned now only."""
+        return [s for s in super().with_pending() if self.owned(self._partition(s.key))]
 
     async def _load(self, key: str) -> ObjectState | None:
         raw = self.table.data.get(key.encode())
@@ -134,7 +142,7 @@ class TableStateStore(StateStore):
         ]
         writes += [(key, None) for key in sorted(self._deleted)]
         written = dict(self._positions) if positions else {}
-        writes += [(f"{OFFSET_PREFIX}.{p}", str(o).encode()) for p, o in sorted(written.items())]
+        writes += [(key, str(offset).encode()) for key, offset in sorted(written.items())]
         if not writes:
             return 0
         store = self.table.data
@@ -156,13 +164,16 @@ class TableStateStore(StateStore):
             raise StateError(f"writing {len(writes)} states to the changelog: {exc}") from exc
         self._dirty.clear()
         self._deleted.clear()
-        for p, o in written.items():
-            if self._positions.get(p) == o:
-                del self._positions[p]
+        for key, offset in written.items():
+            if self._positions.get(key) == offset:
+                del self._positions[key]
         return len(writes)
 
     def drop_cache(self) -> None:
-        """Forget the cached states (after a rebalance: the table holds the truth)."""
+        """Forget the cached states, once they are written (on a revoke and after a rebalance:
+        the table holds the truth, and the recovery after a rebalance brings it up to date)."""
+        if self.dirty:
+            raise StateError(f"{self.dirty} states not written yet")
         self._cache.clear()
 
     async def load_pending(self) -> int:
@@ -257,9 +268,9 @@ class KafkaReconciler(Reconciler):
         super().__init__(settings)
         self.kafka = kafka
         self.app: Any = None
-        self.reader: Any = None  # the raw consumer of the audit topic
+        self.reader: Any = None  # the raw consumer of the audit and Events topics
         self.marks_topic = f"{settings.consumer_name}-controller-events"
-        #: audit partitions whose records are applied; those the reader is assigned
+        #: partitions whose input is applied; those of both topics the reader is assigned
         self.reading: set[int] = set()
         self._assigned: set[int] = set()
         self._positions_written = 0.0
@@ -273,7 +284,6 @@ class KafkaReconciler(Reconciler):
         s, k = self.settings, self.kafka
         app = self.app = make_app(s.consumer_name, k)
         n = k.partitions
-        events = app.topic(k.event_topic, partitions=n, **_RAW)
         marks = app.topic(self.marks_topic, partitions=n, **_RAW)
         table = app.Table(
             s.state_bucket, partitions=n, default=None, key_type=bytes, value_type=bytes
@@ -293,11 +303,6 @@ class KafkaReconciler(Reconciler):
         self.publisher = cast(Any, publisher)
         batch = s.pull_batch
 
-        @app.agent(events, name="events")
-        async def on_events(stream: Any) -> None:
-            async for values in stream.take(batch, within=0.05):
-                await self._forward_controller_events(marks, values)
-
         @app.agent(marks, name="controller-events")
         async def on_marks(stream: Any) -> None:
             async for values in stream.take(batch, within=0.05):
@@ -309,7 +314,7 @@ class KafkaReconciler(Reconciler):
 
         self.reader = AIOKafkaConsumer(
             bootstrap_servers=k.bootstrap,
-            client_id=f"{s.consumer_name}-audit",
+            client_id=f"{s.consumer_name}-input",
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -327,7 +332,7 @@ class KafkaReconciler(Reconciler):
             k.event_topic,
         )
         self._tasks.append(asyncio.ensure_future(self._tick()))
-        self._tasks.append(asyncio.ensure_future(self._read_audit()))
+        self._tasks.append(asyncio.ensure_future(self._read_input()))
         await self._start_health()
         self.ready = True
 
@@ -340,17 +345,26 @@ class KafkaReconciler(Reconciler):
         """Whether this reconciler owns the object's partition now (its input arrives here)."""
         return self._owned(object_partition(kind, name, self.kafka.partitions))
 
+    def _settled(self) -> bool:
+        """Whether no rebalance or table recovery is under way (the table may then be used)."""
+        return not (self.app.rebalancing or self.app.in_recovery)
+
     async def _on_rebalance(self, *args: Any, **kwargs: Any) -> None:
         self._reload_pending = True
 
     async def _on_revoked(self, *args: Any, **kwargs: Any) -> None:
-        """Stop applying every audit partition before Faust hands them over: Faust awaits this,
-        and the lock waits for a batch in hand, whose states and positions are then written."""
+        """Stop applying and publishing before Faust hands the partitions over: Faust awaits
+        this, and the lock waits for a batch or a publish in hand, whose states and positions
+        are then written and the cache dropped (the table holds the truth)."""
         async with self._lock:
             self.reading = set()
             self._reload_pending = True
-            with contextlib.suppress(StateError):  # else its new owner re-reads a little more
-                await cast(TableStateStore, self._state()).flush(positions=True)
+            store = cast(TableStateStore, self._state())
+            try:
+                await store.flush(positions=True)
+                store.drop_cache()
+            except StateError as exc:  # its new owner re-reads a little more
+                log.warning("writing the state before a rebalance failed: %s", exc)
 
     async def _start_health(self) -> None:
         if not self.settings.health_addr:
@@ -370,10 +384,10 @@ class KafkaReconciler(Reconciler):
         )
         await self.health.start()
 
-    # -- audit input: a raw consumer on the partitions the group gave the Faust app ------------
-    async def _read_audit(self) -> None:
-        """Fetch audit batches (aiokafka ``getmany``, no per-event machinery) of the owned
-        partitions; positions live in the table, written with the states they produced."""
+    # -- input: a raw consumer on the partitions the group gave the Faust app -------------------
+    async def _read_input(self) -> None:
+        """Fetch audit and Events batches (aiokafka ``getmany``, no per-event machinery) of
+        the owned partitions; positions live in the table, written after what they produced."""
         while True:
             try:
                 await self._follow_assignment()
@@ -382,19 +396,20 @@ class KafkaReconciler(Reconciler):
                     continue
                 batches = await self.reader.getmany(timeout_ms=200, max_records=AUDIT_BATCH)
                 if batches:
-                    await self._audit_batch(batches)
+                    await self._input_batch(batches)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.metrics.errors.labels("consume").inc()
-                log.warning("reading the audit topic failed, retrying: %s", exc)
+                log.warning("reading the input topics failed, retrying: %s", exc)
                 await asyncio.sleep(RETRY_DELAY)
 
     async def _follow_assignment(self) -> None:
-        """Once a rebalance and the table's recovery are over, read the audit partitions the
-        group assigned (those of the controller-events topic), each from its stored position."""
+        """Once a rebalance and the table's recovery are over, read the partitions the group
+        assigned (those of the controller-events topic) of both input topics, each from its
+        stored position."""
         app = self.app
-        if app.rebalancing or app.in_recovery:
+        if not self._settled():
             return
         from aiokafka import TopicPartition
 
@@ -404,19 +419,23 @@ class KafkaReconciler(Reconciler):
         async with self._lock:
             store = cast(TableStateStore, self._state())
             await store.flush(positions=True)
-            topic = self.kafka.audit_topic
-            self.reader.assign([TopicPartition(topic, p) for p in sorted(wanted)])
-            for p in sorted(wanted):
-                position = store.position(p)
-                if position is None:
-                    await self.reader.seek_to_beginning(TopicPartition(topic, p))
-                else:
-                    self.reader.seek(TopicPartition(topic, p), position)
+            k = self.kafka
+            topics = ((AUDIT, k.audit_topic), (EVENTS, k.event_topic))
+            self.reader.assign(
+                [TopicPartition(topic, p) for _, topic in topics for p in sorted(wanted)]
+            )
+            for stream, topic in topics:
+                for p in sorted(wanted):
+                    position = store.position(stream, p)
+                    if position is None:
+                        await self.reader.seek_to_beginning(TopicPartition(topic, p))
+                    else:
+                        self.reader.seek(TopicPartition(topic, p), position)
             self._assigned = set(wanted)
             self.reading = set(wanted)
-            log.info("reconciler: audit partitions %s", ",".join(map(str, sorted(wanted))))
+            log.info("reconciler: input partitions %s", ",".join(map(str, sorted(wanted))))
 
-    async def _audit_batch(self, batches: dict[Any, list[Any]]) -> None:
+    async def _input_batch(self, batches: dict[Any, list[Any]]) -> None:
         while True:
             async with self._lock:
                 try:
@@ -424,22 +443,32 @@ class KafkaReconciler(Reconciler):
                     return
                 except (StateError, PublishError) as exc:
                     self._failed(exc)
-            # applying again is harmless: the ordering guard skips what was applied
+            # applying again is harmless: the ordering guard skips what was applied, and a
+            # controller Event forwarded twice only marks its transition twice
             await asyncio.sleep(RETRY_DELAY)
 
     async def _apply_batches(self, batches: dict[Any, list[Any]]) -> None:
+        if not self._settled():
+            # a rebalance began after the fetch: whoever owns these partitions afterwards
+            # reads them from the stored positions (this reader too, sought again)
+            self.reading = set()
+            return
         store = cast(TableStateStore, self._state())
         await self._maybe_reload_pending()
         for tp, records in batches.items():
             if tp.partition not in self.reading or not records:
                 continue  # revoked meanwhile: its new owner reads it from the stored position
+            if tp.topic == self.kafka.event_topic:
+                await self._forward_controller_events(records)
+                store.set_position(EVENTS, tp.partition, records[-1].offset + 1)
+                continue
             self.metrics.messages.labels("AUDIT_EVENTS").inc(len(records))
             for message in records:
                 for record in audit_records(message.value, self._undecodable):
                     obs = observe(record, self.settings.conditions)
                     if obs is not None:
                         await self._apply(obs)
-            store.set_position(tp.partition, records[-1].offset + 1)
+            store.set_position(AUDIT, tp.partition, records[-1].offset + 1)
         now = time.monotonic()
         due = now - self._positions_written >= POSITION_INTERVAL
         await store.flush(positions=due)
@@ -448,11 +477,19 @@ class KafkaReconciler(Reconciler):
         if self.settings.grace == 0:
             await self._publish_due()
 
-    async def _forward_controller_events(self, marks: Any, values: list[bytes]) -> None:
-        self.metrics.messages.labels("EVENTS").inc(len(values))
+    async def _forward_controller_events(self, records: list[Any]) -> None:
+        """Send the controller Events among ``records`` (of the Events topic) to the
+        controller-events topic, in their object's partition, and wait for the brokers.
+
+        Raises:
+            PublishError: some were not acknowledged (the batch is read again).
+        """
+        self.metrics.messages.labels("EVENTS").inc(len(records))
+        producer = cast(TableStateStore, self._state()).producer
         sent = []
-        for data in values:
-            if _EVENT_TYPE_BYTES not in data:
+        for record in records:
+            data = record.value
+            if data is None or _EVENT_TYPE_BYTES not in data:
                 continue
             try:
                 found = controller_event_identity(orjson.loads(data))
@@ -464,9 +501,12 @@ class KafkaReconciler(Reconciler):
             kind, name, _ = found
             partition = object_partition(kind, name, self.kafka.partitions)
             key = f"{kind.lower()}.{name}".encode()
-            sent.append(await marks.send(key=key, value=data, partition=partition))
-        if sent:  # forwarded before the batch's offsets can be committed
-            await asyncio.gather(*sent)
+            sent.append(await producer.send(self.marks_topic, data, key=key, partition=partition))
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        errors = [str(r) for r in results if isinstance(r, BaseException)]
+        if errors:
+            self.metrics.errors.labels("publish").inc()
+            raise PublishError(len(errors), len(sent), sorted(set(errors))[:5])
 
     async def _marks_batch(self, values: list[bytes]) -> None:
         while True:
@@ -489,8 +529,13 @@ class KafkaReconciler(Reconciler):
         log.warning("reconciler batch failed, retrying in %.0fs: %s", RETRY_DELAY, exc)
 
     async def _maybe_reload_pending(self) -> None:
-        """After a rebalance: drop the cache, load the owned unpublished Events (under the lock)."""
-        if not self._reload_pending or self.app is None or self.app.rebalancing:
+        """After a rebalance and the table's recovery: drop the cache, load the owned
+        unpublished Events (under the lock).
+
+        Raises:
+            StateError: the cache could not be written first (it is kept; retried later).
+        """
+        if not self._reload_pending or self.app is None or not self._settled():
             return
         store = cast(TableStateStore, self._state())
         await store.flush()
@@ -505,28 +550,35 @@ class KafkaReconciler(Reconciler):
         interval = min(max(self.settings.grace / 4, 0.05), 1.0)
         while True:
             await asyncio.sleep(interval)
-            if self.app.rebalancing or self.app.in_recovery:
+            if not self._settled():
                 # the recovery replays the changelog into the table: a state written now
                 # could be overwritten by an older one, and its Event published twice
                 continue
             async with self._lock:
-                with contextlib.suppress(StateError):
+                try:
                     await self._maybe_reload_pending()
+                except StateError as exc:  # the cache may hold what another owns now
+                    self._failed(exc)
+                    continue
                 await self._publish_due()
 
     # -- stop -----------------------------------------------------------------------------------
     async def stop(self) -> None:
-        """Leave the group (committing what was handled); pending Events stay in the table."""
+        """Leave the group (committing what was handled); pending Events stay in the table.
+
+        The tasks are cancelled under the lock, so never between a publish and the write of
+        the state that records it (the next owner would publish the Event again)."""
         self.ready = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        if self.store is not None:
-            with contextlib.suppress(StateError):
-                await cast(TableStateStore, self.store).flush(positions=True)
+        async with self._lock:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._tasks.clear()
+            if self.store is not None:
+                with contextlib.suppress(StateError):
+                    await cast(TableStateStore, self.store).flush(positions=True)
         if self.reader is not None:
             with contextlib.suppress(Exception):
                 await self.reader.stop()

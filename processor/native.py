@@ -47,6 +47,7 @@ UNITS = {
     "jsonscan": "processor.records.jsonscan",
     "route": "processor.records.route",
     "audit": "processor.records.audit",
+    "typed": "processor.records.typed",
     "plan": "processor.cel.plan",
     "template": "processor.policy.template",
     "activity": "processor.activity",
@@ -54,7 +55,16 @@ UNITS = {
 
 #: The compiled modules, ``processor._native.<name>``, that the native path needs (every unit of
 #: :data:`UNITS`, and any other compiled module).
-EXTENSIONS = ("jsonscan", "route", "audit", "plan", "template", "activity", "ingestsplit")
+EXTENSIONS = (
+    "jsonscan",
+    "route",
+    "audit",
+    "typed",
+    "plan",
+    "template",
+    "activity",
+    "ingestsplit",
+)
 
 Name = Literal["native", "python"]
 
@@ -71,6 +81,7 @@ class Implementation:
     jsonscan: ModuleType
     route: ModuleType
     audit: ModuleType
+    typed: ModuleType
     plan: ModuleType
     template: ModuleType
     activity: ModuleType

@@ -19,8 +19,9 @@ Two paths give identical results:
   members without building them, and the route (:mod:`processor.records.route`) reads the routing
   fields of each EventList item (and of a single audit event) into a route key; records no policy
   wants, or no rule can match, are counted from the remembered decision of their key, never
-  parsed; wanted ones get their small fields decoded and their bodies pruned to what the policies
-  read (:mod:`processor.records.lazy`), and only rules whose guards pass are evaluated
+  parsed; wanted ones are decoded from their bytes straight into their normalised values, bodies
+  pruned to what the policies read (:mod:`processor.records.typed`, no JSON parser on the way),
+  and only rules whose guards pass are evaluated
   (:class:`processor.engine.RuleTable`); Kubernetes Events (small) are decoded whole, each item
   of a list of Events alone. Anything
   unusual -- input the scanner doubts, keys in another case, a record that fails to decode, any
@@ -53,9 +54,9 @@ from processor.records import classify_record, decode_audit, decode_event, invol
 from processor.records._json import a_json_type, json_type
 from processor.records.audit import audit_key
 from processor.records.event import is_event_list
-from processor.records.lazy import decode_audit_split
-from processor.records.route import Decision, Routes, peek_route, peek_selector
+from processor.records.route import DECISION_LIMIT, Decision, Routes, peek_route, peek_selector
 from processor.records.spans import ListSpans
+from processor.records.typed import Needs
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ _SPLIT = frozenset((*BODIES, "items"))
 _ROUTE = frozenset(
     ("kind", "apiVersion", "stage", "verb", "objectRef", "user", "regarding", "involvedObject")
 )
+_UNKNOWN: Any = object()
 #: Where a record's text is: ``payload[start:end]`` (the whole payload, or one EventList item).
 Origin = tuple[bytes, int, int]
 
@@ -142,9 +144,15 @@ class Translator:
         self.fast = fast
         self._scan = impl.jsonscan
         self._split_routed = impl.route.split_routed
-        self._decode = impl.audit.decode_audit
+        self._typed = impl.typed.decode_audit_typed
+        self._unpack = impl.route.unpack
+        self._unpack_document = impl.route.unpack_document
         #: route key -> decision, of EventList items (see _fast_list) and of single audit events
         self.routes = Routes(engine, impl.route.unpack, impl.route.unpack_document)
+        #: route key -> what the policies read of a wanted event's bodies (:meth:`_needs`)
+        self._needs: dict[bytes, dict[str, Any]] = {}
+        #: per hint, document route key -> the index key of a single audit event (None: not one)
+        self._documents: dict[Hint, dict[bytes, str | None]] = {None: {}, "audit": {}}
         #: payloads or items the fast path raised on (the reference took them): a bug if not 0
         self.fast_path_errors = 0
 
@@ -318,6 +326,14 @@ class Translator:
             if decision is not None:
                 _count(out, decision, 1)
                 return True
+            index_key = self._document_index(key, hint)
+            if index_key is not None:  # a wanted audit event: decoded from the bytes
+                origin = _whole(payload)
+                wanted = self.engine.audit_needs(index_key)
+                if not self._fast_audit(payload, 0, len(payload), wanted, out, origin, spans):
+                    self._record(orjson.loads(payload), out, origin)
+                return True
+        # no route key (doubtful routing members): classified from the routing members' text
         probe = orjson.loads(route_text)
         if hint == "event" and is_event_list(probe):
             if rest is None or counted:  # items not a list; items counted as audit events
@@ -334,10 +350,43 @@ class Translator:
             return True
         if kind == "audit" or (kind is None and hint == "audit"):
             origin = _whole(payload)
-            if not self._fast_audit(payload, (text, spans, route_text), out, probe, origin):
+            needs = self.engine.audit_needs
+            if not self._fast_audit(payload, 0, len(payload), needs, out, origin, spans):
                 self._record(orjson.loads(payload), out, origin)
             return True
         return False
+
+    def _document_index(self, key: bytes, hint: Hint) -> str | None:
+        """The index key of a single audit event with document route ``key`` that policies want
+        (its decision, :meth:`Routes.decide_document`, is None); None when the document does not
+        classify as an audit event (with ``hint``). Remembered per hint."""
+        known = self._documents[hint]
+        found = known.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            doc = self._unpack_document(key)
+            probe: dict[str, Any] = {"kind": doc.kind, "apiVersion": doc.api_version}
+            if doc.has_audit_id:
+                probe["auditID"] = None
+            if doc.has_stage:
+                probe["stage"] = None
+            kind = classify_record(probe)
+            found = None
+            if kind == "audit" or (kind is None and hint == "audit"):
+                found = self._unpack(doc.route).index_key
+            if len(known) < DECISION_LIMIT:
+                known[key] = found
+        return found  # type: ignore[no-any-return]
+
+    def _item_needs(self, key: bytes) -> dict[str, Any]:
+        """What the policies read of the bodies of a wanted EventList item with route ``key``."""
+        needs = self._needs.get(key)
+        if needs is None:
+            index_key = self._unpack(key).index_key
+            assert index_key is not None  # else its decision is no_object_ref: not wanted
+            needs = self.engine.audit_needs(index_key)
+            if len(self._needs) < DECISION_LIMIT:
+                self._needs[key] = needs
+        return needs
 
     def _fast_list(
         self,
@@ -351,19 +400,20 @@ class Translator:
         Items whose route key has a known decision (skipped, or no rule can match) were only
         counted, in ``counted``; the others (``rest``) take the per-record fast path, in order.
         """
-        scan = self._scan
+        engine = self.engine
         routes = self.routes
         decisions = routes.items
         spans: ListSpans | None = None
         for s, e, key in rest:
             try:
-                if key is not None and key not in decisions:
+                needs: Needs = engine.audit_needs
+                if key is not None:
                     decision = routes.decide(key)
                     if decision is not None:
                         _count(out, decision, 1)
                         continue
-                item = scan.split_object(payload, s, e, _SPLIT, _ROUTE)
-                if item is not None and self._fast_audit(payload, item, out, None, (payload, s, e)):
+                    needs = self._item_needs(key)
+                if self._fast_audit(payload, s, e, needs, out, (payload, s, e)):
                     continue
             except Exception:  # out is untouched: the reference path takes the item
                 self.fast_path_errors += 1
@@ -375,42 +425,27 @@ class Translator:
             _count(out, decisions[key], n)  # type: ignore[arg-type]  # counted: not None
 
     def _fast_audit(
-        self, buf: bytes, split: tuple, out: Output, probe: dict | None, origin: Origin
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        needs: Needs,
+        out: Output,
+        origin: Origin,
+        spans: dict[str, tuple[int, int]] | None = None,
     ) -> bool:
-        """One audit event from its split text; False (``out`` untouched) for the reference path.
-
-        ``probe`` is the parsed route text (routing values, other keys null) when at hand.
-        """
-        text, spans, route_text = split
-        if "items" in spans:
-            return False  # not an audit Event field: the reference path drops it
-        if probe is None:
-            probe = orjson.loads(route_text)
-        route = peek_route(probe)
-        if route is None:
+        """The audit event at ``buf[start:end]``, decoded from its bytes
+        (:func:`processor.records.typed.decode_audit_typed`, bodies pruned to ``needs``; the
+        scanner's body ``spans`` when at hand); False (``out`` untouched) for the reference
+        path."""
+        audit = self._typed(buf, start, end, needs, spans)
+        if audit is None:
             return False
-        decision = self.routes.outcome(*route, peek_selector(probe))
-        if decision is not None:
-            _count(out, decision, 1)
-            return True
-        assert route[1] is not None
-        engine = self.engine
-        try:
-            audit = decode_audit_split(
-                buf,
-                orjson.loads(text),
-                spans,
-                engine.audit_needs(route[1]),
-                self._scan,
-                self._decode,
-            )
-        except RecordError:
-            return False
-        result = engine.translate_audit(audit, dispatch=True)
+        result = self.engine.translate_audit(audit, dispatch=True)
         if result.failures:
             return False
         out.records += 1
-        out.receive(route[1])
+        out.receive(audit_key(audit))
         self._collect(result, out, origin)
         return True
 

@@ -47,6 +47,7 @@ from processor.cel.functions import FUNCTIONS, compile_regex
 from processor.cel.plan import LINKS
 from processor.cel.types import TYPE_IDENTS
 from processor.cel.values import (
+    _TYPE_NAMES,
     TypeValue,
     UInt,
     add,
@@ -142,9 +143,13 @@ cdef bint _cel_in(object item, object container) except -1:
 cdef dict _TYPE_VALUES = {}
 
 
+cdef dict _TYPE_NAMES_OF = _TYPE_NAMES
+
+
 cdef object _type_value(object value):
     """``type(value)``: one :class:`TypeValue` per type name (equal by name, as the twin's)."""
-    cdef str name = type_name(value)
+    cdef PyObject* found = PyDict_GetItemWithError(_TYPE_NAMES_OF, type(value))
+    cdef object name = <object>found if found is not NULL else type_name(value)  # raises
     cdef object tv = _TYPE_VALUES.get(name)
     if tv is None:
         tv = _TYPE_VALUES[name] = _TypeValue(name)

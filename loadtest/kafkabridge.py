@@ -22,7 +22,12 @@ from typing import Any
 import orjson
 from natsbridge import Bridge
 
-from processor.kafka.settings import ACTIVITY_TOPIC, AUDIT_TOPIC, EVENT_TOPIC
+from processor.kafka.settings import (
+    ACTIVITY_TOPIC,
+    AUDIT_TOPIC,
+    DEFAULT_COMPRESSION,
+    EVENT_TOPIC,
+)
 
 
 class KafkaBridge(Bridge):
@@ -34,6 +39,7 @@ class KafkaBridge(Bridge):
         audit_topic, event_topic: where audit messages and Events go.
         activity_topic: where the workers publish activities.
         max_in_flight: sends awaiting their acknowledgement before :meth:`publish` refuses more.
+        compression: the codec of the record batches (docs/kafka.md#compression).
     """
 
     def __init__(
@@ -44,11 +50,13 @@ class KafkaBridge(Bridge):
         event_topic: str = EVENT_TOPIC,
         activity_topic: str = ACTIVITY_TOPIC,
         max_in_flight: int = 5000,
+        compression: str = DEFAULT_COMPRESSION,
     ) -> None:
         super().__init__(brokers, activity_topic, max_in_flight)
         self.partitions = partitions
         self.audit_topic = audit_topic
         self.event_topic = event_topic
+        self.compression = compression
         self._producer: Any = None
 
     async def _main(self) -> None:
@@ -58,7 +66,7 @@ class KafkaBridge(Bridge):
 
         self._stop = asyncio.Event()
         servers = [u.strip() for u in self.url.split(",") if u.strip()]
-        self._producer = new_producer(servers, client_id="activity-loadtest")
+        self._producer = new_producer(servers, self.compression, client_id="activity-loadtest")
         await self._producer.start()
         consumer = AIOKafkaConsumer(
             self.activity_subject,

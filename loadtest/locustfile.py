@@ -57,6 +57,8 @@ from locust import FastHttpUser, User, constant_throughput, events, task
 from locust.runners import MasterRunner
 from natsbridge import Bridge
 
+from processor.kafka.settings import COMPRESSIONS, DEFAULT_COMPRESSION
+
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +70,12 @@ def _options(parser: Any, **_kwargs: Any) -> None:
         "--kafka-brokers",
         default="",
         help="KafkaPublisher: Kafka bootstrap servers (publish to the topics, not NATS)",
+    )
+    group.add_argument(
+        "--kafka-compression",
+        choices=COMPRESSIONS,
+        default=DEFAULT_COMPRESSION,
+        help=f"KafkaPublisher: codec of the record batches (default: {DEFAULT_COMPRESSION})",
     )
     group.add_argument("--partition-count", type=int, default=8, help="worker partitions")
     group.add_argument("--partitions", default="all", help="partitions to publish to (0-3, 0,2)")
@@ -108,7 +116,11 @@ class _State:
             list_size=options.list_size,
         )
         self.bridge: Bridge = (
-            KafkaBridge(options.kafka_brokers, options.partition_count)
+            KafkaBridge(
+                options.kafka_brokers,
+                options.partition_count,
+                compression=options.kafka_compression,
+            )
             if options.kafka_brokers
             else Bridge(options.nats_url)
         )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from processor.kafka.settings import COMPRESSIONS, DEFAULT_COMPRESSION
 from processor.stages import DEFAULT_STAGES
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Settings:
     kafka_dead_letter_topic: str = "activity-dead-letters"
     kafka_policy_topic: str = "activity-policies"
     kafka_session_timeout: float = 10.0
+    kafka_compression: str = DEFAULT_COMPRESSION
     clickhouse_url: str = ""
     migrate: bool = False
     policies: tuple[str, ...] = ()
@@ -96,6 +98,7 @@ class Settings:
             problems.append("sink_nice must be between 0 and 19")
         if self.max_pending_records < self.batch_max_records:
             problems.append("max_pending_records must be at least batch_max_records")
+        problems += kafka_compression_problems(self.kafka_compression)
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
@@ -119,6 +122,7 @@ class Settings:
             group_id=self.kafka_group,
             session_timeout=self.kafka_session_timeout,
             rebalance_timeout=self.kafka_session_timeout,
+            compression=self.kafka_compression,
         )
 
     def resolved_clickhouse_url(self) -> str:
@@ -141,6 +145,8 @@ FIELDS: dict[str, str] = {
     "kafka_policy_topic": "Kafka topic of policy updates (compacted)",
     "kafka_session_timeout": "seconds without heartbeats before the group drops a worker (also "
     "the rebalance timeout; tansu joins in ~5 s with 10, ~30 s with the client default)",
+    "kafka_compression": "codec of the record batches the Kafka producers send: none, gzip, "
+    "snappy, lz4 or zstd (docs/kafka.md#compression)",
     "clickhouse_url": "chdb:///DIR (embedded), clickhouse://user:pw@host:9000/audit or memory://; "
     "default chdb in the data directory",
     "migrate": "apply pending ClickHouse migrations at start (always done for chdb://)",
@@ -177,6 +183,14 @@ FIELDS: dict[str, str] = {
     "fails (sink or NATS wedged; liveness is not affected)",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
+
+
+def kafka_compression_problems(value: str) -> list[str]:
+    """``[]``, or why ``value`` is no ``--kafka-compression`` (every settings builder's check)."""
+    if value in COMPRESSIONS:
+        return []
+    return [f"kafka_compression must be one of {', '.join(COMPRESSIONS)}, got {value!r}"]
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -65,6 +65,7 @@ class KafkaPublisher(Publisher):
             await ensure_topics(self.settings)
         self.producer = new_producer(
             self.settings.bootstrap,
+            self.settings.compression,
             max_request_size=1 << 20,
             request_timeout_ms=int(self.timeout * 1000),
         )

@@ -16,7 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from processor.config import add_field_arguments, field_defaults, field_values, is_host_port
+from processor.config import (
+    add_field_arguments,
+    field_defaults,
+    field_values,
+    is_host_port,
+    kafka_compression_problems,
+)
+from processor.kafka.settings import DEFAULT_COMPRESSION
 
 if TYPE_CHECKING:
     from processor.kafka.settings import KafkaSettings
@@ -58,6 +65,7 @@ class IngestSettings:
     kafka_audit_topic: str = "audit-events"
     kafka_event_topic: str = "k8s-events"
     kafka_dead_letter_topic: str = "activity-dead-letters"
+    kafka_compression: str = DEFAULT_COMPRESSION
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +90,7 @@ class IngestSettings:
                 problems.append(f"{name} must be HOST:PORT, got {value!r}")
         if self.kafka_brokers and self.also_publish_shared:
             problems.append("also_publish_shared is for NATS (upstream's subject), not Kafka")
+        problems += kafka_compression_problems(self.kafka_compression)
         if problems:
             raise ValueError("invalid ingest settings: " + "; ".join(problems))
 
@@ -100,6 +109,7 @@ class IngestSettings:
             event_topic=self.kafka_event_topic,
             dead_letter_topic=self.kafka_dead_letter_topic,
             partitions=self.partition_count,
+            compression=self.kafka_compression,
         )
 
 
@@ -136,6 +146,8 @@ FIELDS: dict[str, str] = {
     "kafka_audit_topic": "Kafka topic of audit records (with --kafka-brokers)",
     "kafka_event_topic": "Kafka topic of Kubernetes Events (with --kafka-brokers)",
     "kafka_dead_letter_topic": "Kafka topic of dead letters (with --kafka-brokers)",
+    "kafka_compression": "codec of the record batches sent to Kafka: none, gzip, snappy, lz4 or "
+    "zstd (with --kafka-brokers; docs/kafka.md#compression)",
 }
 
 #: Fields read from the workers' variables (``ACTIVITY_<NAME>``), not ``ACTIVITY_INGEST_<NAME>``.
@@ -148,6 +160,7 @@ SHARED = frozenset(
         "kafka_audit_topic",
         "kafka_event_topic",
         "kafka_dead_letter_topic",
+        "kafka_compression",
     }
 )
 

@@ -12,21 +12,32 @@ from typing import Any
 import orjson
 
 from processor.kafka.route import route
+from processor.kafka.settings import COMPRESSIONS, DEFAULT_COMPRESSION
 
 __all__ = ["new_producer", "send_records"]
 
 
-def new_producer(bootstrap: str | list[str], **options: Any) -> Any:
+def new_producer(
+    bootstrap: str | list[str], compression: str = DEFAULT_COMPRESSION, **options: Any
+) -> Any:
     """An ``AIOKafkaProducer`` as the project uses it: not idempotent (tansu refuses
-    InitProducerId), ``acks=all``; ``options`` override (start it yourself)."""
+    InitProducerId), ``acks=all``, its batches compressed with ``compression`` (one of
+    :data:`~processor.kafka.settings.COMPRESSIONS`); ``options`` override (start it yourself).
+
+    Raises:
+        ValueError: an unknown ``compression``.
+    """
     from aiokafka import AIOKafkaProducer
 
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}: {compression!r}")
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap,
         "enable_idempotence": False,
         "acks": "all",
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
+        "compression_type": None if compression == "none" else compression,
     }
     config.update(options)
     return AIOKafkaProducer(**config)

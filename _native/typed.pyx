@@ -77,13 +77,33 @@ cdef tuple _LIST_META = ("selfLink", "resourceVersion", "continue", "remainingIt
 cdef tuple _DETAILS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
 cdef tuple _CAUSE = ("reason", "message", "field")
 
-cdef list _EVENT_B = [k.encode() for k in _EVENT]
-cdef list _USER_B = [k.encode() for k in _USER]
-cdef list _OBJECT_REF_B = [k.encode() for k in _OBJECT_REF]
-cdef list _STATUS_B = [k.encode() for k in _STATUS]
-cdef list _LIST_META_B = [k.encode() for k in _LIST_META]
-cdef list _DETAILS_B = [k.encode() for k in _DETAILS]
-cdef list _CAUSE_B = [k.encode() for k in _CAUSE]
+# The field names of every struct in C arrays: a table is its offset and its size.
+cdef const char* _NAME[64]
+cdef Py_ssize_t _SIZE[64]
+cdef list _KEEP = []  # the bytes the pointers point into
+cdef int _TABLES = 0
+
+
+cdef int _table(tuple names) except -1:
+    global _TABLES
+    cdef int first = _TABLES
+    cdef bytes b
+    for name in names:
+        b = name.encode()
+        _KEEP.append(b)
+        _NAME[_TABLES] = PyBytes_AS_STRING(b)
+        _SIZE[_TABLES] = PyBytes_GET_SIZE(b)
+        _TABLES += 1
+    return first
+
+
+cdef int _EVENT_T = _table(_EVENT)
+cdef int _USER_T = _table(_USER)
+cdef int _OBJECT_REF_T = _table(_OBJECT_REF)
+cdef int _STATUS_T = _table(_STATUS)
+cdef int _LIST_META_T = _table(_LIST_META)
+cdef int _DETAILS_T = _table(_DETAILS)
+cdef int _CAUSE_T = _table(_CAUSE)
 
 cdef str K_USER = "user"
 cdef str K_REQUEST_OBJECT = "requestObject"
@@ -143,19 +163,21 @@ cdef object _key(const unsigned char* s, Py_ssize_t a, Py_ssize_t size):
 
 
 # -- members --------------------------------------------------------------------------------------
-cdef int _fields(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list names, Py_ssize_t* vs,
-                 Py_ssize_t* ve, int* order, const Py_ssize_t* known=NULL) except -1:
+cdef int _fields(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int table, int m,
+                 Py_ssize_t* vs, Py_ssize_t* ve, int* order, const Py_ssize_t* known=NULL,
+                 dict needs=None, list bodies=None) except -1:
     """Walk the (validated) object at ``s[i]``: the span of the last value of each member whose
-    key is ``names[code]`` into ``vs[code]``/``ve[code]``, the codes in first-seen order into
-    ``order``; their count. A key that is not one of ``names`` (or has escapes) is doubtful.
+    key is field ``code`` of the ``m`` names at ``table`` into ``vs[code]``/``ve[code]``, the
+    codes in first-seen order into ``order``; their count. A key that is not one of the names
+    (or has escapes) is doubtful.
 
     ``known`` holds two spans ``(start, end)`` (-1: none) of values the scanner has delimited
-    already: the walk jumps over them."""
+    already: the walk jumps over them. With ``needs`` (the event's table), a body that is needed
+    is pruned as it is met, into ``bodies`` (no second walk over it)."""
     cdef Py_ssize_t k, a, b, size
     cdef int code, count = 0, c
-    cdef int m = len(names)
     cdef bint esc
-    cdef bytes name
+    cdef PyObject* need
     for c in range(m):
         vs[c] = -1
     i = _ws(s, i + 1, n)
@@ -169,14 +191,25 @@ cdef int _fields(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list names,
         size = k - i - 2
         code = -1
         for c in range(m):
-            name = <bytes>names[c]
-            if PyBytes_GET_SIZE(name) == size and memcmp(PyBytes_AS_STRING(name), s + i + 1, size) == 0:
+            if _SIZE[table + c] == size and _NAME[table + c][0] == s[i + 1] \
+                    and memcmp(_NAME[table + c], s + i + 1, size) == 0:
                 code = c
                 break
         if code < 0:
             raise DOUBT
         a = _ws(s, _ws(s, k, n) + 1, n)
-        if known != NULL and a == known[0]:
+        if needs is not None and (code == REQUEST_OBJECT or code == RESPONSE_OBJECT) \
+                and s[a] != 110:
+            need = PyDict_GetItem(needs, _EVENT[code])
+            if need != NULL and <object>need is not None:
+                bodies[code - REQUEST_OBJECT] = _prune(s, a, n, <object>need, &b)
+            elif known != NULL and a == known[0]:
+                b = known[1]
+            elif known != NULL and a == known[2]:
+                b = known[3]
+            else:
+                b = skip_value(s, a, n)
+        elif known != NULL and a == known[0]:
             b = known[1]
         elif known != NULL and a == known[2]:
             b = known[3]
@@ -319,56 +352,66 @@ cdef object _int(const unsigned char* s, Py_ssize_t a, Py_ssize_t b, double lo, 
     return v
 
 
-cdef object _load(const unsigned char* s, Py_ssize_t a, Py_ssize_t n):
-    """The (validated) value at ``s[a]`` as the full decode gives it, numbers as floats."""
+cdef object _load(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, Py_ssize_t* end):
+    """The (validated) value at ``s[a]`` as the full decode gives it, numbers as floats; the
+    index after it into ``end``."""
     cdef unsigned char c = s[a]
     cdef Py_ssize_t b, k, i
     cdef bint esc, integral
     cdef dict d
     cdef list items
+    cdef object v
     if c == 34:
         esc = False
         b = _string(s, a + 1, n, &esc)
+        end[0] = b
         if esc:
             return _unescape(s, a + 1, b - 1)
         return PyUnicode_DecodeUTF8(<const char*>s + a + 1, b - a - 2, NULL)
     if c == 123:
         d = {}
         i = _ws(s, a + 1, n)
-        if s[i] == 125:
-            return d
-        while True:
-            esc = False
-            k = _string(s, i + 1, n, &esc)
-            key = _unescape(s, i + 1, k - 1) if esc else _key(s, i + 1, k - i - 2)
-            i = _ws(s, _ws(s, k, n) + 1, n)
-            b = skip_value(s, i, n)
-            d[key] = _load(s, i, b)
-            i = _ws(s, b, n)
-            if s[i] == 44:
-                i = _ws(s, i + 1, n)
-                continue
-            return d
+        if s[i] != 125:
+            while True:
+                esc = False
+                k = _string(s, i + 1, n, &esc)
+                key = _unescape(s, i + 1, k - 1) if esc else _key(s, i + 1, k - i - 2)
+                i = _ws(s, _ws(s, k, n) + 1, n)
+                d[key] = _load(s, i, n, &b)
+                i = _ws(s, b, n)
+                if s[i] == 44:
+                    i = _ws(s, i + 1, n)
+                    continue
+                break
+        end[0] = i + 1
+        return d
     if c == 91:
         items = []
         i = _ws(s, a + 1, n)
-        if s[i] == 93:
-            return items
-        while True:
-            b = skip_value(s, i, n)
-            items.append(_load(s, i, b))
-            i = _ws(s, b, n)
-            if s[i] == 44:
-                i = _ws(s, i + 1, n)
-                continue
-            return items
+        if s[i] != 93:
+            while True:
+                items.append(_load(s, i, n, &b))
+                i = _ws(s, b, n)
+                if s[i] == 44:
+                    i = _ws(s, i + 1, n)
+                    continue
+                break
+        end[0] = i + 1
+        return items
     if c == 116:
+        end[0] = a + 4
         return True
     if c == 102:
+        end[0] = a + 5
         return False
     if c == 110:
+        end[0] = a + 4
         return None
-    return _number(s, a, skip_value(s, a, n), &integral)
+    b = a + 1
+    while b < n and (48 <= s[b] <= 57 or s[b] == 46):
+        b += 1
+    end[0] = b
+    return _number(s, a, b, &integral)
 
 
 cdef object _timestamp(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
@@ -448,7 +491,7 @@ cdef dict _user(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
     cdef bint esc
     if s[a] != 123:
         raise DOUBT
-    _fields(s, a, b, _USER_B, vs, ve, order)
+    _fields(s, a, b, _USER_T, 4, vs, ve, order)
     _strings(s, vs, ve, 0, _USER, out)
     _strings(s, vs, ve, 1, _USER, out)
     if not _null(s, vs, 2):
@@ -487,7 +530,7 @@ cdef dict _object_ref(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
     cdef dict out = {}
     if s[a] != 123:
         raise DOUBT
-    count = _fields(s, a, b, _OBJECT_REF_B, vs, ve, order)
+    count = _fields(s, a, b, _OBJECT_REF_T, 8, vs, ve, order)
     for j in range(count):
         _strings(s, vs, ve, order[j], _OBJECT_REF, out)
     return out
@@ -501,7 +544,7 @@ cdef dict _list_meta(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
     cdef dict out = {}
     if s[a] != 123:
         raise DOUBT
-    _fields(s, a, b, _LIST_META_B, vs, ve, order)
+    _fields(s, a, b, _LIST_META_T, 4, vs, ve, order)
     _strings(s, vs, ve, 0, _LIST_META, out)
     _strings(s, vs, ve, 1, _LIST_META, out)
     _strings(s, vs, ve, 2, _LIST_META, out)
@@ -520,7 +563,7 @@ cdef dict _cause(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
         return out
     if s[a] != 123:
         raise DOUBT
-    _fields(s, a, b, _CAUSE_B, vs, ve, order)
+    _fields(s, a, b, _CAUSE_T, 3, vs, ve, order)
     _strings(s, vs, ve, 0, _CAUSE, out)
     _strings(s, vs, ve, 1, _CAUSE, out)
     _strings(s, vs, ve, 2, _CAUSE, out)
@@ -538,7 +581,7 @@ cdef dict _details(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
     cdef object r
     if s[a] != 123:
         raise DOUBT
-    _fields(s, a, b, _DETAILS_B, vs, ve, order)
+    _fields(s, a, b, _DETAILS_T, 6, vs, ve, order)
     _strings(s, vs, ve, 0, _DETAILS, out)
     _strings(s, vs, ve, 1, _DETAILS, out)
     _strings(s, vs, ve, 2, _DETAILS, out)
@@ -575,7 +618,7 @@ cdef dict _status(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
     cdef object code
     if s[a] != 123:
         raise DOUBT
-    _fields(s, a, b, _STATUS_B, vs, ve, order)
+    _fields(s, a, b, _STATUS_T, 8, vs, ve, order)
     _strings(s, vs, ve, 0, _STATUS, out)
     _strings(s, vs, ve, 1, _STATUS, out)
     out[K_METADATA] = {} if _null(s, vs, 2) else _list_meta(s, vs[2], ve[2])
@@ -616,39 +659,45 @@ cdef dict _annotations(const unsigned char* s, Py_ssize_t a, Py_ssize_t n):
 
 
 # -- bodies ---------------------------------------------------------------------------------------
-cdef object _prune(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, object need):
+cdef object _prune(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, object need, Py_ssize_t* end):
     """The (validated) value at ``s[a]`` reduced to ``need`` (``jsonscan.prune``'s result): an
-    object keeps the needed keys only (``"present"`` ones as None), unless a key has escapes;
-    anything else is decoded whole."""
+    object keeps the needed keys only (``"present"`` ones as None), in the need's order, unless a
+    key has escapes; anything else is decoded whole. The index after the value into ``end``."""
     cdef Py_ssize_t i, k, b
     cdef bint esc
-    cdef dict spans, out
+    cdef dict found, out
     cdef PyObject* sub
     if type(need) is not dict or s[a] != 123:
-        return _load(s, a, n)
-    spans = {}
+        return _load(s, a, n, end)
+    found = {}
     i = _ws(s, a + 1, n)
     if s[i] != 125:
         while True:
             esc = False
             k = _string(s, i + 1, n, &esc)
             if esc:
-                return _load(s, a, n)
+                return _load(s, a, n, end)
             key = _key(s, i + 1, k - i - 2)
             i = _ws(s, _ws(s, k, n) + 1, n)
-            b = skip_value(s, i, n)
-            if PyDict_GetItem(<dict>need, key) != NULL:
-                spans[key] = (i, b)
+            sub = PyDict_GetItem(<dict>need, key)
+            if sub == NULL:
+                b = skip_value(s, i, n)
+            elif <object>sub == PRESENT:
+                found[key] = None
+                b = skip_value(s, i, n)
+            else:
+                found[key] = _prune(s, i, n, <object>sub, &b)
             i = _ws(s, b, n)
             if s[i] == 44:
                 i = _ws(s, i + 1, n)
                 continue
             break
+    end[0] = i + 1
     out = {}
-    for key, subneed in (<dict>need).items():
-        span = spans.get(key)
-        if span is not None:
-            out[key] = None if subneed == PRESENT else _prune(s, (<tuple>span)[0], (<tuple>span)[1], subneed)
+    for key in <dict>need:
+        sub = PyDict_GetItem(found, key)
+        if sub != NULL:
+            out[key] = <object>sub
     return out
 
 
@@ -660,11 +709,17 @@ cdef dict _event(const unsigned char* s, Py_ssize_t start, Py_ssize_t end, objec
     cdef int order[MAX_FIELDS]
     cdef dict out = {}
     cdef dict ref = None
+    cdef list bodies = None
     cdef object v
     cdef int code
+    cdef Py_ssize_t b
     if s[start] != 123:
         raise DOUBT
-    _fields(s, start, end, _EVENT_B, vs, ve, order, known)
+    if type(needs) is dict:
+        bodies = [None, None]
+        _fields(s, start, end, _EVENT_T, EVENT_FIELDS, vs, ve, order, known, needs, bodies)
+    else:
+        _fields(s, start, end, _EVENT_T, EVENT_FIELDS, vs, ve, order, known)
     _strings(s, vs, ve, KIND, _EVENT, out)
     _strings(s, vs, ve, API_VERSION, _EVENT, out)
     for code in range(LEVEL, USER):
@@ -689,7 +744,10 @@ cdef dict _event(const unsigned char* s, Py_ssize_t start, Py_ssize_t end, objec
             if not _null(s, vs, code):
                 v = (<dict>needs).get(_EVENT[code])
                 if v is not None:
-                    out[_EVENT[code]] = _prune(s, vs[code], ve[code], v)
+                    out[_EVENT[code]] = (
+                        bodies[code - REQUEST_OBJECT] if bodies is not None
+                        else _prune(s, vs[code], ve[code], v, &b)
+                    )
     for code in range(REQUEST_RECEIVED_TIMESTAMP, ANNOTATIONS):
         out[_EVENT[code]] = None if _null(s, vs, code) else _timestamp(s, vs[code], ve[code])
     if not _null(s, vs, ANNOTATIONS):
@@ -700,7 +758,7 @@ cdef dict _event(const unsigned char* s, Py_ssize_t start, Py_ssize_t end, objec
         if s[vs[AUTHENTICATION_METADATA]] != 123:
             raise DOUBT
         out[_EVENT[AUTHENTICATION_METADATA]] = _load(
-            s, vs[AUTHENTICATION_METADATA], ve[AUTHENTICATION_METADATA]
+            s, vs[AUTHENTICATION_METADATA], ve[AUTHENTICATION_METADATA], &b
         )
     return out
 

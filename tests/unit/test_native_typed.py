@@ -28,6 +28,7 @@ from processor.native import Implementation
 from processor.policy import parse_policy_text
 from processor.policy.compile import load_engine
 from processor.records import jsonscan as twin_scan
+from processor.records._json import floatify
 from processor.records.audit import decode_audit
 from processor.records.lazy import decode_audit_split
 from processor.records.route import peek_route
@@ -409,3 +410,33 @@ def test_mutated_records(typed: ModuleType, changes: list, ascii_only: bool) -> 
 def test_the_native_unit_is_the_extension() -> None:
     native = implementation("native").typed
     assert native.__name__ == "processor._native.typed"
+
+
+# -- skipping: strings with escapes, quotes and brackets across the 64-byte blocks ----------------
+TRICKY = st.text(alphabet='\\"{}[]ab,:\u00e9\n', max_size=90)
+NESTED = st.recursive(
+    TRICKY | st.integers(-1000, 1000) | st.booleans() | st.none(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TRICKY, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=NESTED, wanted=NESTED, pad=st.integers(0, 70), ascii_only=st.booleans())
+def test_skipping_finds_the_members_after_any_value(
+    typed: ModuleType, before: Any, wanted: Any, pad: int, ascii_only: bool
+) -> None:
+    """A needed member after a value of any shape is found (the value skipped over), and any
+    value decoded whole is orjson's."""
+    body = {"p" * pad: 1, "a": before, "z": wanted}
+    value = record(requestObject=body, authenticationMetadata={"m": before})
+    buf = json.dumps(value, ensure_ascii=ascii_only).encode()
+    got = check(typed, buf, {"requestObject": {"z": "whole"}}, exact=True)
+    assert orjson.dumps(got["requestObject"]) == orjson.dumps(
+        {"z": floatify(orjson.loads(json.dumps(wanted)))}
+    )
+    assert orjson.dumps(got["authenticationMetadata"]["m"]) == orjson.dumps(
+        floatify(orjson.loads(json.dumps(before)))
+    )

@@ -1,11 +1,13 @@
 """Decode only what policies read: an audit event from its scanned members, bodies pruned.
 
-The fast path's decoder. :func:`processor.records.jsonscan.scan_document` (or its native twin)
-has validated the payload and located its top-level members; here the small fields are decoded
-and normalised by :func:`processor.records.decode_audit` itself (so errors and normalisation are
-the twin's), and the large ``requestObject`` / ``responseObject`` bodies are materialised only as
-far as the loaded policies read them (:func:`processor.cel.needs.body_needs`). For every
-expression those policies contain, the result evaluates exactly like the full decode.
+The specification the fast path's typed decode (:mod:`processor.records.typed`) is tested
+against (``tests/unit/test_native_typed.py``), and the fast path's decoder before it.
+:func:`processor.records.jsonscan.scan_document` (or its native twin) has validated the payload
+and located its top-level members; here the small fields are decoded by orjson and normalised by
+:func:`processor.records.decode_audit` itself (so errors and normalisation are the twin's), and
+the large ``requestObject`` / ``responseObject`` bodies are materialised only as far as the loaded
+policies read them (:func:`processor.cel.needs.body_needs`). For every expression those policies
+contain, the result evaluates exactly like the full decode.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def test_every_extension_is_compiled_code() -> None:
     translator = Translator(engine)
     assert translator._scan is require("jsonscan")
     assert translator._split_routed.__module__ == "processor._native.route"
-    assert translator._decode.__module__ == "processor._native.audit"
+    assert translator._typed.__module__ == "processor._native.typed"
     assert Engine([]).impl is impl  # the active implementation, bound once
 
 

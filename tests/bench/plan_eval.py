@@ -2,10 +2,11 @@
 
 Every expression of ``activity bench``'s default policies (each rule's match and summary block)
 is compiled by both plan units and evaluated on the activations of generated records of its rule
-type (:func:`processor.bench.corpus.generate`), as ``Program.evaluate`` runs it (a summary block
-with a link collector). Prints evaluations per second of CPU time, the best of three runs, and the
-ratio, separately for the evaluations that give a value and those that end in a CEL error (a
-missing key: Python exceptions in both units)::
+type (:func:`processor.bench.corpus.generate`): the plans called directly with the activation
+(a summary block's with a link collector), without ``Program.evaluate`` around them. Prints
+evaluations per second of CPU time, the best of three runs, and the ratio, separately for the
+evaluations that give a value and those that end in a CEL error (a missing key: Python
+exceptions in both units)::
 
     python tests/bench/plan_eval.py --count 2000 --mix standard
 
@@ -22,6 +23,7 @@ from typing import Any
 from processor.bench.corpus import generate
 from processor.bench.harness import default_policy_paths
 from processor.cel import AUDIT_ENV, EVENT_ENV
+from processor.cel.plan import LINKS
 from processor.cel.program import Program
 from processor.errors import CelCompileError, CelEvalError, RecordError
 from processor.native import Implementation, native, twin
@@ -68,31 +70,33 @@ def programs(impl: Implementation, exprs: list[tuple[str, str, bool]]) -> list[t
     return out
 
 
+Pair = tuple[Any, dict[str, Any]]
+
+
 def split(
     progs: list[tuple[Any, ...]], acts: dict[str, list[dict[str, Any]]]
-) -> dict[str, list[tuple[Any, dict[str, Any], bool]]]:
-    """The (program, activation) pairs by outcome: ``value`` or ``error``."""
-    out: dict[str, list[tuple[Any, dict[str, Any], bool]]] = {"value": [], "error": []}
+) -> dict[str, list[Pair]]:
+    """(plan, activation) pairs by outcome, ``value`` or ``error``; a summary block's activation
+    carries a link collector, as ``Program.evaluate`` builds it."""
+    out: dict[str, list[Pair]] = {"value": [], "error": []}
     for rule_type, program, summary in progs:
         for variables in acts[rule_type]:
+            act = {**variables, LINKS: []} if summary else variables
             try:
-                program.evaluate(variables, [] if summary else None)
+                program._plan(act)
             except CelEvalError:
-                out["error"].append((program, variables, summary))
+                out["error"].append((program._plan, act))
             else:
-                out["value"].append((program, variables, summary))
+                out["value"].append((program._plan, act))
     return out
 
 
-def run(pairs: list[tuple[Any, dict[str, Any], bool]]) -> float:
-    """CPU seconds to evaluate every pair as ``Program.evaluate`` is called."""
+def run(pairs: list[Pair]) -> float:
+    """CPU seconds to evaluate every pair."""
     start = time.process_time()
-    for program, variables, summary in pairs:
-        try:
-            if summary:
-                program.evaluate(variables, [])
-            else:
-                program.evaluate(variables)
+    for plan, act in pairs:
+        try:  # noqa: SIM105  (contextlib.suppress would add a call per evaluation to the timing)
+            plan(act)
         except CelEvalError:
             pass
     return time.process_time() - start

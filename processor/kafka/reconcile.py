@@ -320,6 +320,8 @@ class KafkaReconciler(Reconciler):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=s.pull_max_bytes,
             fetch_max_bytes=s.pull_budget_bytes,
+            # drained partitions (the Events topic, mostly) must not hold the others' fetch back
+            fetch_max_wait_ms=int(k.fetch_max_wait * 1000),
         )
         await self.reader.start()
         await app.start()

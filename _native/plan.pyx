@@ -304,7 +304,7 @@ cdef class Index(Plan):
             ti = type(i)
             # cel-go qualifies indexes as attributes (refQualify, IndexOrError), with these messages
             if ti is float:
-                if not (<float>i).is_integer():
+                if not i.is_integer():
                     raise _CelEvalError(f"unsupported index value {go_float(i)} in list")
                 i = int(i)
             elif ti is bool or not isinstance(i, int):

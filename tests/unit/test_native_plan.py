@@ -211,7 +211,8 @@ EDGE_EXPRESSIONS = [
     "type(type(1))", "has(audit.m.a)", "has(audit.m.x)", "has(audit.z.x)", "has(audit.l.x)",
     "has(audit.s.x)", "has(audit.q.x)", "{'a': {'b': 1}}.a.b", "[{'a': 1}][0].a",
     # indexes
-    "audit.l[0]", "audit.l[1.0]", "audit.l[1.5]", "audit.l[9]", "audit.l[-1]", "audit.l[true]",
+    "audit.l[0]", "audit.l[1.0]", "audit.l[1.5]", "audit.l[1.0000001]", "audit.l[16777217.0]",
+    "audit.l[9]", "audit.l[-1]", "audit.l[true]",
     "audit.l['a']", "audit.l[1u]", "audit.m['a']", "audit.m['q']", "audit.nm[1]", "audit.nm[2.0]",
     "audit.nm[2u]", "audit.nm['x']", "audit.nm[true]", "audit.s[0]", "audit.z[0]",
     # equality and membership

@@ -17,7 +17,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport floor
-from libc.string cimport memchr, memcmp
+from libc.string cimport memchr, memcmp, memcpy
 
 from processor._native.jsonscan cimport _string, _ws
 
@@ -138,17 +138,21 @@ cdef PyObject* _keys[KEY_CACHE]
 
 
 cdef object _key(const unsigned char* s, Py_ssize_t a, Py_ssize_t size):
-    """The key whose text (no escapes) is ``s[a:a + size]``; short ASCII keys come from a cache
-    (as orjson keeps them: the same object, its hash computed once)."""
-    cdef unsigned int h = 2166136261u
-    cdef Py_ssize_t j
+    """The string whose text (no escapes) is ``s[a:a + size]``; short ASCII ones (keys, and values
+    that repeat: verbs, stages, groups, names) come from a cache, as orjson keeps its keys: the
+    same object, its hash computed once."""
+    cdef unsigned long long head = 0, tail = 0, x
+    cdef unsigned int h
     cdef PyObject* hit
     cdef object key
     if size > KEY_MAX:
         return PyUnicode_DecodeUTF8(<const char*>s + a, size, NULL)
-    for j in range(size):
-        h = (h ^ s[a + j]) * 16777619u
-    h = (h ^ (h >> 15)) & (KEY_CACHE - 1)
+    # the first and the last (up to) 8 bytes and the size pick the slot; memcmp confirms it
+    memcpy(&head, s + a, 8 if size >= 8 else size)
+    if size > 8:
+        memcpy(&tail, s + a + size - 8, 8)
+    x = (head * 0x9E3779B97F4A7C15ULL) ^ (tail * 0xC2B2AE3D27D4EB4FULL) ^ <unsigned long long>size
+    h = <unsigned int>((x ^ (x >> 29)) * 0xBF58476D1CE4E5B9ULL >> 40) & (KEY_CACHE - 1)
     hit = _keys[h]
     if hit != NULL and _length(hit) == size and memcmp(_data(hit), s + a, size) == 0:
         return <object>hit
@@ -298,9 +302,10 @@ cdef object _unescape(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
 
 
 cdef inline object _text(const unsigned char* s, Py_ssize_t a, Py_ssize_t b):
-    """The string value at ``s[a:b]`` (with its quotes)."""
+    """The string value at ``s[a:b]`` (with its quotes); short ones from the key cache (verbs,
+    stages, groups, resource names repeat)."""
     if memchr(s + a + 1, 92, b - a - 2) == NULL:
-        return PyUnicode_DecodeUTF8(<const char*>s + a + 1, b - a - 2, NULL)
+        return _key(s, a + 1, b - a - 2)
     return _unescape(s, a + 1, b - 1)
 
 
@@ -367,7 +372,7 @@ cdef object _load(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, Py_ssize_t
         end[0] = b
         if esc:
             return _unescape(s, a + 1, b - 1)
-        return PyUnicode_DecodeUTF8(<const char*>s + a + 1, b - a - 2, NULL)
+        return _key(s, a + 1, b - a - 2)
     if c == 123:
         d = {}
         i = _ws(s, a + 1, n)

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import orjson
@@ -83,12 +84,14 @@ class TableStateStore(StateStore):
     Args:
         table: a Faust Table of raw bytes keys and values.
         partitions: the partition count of the audit topic and the changelog.
-        owned: whether this reconciler currently owns a partition.
+        owned: the partitions this reconciler owns now.
         producer: an aiokafka producer with ``acks="all"`` (Faust's changelog producer does
             not wait for acks; :meth:`flush` does).
     """
 
-    def __init__(self, table: Any, partitions: int, owned: Any, producer: Any) -> None:
+    def __init__(
+        self, table: Any, partitions: int, owned: Callable[[], set[int]], producer: Any
+    ) -> None:
         super().__init__(kv=None)
         self.table = table
         self.partitions = partitions
@@ -116,7 +119,8 @@ class TableStateStore(StateStore):
 
     def with_pending(self) -> list[ObjectState]:
         """Cached states holding unpublished Events, of the partitions owned now only."""
-        return [s for s in super().with_pending() if self.owned(self._partition(s.key))]
+        owned = self.owned()
+        return [s for s in super().with_pending() if self._partition(s.key) in owned]
 
     async def _load(self, key: str) -> ObjectState | None:
         raw = self.table.data.get(key.encode())
@@ -178,12 +182,12 @@ class TableStateStore(StateStore):
 
     async def load_pending(self) -> int:
         """Load the owned states holding unpublished Events from the table."""
-        found = 0
+        found, owned = 0, self.owned()
         for raw_key, raw in list(self.table.data.items()):
             key = raw_key.decode()
             if key in self._cache or not raw or key.partition(".")[0] not in _KINDS:
                 continue
-            if not self.owned(self._partition(key)):
+            if self._partition(key) not in owned:
                 continue
             state = await self._load(key)
             if state is not None and state.pending:
@@ -290,7 +294,7 @@ class KafkaReconciler(Reconciler):
         )
         publisher = KafkaEventPublisher(k)
         await publisher.start()
-        self.store = TableStateStore(table, n, self._owned, publisher.producer)
+        self.store = TableStateStore(table, n, self._owned_partitions, publisher.producer)
         # created before the group is joined: a topic appearing later would force a rebalance
         await create_topics(
             k,
@@ -338,14 +342,14 @@ class KafkaReconciler(Reconciler):
         await self._start_health()
         self.ready = True
 
-    def _owned(self, partition: int) -> bool:
-        from faust.types import TP
-
-        return TP(self.marks_topic, partition) in self.app.consumer.assignment()
+    def _owned_partitions(self) -> set[int]:
+        """The partitions the group assigned this reconciler (of the controller-events topic)."""
+        topic = self.marks_topic
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
     def owns(self, kind: str, name: str) -> bool:
         """Whether this reconciler owns the object's partition now (its input arrives here)."""
-        return self._owned(object_partition(kind, name, self.kafka.partitions))
+        return object_partition(kind, name, self.kafka.partitions) in self._owned_partitions()
 
     def _settled(self) -> bool:
         """Whether no rebalance or table recovery is under way (the table may then be used)."""
@@ -410,12 +414,11 @@ class KafkaReconciler(Reconciler):
         """Once a rebalance and the table's recovery are over, read the partitions the group
         assigned (those of the controller-events topic) of both input topics, each from its
         stored position."""
-        app = self.app
         if not self._settled():
             return
         from aiokafka import TopicPartition
 
-        wanted = {tp.partition for tp in app.consumer.assignment() if tp.topic == self.marks_topic}
+        wanted = self._owned_partitions()
         if wanted == self._assigned and wanted == self.reading:
             return
         async with self._lock:
@@ -471,6 +474,7 @@ class KafkaReconciler(Reconciler):
                     if obs is not None:
                         await self._apply(obs)
             store.set_position(AUDIT, tp.partition, records[-1].offset + 1)
+        self._count_pending()
         now = time.monotonic()
         due = now - self._positions_written >= POSITION_INTERVAL
         await store.flush(positions=due)

@@ -189,6 +189,7 @@ class Reconciler(Service):
                 await self._retry_batch(deliveries, exc)
                 return
             await ack_many(self.nc, deliveries)
+            self._count_pending()  # once per batch: it walks the cached states
             if self.settings.grace == 0:
                 await self._publish_due()
 
@@ -232,7 +233,6 @@ class Reconciler(Service):
                 continue
             state.pending.append({"at": time.time(), "event": event})
         store.mark(state)
-        self._count_pending()
 
     # -- controller Events ----------------------------------------------------------------------
     async def _on_events(self, deliveries: list[Delivery]) -> None:

@@ -21,6 +21,7 @@ Then, one after the other, on the same topic from its start:
 Each is timed from its partition assignment. Not a test: run it as
 
     python -m tests.bench.reconciler_rate [--records 50000] [--events 50000] [--partitions 4]
+        [--grace 0]
 """
 
 from __future__ import annotations
@@ -98,13 +99,15 @@ async def raw(kafka: KafkaSettings, total: int, stream: str = "AUDIT_EVENTS") ->
         await consumer.stop()
 
 
-async def reconciler(kafka: KafkaSettings, total: int, stream: str = "AUDIT_EVENTS") -> float:
+async def reconciler(
+    kafka: KafkaSettings, total: int, stream: str = "AUDIT_EVENTS", grace: float = 0.0
+) -> float:
     """Seconds the Kafka reconciler takes to read ``total`` records of the input ``stream``."""
     settings = ReconcilerSettings(
         partition_count=kafka.partitions,
         consumer_name=f"rate-{uuid.uuid4().hex[:8]}",
         health_addr="",
-        grace=0.0,
+        grace=grace,
     )
     service = KafkaReconciler(settings, kafka)
     count = service.metrics.registry.get_sample_value
@@ -120,7 +123,9 @@ async def reconciler(kafka: KafkaSettings, total: int, stream: str = "AUDIT_EVEN
         await service.stop()
 
 
-async def compare(broker: TansuBroker, stream: str, total: int, partitions: int) -> None:
+async def compare(
+    broker: TansuBroker, stream: str, total: int, partitions: int, grace: float
+) -> None:
     """Publish ``total`` corpus records of ``stream`` to fresh topics; print both rates."""
     kafka = unique_topics(broker.bootstrap, partitions, group_id=f"raw-{uuid.uuid4().hex[:8]}")
     await ensure_topics(kafka)
@@ -140,18 +145,18 @@ async def compare(broker: TansuBroker, stream: str, total: int, partitions: int)
         forwarded = sum(_EVENT_TYPE in p for p in payloads)
         print(f"  {forwarded:,} of them controller Events (forwarded)")
     base = await raw(kafka, len(payloads), stream)
-    ours = await reconciler(kafka, len(payloads), stream)
+    ours = await reconciler(kafka, len(payloads), stream, grace)
     print(f"  raw aiokafka getmany + filter: {len(payloads) / base:>9,.0f} records/s")
     print(f"  Kafka reconciler (Faust):      {len(payloads) / ours:>9,.0f} records/s")
     print(f"  ratio reconciler / raw:        {base / ours:>9.2f}x")
 
 
-async def main(records: int, events: int, partitions: int) -> None:
+async def main(records: int, events: int, partitions: int, grace: float) -> None:
     with TansuBroker() as broker:
         if records:
-            await compare(broker, "AUDIT_EVENTS", records, partitions)
+            await compare(broker, "AUDIT_EVENTS", records, partitions, grace)
         if events:
-            await compare(broker, "EVENTS", events, partitions)
+            await compare(broker, "EVENTS", events, partitions, grace)
 
 
 if __name__ == "__main__":
@@ -159,5 +164,8 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=50_000, help="audit records (0: none)")
     parser.add_argument("--events", type=int, default=50_000, help="Kubernetes Events (0: none)")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--grace", type=float, default=0.0, help="the reconciler's grace (0: publish per batch)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.records, args.events, args.partitions))
+    asyncio.run(main(args.records, args.events, args.partitions, args.grace))

@@ -5,10 +5,11 @@ reused as is); what differs is where state lives and how input arrives:
 
 * **Input.** The Faust app's consumer group assigns the partitions; the audit and Events topics
   themselves are read by one raw aiokafka consumer (``getmany`` batches, no per-event
-  machinery: Faust's stream measured 0.13x a raw loop with the same filter on audit records and
-  0.08x on Events, this path 0.66-1.00x, ``tests/bench/reconciler_rate.py``) assigned, of both,
-  the partitions the group gave the app of ``<consumer_name>-controller-events``, each read from
-  the position stored in the table. Controller Events (keyed by their Event's object) are
+  machinery: Faust's stream read 0.13x a raw loop with the same filter on audit records and
+  0.05-0.08x on Events, this path 0.3-0.6x and 0.4x; ``tests/bench/reconciler_rate.py``)
+  assigned, of both, the partitions the group gave the app of
+  ``<consumer_name>-controller-events``, each read from the position stored in the table.
+  Controller Events (keyed by their Event's object) are
   forwarded from those batches to that internal topic, the few annotated
   ``inventory.miloapis.com/event-type`` only, partitioned like the audit topic: all input of one
   object meets in one partition, and so in one reconciler, whose Faust agent applies them.

@@ -6,12 +6,16 @@ results); this file only makes it fast. The event's members are walked from the 
 scanner's C primitives, ``_native/jsonscan.pxd``) and each field becomes its normalised value
 directly: strings (escapes decoded here), numbers as floats, the two timestamps in the 6-digit
 layout, defaults and omitted empties as upstream's Go round trip gives them; the bodies are
-materialised only as far as ``needs`` says. No JSON text is handed to a parser and no
-intermediate dict is normalised. Anything unusual returns None.
+materialised only as far as ``needs`` says, in the walk that meets them. No JSON text is handed
+to a parser and no intermediate dict is normalised. Anything unusual returns None.
+
+The input was validated by the scanner, so values are only delimited here: ``skip_simd.h`` skips
+a container 64 bytes at a time (SSE2 bit masks). Short ASCII strings come from a small cache
+(``_key``), as orjson's keys do.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_GetItem
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
@@ -59,7 +63,6 @@ DEF STAGE_TIMESTAMP = 16
 DEF ANNOTATIONS = 17
 DEF AUTHENTICATION_METADATA = 18
 DEF EVENT_FIELDS = 19
-DEF MAX_FIELDS = 19
 
 cdef tuple _EVENT = (
     "kind", "apiVersion", "level", "auditID", "stage", "requestURI", "verb", "user",
@@ -106,8 +109,6 @@ cdef int _DETAILS_T = _table(_DETAILS)
 cdef int _CAUSE_T = _table(_CAUSE)
 
 cdef str K_USER = "user"
-cdef str K_REQUEST_OBJECT = "requestObject"
-cdef str K_RESPONSE_OBJECT = "responseObject"
 cdef str K_METADATA = "metadata"
 cdef str K_DETAILS = "details"
 cdef str K_CAUSES = "causes"
@@ -117,7 +118,6 @@ cdef str K_REMAINING = "remainingItemCount"
 cdef str K_GROUPS = "groups"
 cdef str K_EXTRA = "extra"
 cdef str EMPTY = ""
-cdef str ZERO_TIME = "0001-01-01T00:00:00.000000Z"
 cdef double INT32_MIN = -2147483648.0
 cdef double INT32_MAX = 2147483647.0
 cdef double INT64_MIN = -9223372036854775808.0
@@ -709,9 +709,9 @@ cdef object _prune(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, object ne
 # -- the event ------------------------------------------------------------------------------------
 cdef dict _event(const unsigned char* s, Py_ssize_t start, Py_ssize_t end, object needs,
                  const Py_ssize_t* known):
-    cdef Py_ssize_t vs[MAX_FIELDS]
-    cdef Py_ssize_t ve[MAX_FIELDS]
-    cdef int order[MAX_FIELDS]
+    cdef Py_ssize_t vs[EVENT_FIELDS]
+    cdef Py_ssize_t ve[EVENT_FIELDS]
+    cdef int order[EVENT_FIELDS]
     cdef dict out = {}
     cdef dict ref = None
     cdef list bodies = None

@@ -31,6 +31,10 @@ translate path"):
 - equality of maps with non-string keys and indexing a map by a non-string key
   (``values.map_get``), and the messages of type errors (``values.no_overload``).
 
+Errors made in C (a missing variable or key, a string index on a list) travel up the tree as
+:class:`Err` values, as cel-go's do, and the plan's call raises them as ``CelEvalError``: where
+``&&``, ``||`` or a macro absorbs one, no Python exception is made.
+
 Invariants (cel-go semantics, as the twin): runtime errors are raised as ``CelEvalError`` and
 absorbed by ``&&``/``||`` (``false && error`` is ``false`` in either order) and by the
 comprehension macros as cel-go's macro expansions absorb them; the ternary propagates an error in
@@ -158,17 +162,40 @@ cdef object _type_value(object value):
     return tv
 
 
+cdef class Err:
+    """A runtime error made in C, passed up the tree as a value (as cel-go passes its error
+    values) and raised as ``CelEvalError`` by :meth:`Plan.__call__`: where ``&&``, ``||`` or a
+    macro absorbs it, no Python exception, traceback or ``except`` is involved. A node returns
+    at once the ``Err`` of a child (evaluating no later child, as the twin's raise does); errors
+    of the twin's Python helpers are raised, and the absorbing nodes take both forms."""
+
+    cdef str message
+
+
+cdef inline Err _err(str message):
+    cdef Err err = Err.__new__(Err)
+    err.message = message
+    return err
+
+
+cdef object _fail(object error):
+    """The error ``error`` (an :class:`Err` or a raised ``CelEvalError``) as the result."""
+    if type(error) is Err:
+        return error
+    raise error
+
+
 cdef object _field(object value, str field):
-    """``value.field``: the twin's ``_field`` (cel-go's refQualify)."""
+    """``value.field``, or an :class:`Err`: the twin's ``_field`` (cel-go's refQualify)."""
     cdef PyObject* found
     if type(value) is dict:
         found = PyDict_GetItemWithError(value, field)
         if found is NULL:
-            raise _CelEvalError(f"no such key: {field}")
+            return _err(f"no such key: {field}")
         return <object>found
     if type(value) is list:
-        raise _CelEvalError("unsupported index type 'string' in list")
-    raise _CelEvalError(f"no such key: {field}")
+        return _err("unsupported index type 'string' in list")
+    return _err(f"no such key: {field}")
 
 
 cdef str _type_label(object value):
@@ -186,7 +213,10 @@ cdef class Plan:
         raise NotImplementedError
 
     def __call__(self, dict a):
-        return self.eval(a)
+        cdef object v = self.eval(a)
+        if type(v) is Err:
+            raise _CelEvalError((<Err>v).message)
+        return v
 
 
 cdef class Literal(Plan):
@@ -208,7 +238,7 @@ cdef class Ident(Plan):
     cdef object eval(self, dict a):
         cdef PyObject* found = PyDict_GetItemWithError(a, self.name)
         if found is NULL:
-            raise _CelEvalError(f"no such attribute: {self.name}")
+            return _err(f"no such attribute: {self.name}")
         return <object>found
 
 
@@ -242,10 +272,12 @@ cdef class VarPath(Plan):
     cdef object eval(self, dict a):
         cdef PyObject* found = PyDict_GetItemWithError(a, self.name)
         if found is NULL:
-            raise _CelEvalError(f"no such attribute: {self.name}")
+            return _err(f"no such attribute: {self.name}")
         cdef object v = <object>found
         for f in self.fields:
             v = _field(v, <str>f)
+            if type(v) is Err:
+                return v
         return v
 
 
@@ -260,6 +292,8 @@ cdef class SelectPath(Plan):
     cdef object eval(self, dict a):
         cdef object v = self.root.eval(a)
         for f in self.fields:
+            if type(v) is Err:
+                return v
             v = _field(v, <str>f)
         return v
 
@@ -276,10 +310,12 @@ cdef class Has(Plan):
         cdef object v = self.operand.eval(a)
         if type(v) is dict:
             return self.field in <dict>v
+        if type(v) is Err:
+            return v
         # cel-go's presence test (refQualify): a list rejects the string index, a scalar or null
         # parent simply has no such field
         if type(v) is list:
-            raise _CelEvalError("unsupported index type 'string' in list")
+            return _err("unsupported index type 'string' in list")
         return False
 
 
@@ -293,7 +329,11 @@ cdef class Index(Plan):
 
     cdef object eval(self, dict a):
         cdef object v = self.operand.eval(a)
+        if type(v) is Err:
+            return v
         cdef object i = self.index.eval(a)
+        if type(i) is Err:
+            return i
         cdef object ti
         cdef Py_ssize_t n
         if type(v) is dict:
@@ -324,8 +364,12 @@ cdef class ListLit(Plan):
 
     cdef object eval(self, dict a):
         cdef list out = []
+        cdef object v
         for item in self.items:
-            out.append((<Plan>item).eval(a))
+            v = (<Plan>item).eval(a)
+            if type(v) is Err:
+                return v
+            out.append(v)
         return out
 
 
@@ -342,9 +386,14 @@ cdef class MapLit(Plan):
         cdef Py_ssize_t i
         for i in range(len(self.keys)):
             k = (<Plan>self.keys[i]).eval(a)
+            if type(k) is Err:
+                return k
             if (k in out) if type(k) is str else _map_has(out, k):
                 raise _CelEvalError(f"Failed with repeated key: {k}")
-            out[k] = (<Plan>self.values[i]).eval(a)
+            v = (<Plan>self.values[i]).eval(a)
+            if type(v) is Err:
+                return v
+            out[k] = v
         return out
 
 
@@ -364,6 +413,8 @@ cdef class Cond(Plan):
             return self.then.eval(a)
         if c is False:
             return self.otherwise.eval(a)
+        if type(c) is Err:
+            return c
         raise _no_overload("_?_:_", c)
 
 
@@ -376,17 +427,21 @@ cdef class And(Plan):
         self.right = right
 
     cdef object eval(self, dict a):
-        cdef object lv, rv
+        cdef object lv = None, rv, error = None
         try:
             lv = self.left.eval(a)
-        except CelEvalError as err:
+        except CelEvalError as exc:
+            error = exc
+        if error is None and type(lv) is Err:
+            error = lv
+        if error is not None:  # the right side decides, or the left error stands
             try:
                 rv = self.right.eval(a)
             except CelEvalError:
-                raise err from None
+                return _fail(error)
             if rv is False:
                 return False
-            raise err from None
+            return _fail(error)
         if lv is False:
             return False
         rv = self.right.eval(a)
@@ -394,6 +449,8 @@ cdef class And(Plan):
             return False
         if lv is True and rv is True:
             return True
+        if type(rv) is Err:
+            return rv
         raise _no_overload("_&&_", lv, rv)
 
 
@@ -406,17 +463,21 @@ cdef class Or(Plan):
         self.right = right
 
     cdef object eval(self, dict a):
-        cdef object lv, rv
+        cdef object lv = None, rv, error = None
         try:
             lv = self.left.eval(a)
-        except CelEvalError as err:
+        except CelEvalError as exc:
+            error = exc
+        if error is None and type(lv) is Err:
+            error = lv
+        if error is not None:  # the right side decides, or the left error stands
             try:
                 rv = self.right.eval(a)
             except CelEvalError:
-                raise err from None
+                return _fail(error)
             if rv is True:
                 return True
-            raise err from None
+            return _fail(error)
         if lv is True:
             return True
         rv = self.right.eval(a)
@@ -424,6 +485,8 @@ cdef class Or(Plan):
             return True
         if lv is False and rv is False:
             return False
+        if type(rv) is Err:
+            return rv
         raise _no_overload("_||_", lv, rv)
 
 
@@ -439,6 +502,8 @@ cdef class Not(Plan):
             return False
         if v is False:
             return True
+        if type(v) is Err:
+            return v
         raise _no_overload("!_", v)
 
 
@@ -453,7 +518,10 @@ cdef class Unary(Plan):
         self.operand = operand
 
     cdef object eval(self, dict a):
-        return self.fn(self.operand.eval(a))
+        cdef object v = self.operand.eval(a)
+        if type(v) is Err:
+            return v
+        return self.fn(v)
 
 
 cdef class EqStr(Plan):
@@ -473,6 +541,8 @@ cdef class EqStr(Plan):
         cdef bint eq
         if type(v) is str:
             eq = (<str>v) == self.literal
+        elif type(v) is Err:
+            return v
         else:
             eq = bool(v == self.literal)
         return eq != self.negate
@@ -490,7 +560,11 @@ cdef class Eq(Plan):
 
     cdef object eval(self, dict a):
         cdef object lv = self.left.eval(a)
+        if type(lv) is Err:
+            return lv
         cdef object rv = self.right.eval(a)
+        if type(rv) is Err:
+            return rv
         return _cel_eq(lv, rv) != self.negate
 
 
@@ -506,6 +580,8 @@ cdef class InStrings(Plan):
 
     cdef object eval(self, dict a):
         cdef object v = self.left.eval(a)
+        if type(v) is Err:
+            return v
         return type(v) is str and v in self.choices
 
 
@@ -519,7 +595,11 @@ cdef class In(Plan):
 
     cdef object eval(self, dict a):
         cdef object item = self.left.eval(a)
+        if type(item) is Err:
+            return item
         cdef object container = self.right.eval(a)
+        if type(container) is Err:
+            return container
         return _cel_in(item, container)
 
 
@@ -539,7 +619,11 @@ cdef class Order(Plan):
 
     cdef object eval(self, dict a):
         cdef object x = self.left.eval(a)
+        if type(x) is Err:
+            return x
         cdef object y = self.right.eval(a)
+        if type(y) is Err:
+            return y
         cdef object tx = type(x)
         cdef object ty = type(y)
         if not ((tx is ty and _ordered(tx)) or (_numeric(tx) and _numeric(ty))):
@@ -557,7 +641,11 @@ cdef class Add(Plan):
 
     cdef object eval(self, dict a):
         cdef object x = self.left.eval(a)
+        if type(x) is Err:
+            return x
         cdef object y = self.right.eval(a)
+        if type(y) is Err:
+            return y
         cdef object tx = type(x)
         if tx is type(y) and (tx is str or tx is float):
             return x + y
@@ -578,7 +666,11 @@ cdef class Arith(Plan):
 
     cdef object eval(self, dict a):
         cdef object x = self.left.eval(a)
+        if type(x) is Err:
+            return x
         cdef object y = self.right.eval(a)
+        if type(y) is Err:
+            return y
         return self.fn(x, y)
 
 
@@ -590,6 +682,8 @@ cdef class Size(Plan):
 
     cdef object eval(self, dict a):
         cdef object x = self.operand.eval(a)
+        if type(x) is Err:
+            return x
         cdef object t = type(x)
         if t is str or t is bytes or t is list or t is dict:
             return len(x)
@@ -618,7 +712,11 @@ cdef class StrPair(Plan):
 
     cdef object eval(self, dict a):
         cdef object s = self.target.eval(a)
+        if type(s) is Err:
+            return s
         cdef object x = self.arg.eval(a)
+        if type(x) is Err:
+            return x
         if type(s) is not str or type(x) is not str:
             raise _no_overload(self.name, s, x)
         if self.which == STARTS:
@@ -642,7 +740,11 @@ cdef class Matches(Plan):
 
     cdef object eval(self, dict a):
         cdef object s = self.target.eval(a)
+        if type(s) is Err:
+            return s
         cdef object p = self.pattern.eval(a)
+        if type(p) is Err:
+            return p
         if type(s) is not str or type(p) is not str:
             raise _no_overload("matches", s, p)
         if self.search is not None:
@@ -657,7 +759,10 @@ cdef class TypeOf(Plan):
         self.operand = operand
 
     cdef object eval(self, dict a):
-        return _type_value(self.operand.eval(a))
+        cdef object v = self.operand.eval(a)
+        if type(v) is Err:
+            return v
+        return _type_value(v)
 
 
 cdef class ToString(Plan):
@@ -673,6 +778,8 @@ cdef class ToString(Plan):
 
     cdef object eval(self, dict a):
         cdef object x = self.operand.eval(a)
+        if type(x) is Err:
+            return x
         cdef object t = type(x)
         if t is str:
             return x
@@ -696,13 +803,14 @@ cdef class Call(Plan):
         self.args = args
 
     cdef object eval(self, dict a):
-        cdef Py_ssize_t n = len(self.args)
-        if n == 1:
-            return self.impl((<Plan>self.args[0]).eval(a))
-        if n == 2:
-            x = (<Plan>self.args[0]).eval(a)
-            return self.impl(x, (<Plan>self.args[1]).eval(a))
-        return self.impl(*[(<Plan>f).eval(a) for f in self.args])
+        cdef list values = []
+        cdef object v
+        for f in self.args:
+            v = (<Plan>f).eval(a)
+            if type(v) is Err:
+                return v
+            values.append(v)
+        return self.impl(*values)
 
 
 cdef class Link(Plan):
@@ -717,7 +825,11 @@ cdef class Link(Plan):
 
     cdef object eval(self, dict a):
         cdef object text = self.text.eval(a)
+        if type(text) is Err:
+            return text
         cdef object ref = self.ref.eval(a)
+        if type(ref) is Err:
+            return ref
         if type(text) is not str:
             raise _no_overload("link", text, ref)
         cdef PyObject* found = PyDict_GetItemWithError(a, _LINKS)
@@ -753,6 +865,8 @@ cdef class Comprehension(Plan):
 
     cdef object eval(self, dict a):
         cdef object rng = self.range.eval(a)
+        if type(rng) is Err:
+            return rng
         cdef list items
         if type(rng) is list:
             items = <list>rng
@@ -777,12 +891,16 @@ cdef class Comprehension(Plan):
                     if error is None:
                         error = exc
                     continue
+                if type(v) is Err:
+                    if error is None:
+                        error = v
+                    continue
                 if v is stop:
                     return stop
                 if v is not go_on and error is None:
                     error = _no_overload("_&&_" if self.macro == ALL else "_||_", v)
             if error is not None:
-                raise error
+                return _fail(error)
             return go_on
         if self.macro == EXISTS_ONE:
             count = 0
@@ -791,6 +909,8 @@ cdef class Comprehension(Plan):
                 v = self.predicate.eval(inner)
                 if v is True:
                     count += 1
+                elif type(v) is Err:
+                    return v
                 elif v is not False:
                     raise _no_overload("_?_:_", v)
             return count == 1
@@ -801,9 +921,17 @@ cdef class Comprehension(Plan):
                 v = self.predicate.eval(inner)
                 if v is False:
                     continue
+                if type(v) is Err:
+                    return v
                 if v is not True:
                     raise _no_overload("_?_:_", v)
-            out.append(self.transform.eval(inner) if self.transform is not None else item)
+            if self.transform is None:
+                out.append(item)
+                continue
+            v = self.transform.eval(inner)
+            if type(v) is Err:
+                return v
+            out.append(v)
         return out
 
 

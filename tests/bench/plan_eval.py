@@ -12,6 +12,12 @@ exceptions in both units)::
 
 Every expression runs on every activation of its rule type, wanted by the policy's resource or
 not: this measures the plans, not the translate path (``activity bench`` does that).
+
+Instructions per evaluation, with callgrind counting one pass of one implementation over one
+outcome (instrumentation switched on around it, as ``callgrind_translate.py`` does)::
+
+    valgrind --tool=callgrind --instr-atstart=no \
+        python tests/bench/plan_eval.py --count 300 --callgrind native value
 """
 
 from __future__ import annotations
@@ -107,6 +113,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--mix", default="standard", choices=["standard", "production"])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--callgrind",
+        nargs=2,
+        metavar=("IMPL", "OUTCOME"),
+        help="under callgrind: count one pass of IMPL (native|python) over OUTCOME (value|error)",
+    )
     args = parser.parse_args()
     exprs = expressions()
     acts: dict[str, list[dict[str, Any]]] = {"audit": [], "event": []}
@@ -118,6 +130,16 @@ def main() -> None:
         f"{len(exprs)} expressions; activations: {len(acts['audit'])} audit, "
         f"{len(acts['event'])} event ({args.mix} mix, {args.count} records)"
     )
+    if args.callgrind:
+        from callgrind_translate import instrument  # the sibling script (this one's folder)
+
+        impl_name, outcome = args.callgrind
+        pairs = split(programs(native() if impl_name == "native" else twin(), exprs), acts)[outcome]
+        instrument("on")
+        run(pairs)
+        instrument("off")
+        print(f"{impl_name} {outcome}: {len(pairs):,} evaluations (divide callgrind's count)")
+        return
     rates: dict[tuple[str, str], float] = {}
     for impl in (twin(), native()):
         for outcome, pairs in split(programs(impl, exprs), acts).items():

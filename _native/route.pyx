@@ -12,6 +12,8 @@ decisions, and the item is counted or listed without being parsed.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_CheckExact
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcmp, memcpy
 
 from processor._native.jsonscan cimport (
@@ -23,7 +25,6 @@ from processor._native.jsonscan cimport (
     _members,
     _named,
     _skip,
-    _split_members,
     _string,
     _ws,
 )
@@ -314,7 +315,7 @@ cdef class _Router(ArrayWalker):
             if e < 0:
                 return -1
             hit = PyDict_GetItem(self.decisions, key) if key is not None else NULL
-            if hit != NULL and <object>hit is not None:
+            if hit != NULL and PyTuple_CheckExact(<object>hit):
                 count = PyDict_GetItem(self.counted, key)
                 self.counted[key] = 1 if count == NULL else <object>count + 1
             else:
@@ -335,13 +336,62 @@ cdef list _EVENT_KEYS = _keyset(EVENT_KEYS)
 cdef list _REF_KEYS = _keyset(OBJECT_REF_KEYS)
 
 
-def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
-    """The scanner's ``split_document`` that also routes the audit events of an ``items`` array.
+cdef dict _body_spans(bytes buf, Py_ssize_t* m, int count, list body_keys):
+    """The spans of the members in ``m`` whose key is one of ``body_keys`` (of their last
+    value), by key."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef dict spans = {}
+    cdef Py_ssize_t ks, ke
+    cdef int x
+    for x in range(count):
+        ks = m[4 * x]; ke = m[4 * x + 1]
+        if _key_in(s, ks, ke, body_keys):
+            spans[PyUnicode_DecodeUTF8(<const char*>s + ks + 1, ke - ks - 2, NULL)] = (
+                m[4 * x + 2], m[4 * x + 3]
+            )
+    return spans
 
-    Returns ``(text, spans, route_text, rest, key, counted)`` (twin:
-    ``processor.records.route.split_routed``) or None; ``text``, ``spans`` and ``route_text`` are
-    None when the document's ``key`` has a decision other than None in ``documents`` (nothing is
-    split).
+
+cdef bytes _route_text(bytes buf, Py_ssize_t* m, int count, list route_keys):
+    """The route text of the members in ``m`` (twin: ``route._route_split``)."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t total = 2, ks, ke, vs, ve, pos = 1
+    cdef int x
+    cdef bint kinds[MAX_MEMBERS]
+    cdef bytes out
+    cdef char* r
+    for x in range(count):
+        ks = m[4 * x]; ke = m[4 * x + 1]; vs = m[4 * x + 2]; ve = m[4 * x + 3]
+        kinds[x] = _key_in(s, ks, ke, route_keys)
+        total += ((ve - ks) if kinds[x] else (vs - ks) + 4) + 1
+    out = PyBytes_FromStringAndSize(NULL, total)
+    r = PyBytes_AS_STRING(out)
+    r[0] = 123
+    for x in range(count):
+        ks = m[4 * x]; vs = m[4 * x + 2]; ve = m[4 * x + 3]
+        if x:
+            r[pos] = 44
+            pos += 1
+        if kinds[x]:  # a routing field: verbatim
+            memcpy(r + pos, s + ks, ve - ks)
+            pos += ve - ks
+        else:  # anything else: null (the key stays, for presence tests)
+            memcpy(r + pos, s + ks, vs - ks)
+            pos += vs - ks
+            memcpy(r + pos, b"null", 4)
+            pos += 4
+    r[pos] = 125
+    return out[:pos + 1]
+
+
+def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
+    """Validate a payload with the scanner, reading the route keys of the document and of the
+    audit events of its ``items`` array on the way.
+
+    Returns ``(spans, route_text, rest, key, counted)`` (twin:
+    ``processor.records.route.split_routed``) or None. With ``documents``, a keyed document is
+    not split when its entry is a tuple (an outcome), split in full when it is None, and only
+    its bodies' spans are given otherwise (``route_text`` None).
     """
     cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
@@ -349,7 +399,7 @@ def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     cdef Py_ssize_t m[4 * MAX_MEMBERS]
     cdef int count = 0
     cdef _Router router = _Router(decisions)
-    cdef PyObject* hit
+    cdef PyObject* hit = NULL
     if i >= n or s[i] != 123:
         return None
     i = _members(s, i, n, m, &count, router)
@@ -358,9 +408,13 @@ def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     key = _document_key(s, n, m, count, _EVENT_KEYS, _REF_KEYS)
     if key is not None and documents is not None:
         hit = PyDict_GetItem(documents, key)
-        if hit != NULL and <object>hit is not None:
-            return (None, None, None, router.rest, key, router.counted)
-    return (*_split_members(buf, m, count, bodies, route), router.rest, key, router.counted)
+        if hit == NULL or <object>hit is not None:
+            if hit != NULL and PyTuple_CheckExact(<object>hit):
+                return (None, None, router.rest, key, router.counted)
+            return (_body_spans(buf, m, count, _keyset(bodies)), None, router.rest, key,
+                    router.counted)
+    return (_body_spans(buf, m, count, _keyset(bodies)), _route_text(buf, m, count, _keyset(route)),
+            router.rest, key, router.counted)
 
 
 def pack(bytes stage, bytes verb, ref=None, int actor=-1):

@@ -101,11 +101,13 @@ class CompiledPolicy:
 
 
 _TABLE_CACHE_LIMIT = 256
-_SELECT_CACHE_LIMIT = 4096
 
-
+#: The fields rules are pre-dispatched on, in :meth:`RuleTable.select`'s order.
+_FIELDS = ("verb", "subresource", "reason", "actor")
 #: Guard fields whose None keeps the rule (an absent subresource, an actor not known yet).
 _KEPT_WHEN_NONE = frozenset(("subresource", "actor"))
+#: A field value no guard names (see :class:`Gate`).
+_OTHER: Any = object()
 
 
 def _passes(guard: Guard, value: str | None) -> bool:
@@ -122,20 +124,72 @@ def _passes(guard: Guard, value: str | None) -> bool:
     return value in guard.values
 
 
+class Gate:
+    """The match guards of a sequence of rules as bit masks, precomputed per field value.
+
+    Bit ``i`` stands for rule ``i`` (its guards, :func:`processor.cel.needs.guards`). For each
+    field some guard reads, every value a guard names, None, and any other value map to the
+    mask of the rules whose guards on that field pass it (:func:`_passes`; a rule with no guard
+    on the field passes every value). :meth:`mask` of a record's routing values is the AND of
+    its fields' masks: the rules that may match, in a few dict lookups, whatever was asked
+    before.
+    """
+
+    __slots__ = ("_fields", "full")
+
+    def __init__(self, guard_lists: Iterable[tuple[Guard, ...]]) -> None:
+        guard_lists = tuple(guard_lists)
+        self.full = (1 << len(guard_lists)) - 1
+        fields: list[tuple[int, dict[str | None, int], int]] = []
+        for at, name in enumerate(_FIELDS):
+            named = [tuple(g for g in gs if g.field == name) for gs in guard_lists]
+            if not any(named):
+                continue
+            values: set[str | None] = {None}
+            for gs in named:
+                for g in gs:
+                    values.update(g.values)
+            table = {v: self._bits(named, v) for v in values}
+            fields.append((at, table, self._bits(named, _OTHER)))
+        self._fields = tuple(fields)
+
+    @staticmethod
+    def _bits(named: list[tuple[Guard, ...]], value: Any) -> int:
+        mask = 0
+        for i, gs in enumerate(named):
+            ok = True
+            for g in gs:
+                if not _passes(g, value):
+                    ok = False
+                    break
+            if ok:
+                mask |= 1 << i
+        return mask
+
+    def mask(self, values: tuple[str | None, ...]) -> int:
+        """The rules that may match a record with these values (in :data:`_FIELDS` order)."""
+        mask = self.full
+        for at, table, other in self._fields:
+            mask &= table.get(values[at], other)
+        return mask
+
+
 class RuleTable:
     """A policy's valid rules, pre-dispatched on cheap keys derived from their match guards.
 
     ``select(key)`` gives, in rule order, the rules that may match a record with these routing
     values: a rule left out has a guard conjunct that is false for it, so its match is false and
-    raises nothing (:func:`processor.cel.needs.guards`). Selections are cached per key.
+    raises nothing (:func:`processor.cel.needs.guards`). The dispatch is a :class:`Gate`; the
+    selections are cached per rule mask.
     """
 
-    __slots__ = ("_cache", "guards", "rules")
+    __slots__ = ("_cache", "gate", "guards", "rules")
 
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules = tuple(r for r in rules if r.valid)
         self.guards = tuple(guards(r.match.node) if r.match else () for r in self.rules)
-        self._cache: dict[tuple[str | None, ...], tuple[CompiledRule, ...]] = {}
+        self.gate = Gate(self.guards)
+        self._cache: dict[int, tuple[CompiledRule, ...]] = {}
 
     def select(
         self,
@@ -143,22 +197,23 @@ class RuleTable:
         subresource: str | None,
         reason: str | None = None,
         actor: str | None = None,
-    ):
+    ) -> tuple[CompiledRule, ...]:
         """The rules that may match (``verb``/``subresource`` and the ``actorRef.type``
         ``actor``, None when not known, for audit; ``reason`` for events)."""
-        key = (verb, subresource, reason, actor)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        fields = {"verb": verb, "subresource": subresource, "reason": reason, "actor": actor}
-        selected = tuple(
-            rule
-            for rule, gs in zip(self.rules, self.guards, strict=True)
-            if all(_passes(g, fields[g.field]) for g in gs)
-        )
-        if len(self._cache) < _TABLE_CACHE_LIMIT:
-            self._cache[key] = selected
-        return selected
+        return self.rules_of(self.gate.mask((verb, subresource, reason, actor)))
+
+    def rules_of(self, mask: int) -> tuple[CompiledRule, ...]:
+        """The rules whose bits are set in ``mask``, in rule order."""
+        hit = self._cache.get(mask)
+        if hit is None:
+            picked = []
+            for i, rule in enumerate(self.rules):
+                if mask >> i & 1:
+                    picked.append(rule)
+            hit = tuple(picked)
+            if len(self._cache) < _TABLE_CACHE_LIMIT:
+                self._cache[mask] = hit
+        return hit
 
 
 def compile_policy(
@@ -206,6 +261,23 @@ class Translation:
     rule_index: int = -1
     failures: list[Failure] = field(default_factory=list)
     skipped: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class AuditDispatch:
+    """What the engine does with the audit events of one route that the policies want
+    (:meth:`Engine.audit_dispatch`): the route's index key, what the policies read of the
+    bodies, and the rules that may match, worked out once per route."""
+
+    #: the audit index key ``"<apiGroup>/<resource>"``
+    key: str
+    #: per body, what the policies under ``key`` and the builder read
+    needs: dict[str, Need]
+    verb: str
+    subresource: str | None
+    #: the policies under ``key`` whose :class:`RuleTable` selects a rule, with those rules, in
+    #: order; None when the actor type is not known from the route (selected per event)
+    selected: tuple[tuple[CompiledPolicy, tuple[CompiledRule, ...]], ...] | None
 
 
 def match_rule(crule: CompiledRule, variables: dict) -> bool:
@@ -293,7 +365,11 @@ class Engine:
             if cp.event_rules:
                 self.event_index.setdefault(f"{cp.api_group}/{cp.kind}", []).append(cp)
         self._needs: dict[str, dict[str, Need]] = {}
-        self._selects_nothing: dict[tuple[str, str, str | None, str | None], bool] = {}
+        #: per audit index key, the guards of every rule of its policies (in policy order)
+        self._gates: dict[str, Gate] = {}
+        for key, cps in self.audit_index.items():
+            self._gates[key] = Gate(gs for cp in cps for gs in cp.audit_table.guards)
+            self.audit_needs(key)
 
     # -- audit -------------------------------------------------------------------------------
     def audit_skip_reason(self, stage: str, key: str | None) -> str:
@@ -319,21 +395,15 @@ class Engine:
         True when every policy's :class:`RuleTable` selects nothing: each rule has a guard
         conjunct that is false for such a record, so evaluating them all would give no match
         and no failure. Such records are counted as no-match from their routing fields, before
-        decoding (:func:`processor.records.audit.peek_selector`). Cached per key.
+        decoding (:func:`processor.records.audit.peek_selector`). One :class:`Gate` per index
+        key, built with the engine: the answer costs the same for a first record as for the
+        next.
         """
-        cache_key = (key, verb, subresource, actor)
-        hit = self._selects_nothing.get(cache_key)
-        if hit is None:
-            hit = all(
-                not cp.audit_table.select(verb, subresource, None, actor)
-                for cp in self.audit_index[key]
-            )
-            if len(self._selects_nothing) < _SELECT_CACHE_LIMIT:
-                self._selects_nothing[cache_key] = hit
-        return hit
+        return not self._gates[key].mask((verb, subresource, None, actor))
 
     def audit_needs(self, key: str) -> dict[str, Need]:
-        """What the policies under index ``key`` (and the Activity builder) read of the bodies."""
+        """What the policies under index ``key`` (and the Activity builder) read of the bodies;
+        worked out with the engine for every index key."""
         needs = self._needs.get(key)
         if needs is None:
             nodes = []
@@ -348,6 +418,25 @@ class Engine:
             self._needs[key] = needs
         return needs
 
+    def audit_dispatch(
+        self, key: str, verb: str, subresource: str | None, actor: str | None
+    ) -> AuditDispatch:
+        """The :class:`AuditDispatch` of audit events under index ``key`` with this verb,
+        subresource and actor type (None: not known), for events the policies want."""
+        selected = None if actor is None else self._selected(key, verb, subresource, actor)
+        return AuditDispatch(key, self.audit_needs(key), verb, subresource, selected)
+
+    def _selected(
+        self, key: str, verb: str, subresource: str | None, actor: str
+    ) -> tuple[tuple[CompiledPolicy, tuple[CompiledRule, ...]], ...]:
+        """The policies under index ``key`` with rules :class:`RuleTable` selects, with them."""
+        selected = []
+        for cp in self.audit_index[key]:
+            rules = cp.audit_table.select(verb, subresource, None, actor)
+            if rules:
+                selected.append((cp, rules))
+        return tuple(selected)
+
     def translate_audit(self, audit: dict[str, Any], *, dispatch: bool = False) -> Translation:
         """Translate a decoded audit event (:func:`processor.records.decode_audit`).
 
@@ -358,20 +447,35 @@ class Engine:
         skipped = self.audit_skip_reason(audit.get("stage", ""), key)
         if skipped or key is None:
             return Translation(skipped=skipped)
-        policies = self.audit_index[key]
         variables = audit_vars(audit)
-        out = Translation()
-        verb = subresource = actor = None
         if dispatch:
-            verb = audit.get("verb", "")
             subresource = audit.get("objectRef", {}).get("subresource")
             actor = variables["actorRef"]["type"]
-        for cp in policies:
-            rules = (
-                cp.audit_table.select(verb, subresource, None, actor)
-                if dispatch
-                else cp.audit_rules
-            )
+            selected = self._selected(key, audit.get("verb", ""), subresource, actor)
+        else:
+            selected = tuple((cp, cp.audit_rules) for cp in self.audit_index[key])
+        return self._evaluate_audit(audit, variables, selected)
+
+    def translate_dispatched(self, audit: dict[str, Any], dispatch: AuditDispatch) -> Translation:
+        """:meth:`translate_audit` with ``dispatch=True`` of a decoded audit event whose routing
+        fields gave ``dispatch`` (its stage and index key are wanted: not checked again)."""
+        variables = audit_vars(audit)
+        selected = dispatch.selected
+        if selected is None:
+            actor = variables["actorRef"]["type"]
+            selected = self._selected(dispatch.key, dispatch.verb, dispatch.subresource, actor)
+        return self._evaluate_audit(audit, variables, selected)
+
+    def _evaluate_audit(
+        self,
+        audit: dict[str, Any],
+        variables: dict[str, Any],
+        selected: Iterable[tuple[CompiledPolicy, Iterable[CompiledRule]]],
+    ) -> Translation:
+        """The first policy of ``selected`` with a matching rule among its rules; the policies
+        that fail on the way are listed (docs/design.md#policy-engine-4-3)."""
+        out = Translation()
+        for cp, rules in selected:
             try:
                 hit = self._first_audit_match(cp, audit, variables, rules)
             except RuleFailure as exc:

@@ -47,14 +47,14 @@ from processor.deadletter import (
     dead_letter_record,
     event_dlq_resource,
 )
-from processor.engine import Engine, Translation
+from processor.engine import AuditDispatch, Engine, Translation
 from processor.errors import RecordError
 from processor.native import Implementation
 from processor.records import classify_record, decode_audit, decode_event, involved_object
 from processor.records._json import a_json_type, json_type
 from processor.records.audit import audit_key
 from processor.records.event import is_event_list
-from processor.records.route import DECISION_LIMIT, Decision, Routes, peek_route, peek_selector
+from processor.records.route import Outcome, Routes, peek_route, peek_selector
 from processor.records.spans import ListSpans
 from processor.records.typed import Needs
 
@@ -70,7 +70,6 @@ _SPLIT = frozenset((*BODIES, "items"))
 _ROUTE = frozenset(
     ("kind", "apiVersion", "stage", "verb", "objectRef", "user", "regarding", "involvedObject")
 )
-_UNKNOWN: Any = object()
 #: Where a record's text is: ``payload[start:end]`` (the whole payload, or one EventList item).
 Origin = tuple[bytes, int, int]
 
@@ -145,14 +144,8 @@ class Translator:
         self._scan = impl.jsonscan
         self._split_routed = impl.route.split_routed
         self._typed = impl.typed.decode_audit_typed
-        self._unpack = impl.route.unpack
-        self._unpack_document = impl.route.unpack_document
-        #: route key -> decision, of EventList items (see _fast_list) and of single audit events
+        #: route key -> what it tells, of EventList items and (per hint) of single documents
         self.routes = Routes(engine, impl.route.unpack, impl.route.unpack_document)
-        #: route key -> what the policies read of a wanted event's bodies (:meth:`_needs`)
-        self._needs: dict[bytes, dict[str, Any]] = {}
-        #: per hint, document route key -> the index key of a single audit event (None: not one)
-        self._documents: dict[Hint, dict[bytes, str | None]] = {None: {}, "audit": {}}
         #: payloads or items the fast path raised on (the reference took them): a bug if not 0
         self.fast_path_errors = 0
 
@@ -311,29 +304,30 @@ class Translator:
     def _fast(self, payload: bytes, out: Output, hint: Hint) -> bool:
         """The fast path for ``payload``; False (``out`` untouched) hands it to the reference."""
         # the items of an EventList are routed as they are validated (see _fast_list); a single
-        # audit event whose route key has a known decision is not split (text None)
+        # document with a route key is split only as far as its remembered route reads it
         routes = self.routes
         documents = None if hint == "event" else routes.documents(hint)
         routed = self._split_routed(payload, _SPLIT, _ROUTE, routes.items, documents)
         if routed is None:
             return False
-        text, spans, route_text, rest, key, counted = routed
-        if text is None:
-            _count(out, documents[key], 1)  # type: ignore[index]
-            return True
-        if key is not None and hint != "event":  # maybe a single audit event
-            decision = routes.decide_document(key, hint)
-            if decision is not None:
-                _count(out, decision, 1)
+        spans, route_text, rest, key, counted = routed
+        if route_text is None:  # a single document with a route key (documents given)
+            found = routes.document(key, hint)  # type: ignore[arg-type]
+            if isinstance(found, tuple):
+                _count(out, found, 1)
                 return True
-            index_key = self._document_index(key, hint)
-            if index_key is not None:  # a wanted audit event: decoded from the bytes
+            if found is not None:  # a wanted audit event: decoded from the bytes
                 origin = _whole(payload)
-                wanted = self.engine.audit_needs(index_key)
-                if not self._fast_audit(payload, 0, len(payload), wanted, out, origin, spans):
+                if not self._fast_dispatched(payload, 0, len(payload), found, out, origin, spans):
                     self._record(orjson.loads(payload), out, origin)
                 return True
-        # no route key (doubtful routing members): classified from the routing members' text
+            # the first document of its key, and not an audit event: split to classify it
+            split = self._scan.split_document(payload, _SPLIT, _ROUTE)
+            if split is None:
+                return False
+            _, spans, route_text = split
+        # no route key (doubtful routing members), or not an audit event: classified from the
+        # routing members' text
         probe = orjson.loads(route_text)
         if hint == "event" and is_event_list(probe):
             if rest is None or counted:  # items not a list; items counted as audit events
@@ -356,38 +350,6 @@ class Translator:
             return True
         return False
 
-    def _document_index(self, key: bytes, hint: Hint) -> str | None:
-        """The index key of a single audit event with document route ``key`` that policies want
-        (its decision, :meth:`Routes.decide_document`, is None); None when the document does not
-        classify as an audit event (with ``hint``). Remembered per hint."""
-        known = self._documents[hint]
-        found = known.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            doc = self._unpack_document(key)
-            probe: dict[str, Any] = {"kind": doc.kind, "apiVersion": doc.api_version}
-            if doc.has_audit_id:
-                probe["auditID"] = None
-            if doc.has_stage:
-                probe["stage"] = None
-            kind = classify_record(probe)
-            found = None
-            if kind == "audit" or (kind is None and hint == "audit"):
-                found = self._unpack(doc.route).index_key
-            if len(known) < DECISION_LIMIT:
-                known[key] = found
-        return found  # type: ignore[no-any-return]
-
-    def _item_needs(self, key: bytes) -> dict[str, Any]:
-        """What the policies read of the bodies of a wanted EventList item with route ``key``."""
-        needs = self._needs.get(key)
-        if needs is None:
-            index_key = self._unpack(key).index_key
-            assert index_key is not None  # else its decision is no_object_ref: not wanted
-            needs = self.engine.audit_needs(index_key)
-            if len(self._needs) < DECISION_LIMIT:
-                self._needs[key] = needs
-        return needs
-
     def _fast_list(
         self,
         payload: bytes,
@@ -397,24 +359,26 @@ class Translator:
     ) -> None:
         """The items of an EventList, routed as the scanner validated them (``split_routed``).
 
-        Items whose route key has a known decision (skipped, or no rule can match) were only
+        Items whose route key has a known outcome (skipped, or no rule can match) were only
         counted, in ``counted``; the others (``rest``) take the per-record fast path, in order.
         """
-        engine = self.engine
         routes = self.routes
         decisions = routes.items
         spans: ListSpans | None = None
         for s, e, key in rest:
+            origin = (payload, s, e)
             try:
-                needs: Needs = engine.audit_needs
-                if key is not None:
-                    decision = routes.decide(key)
-                    if decision is not None:
-                        _count(out, decision, 1)
+                if key is None:
+                    needs = self.engine.audit_needs
+                    if self._fast_audit(payload, s, e, needs, out, origin):
                         continue
-                    needs = self._item_needs(key)
-                if self._fast_audit(payload, s, e, needs, out, (payload, s, e)):
-                    continue
+                else:
+                    found = routes.decide(key)
+                    if isinstance(found, tuple):
+                        _count(out, found, 1)
+                        continue
+                    if self._fast_dispatched(payload, s, e, found, out, origin):
+                        continue
             except Exception:  # out is untouched: the reference path takes the item
                 self.fast_path_errors += 1
                 log.debug("fast path failed on an EventList item", exc_info=True)
@@ -422,7 +386,7 @@ class Translator:
                 spans = ListSpans(payload, None)
             self._guarded(orjson.loads(payload[s:e]), out, spans, spans.index_of(s, e))
         for key, n in counted.items():
-            _count(out, decisions[key], n)  # type: ignore[arg-type]  # counted: not None
+            _count(out, decisions[key], n)  # type: ignore[arg-type]  # counted: an outcome
 
     def _fast_audit(
         self,
@@ -434,10 +398,10 @@ class Translator:
         origin: Origin,
         spans: dict[str, tuple[int, int]] | None = None,
     ) -> bool:
-        """The audit event at ``buf[start:end]``, decoded from its bytes
+        """The audit event at ``buf[start:end]`` with no route key, decoded from its bytes
         (:func:`processor.records.typed.decode_audit_typed`, bodies pruned to ``needs``; the
-        scanner's body ``spans`` when at hand); False (``out`` untouched) for the reference
-        path."""
+        scanner's body ``spans`` when at hand) and routed once decoded; False (``out``
+        untouched) for the reference path."""
         audit = self._typed(buf, start, end, needs, spans)
         if audit is None:
             return False
@@ -446,6 +410,29 @@ class Translator:
             return False
         out.records += 1
         out.receive(audit_key(audit))
+        self._collect(result, out, origin)
+        return True
+
+    def _fast_dispatched(
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        dispatch: AuditDispatch,
+        out: Output,
+        origin: Origin,
+        spans: dict[str, tuple[int, int]] | None = None,
+    ) -> bool:
+        """:meth:`_fast_audit` of an audit event whose route key the policies want: its
+        ``dispatch`` gives the needs, the index key and the rules that may match."""
+        audit = self._typed(buf, start, end, dispatch.needs, spans)
+        if audit is None:
+            return False
+        result = self.engine.translate_dispatched(audit, dispatch)
+        if result.failures:
+            return False
+        out.records += 1
+        out.receive(dispatch.key)
         self._collect(result, out, origin)
         return True
 
@@ -580,10 +567,9 @@ class Translator:
         out.errors += len(result.failures)
 
 
-def _count(out: Output, decision: Decision, n: int) -> None:
-    """Count ``n`` audit events with a known decision (:meth:`Routes.outcome`)."""
-    assert decision is not None
-    key, reason = decision
+def _count(out: Output, outcome: Outcome, n: int) -> None:
+    """Count ``n`` audit events with a known outcome (:meth:`Routes.outcome`)."""
+    key, reason = outcome
     out.records += n
     out.receive(key, n)
     if reason:

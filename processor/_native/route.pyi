@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from processor.records.route import DocumentKey, RouteKey, Routed
+from processor.records.route import DocumentKey, Routed, RouteKey
 
 def split_routed(
     buf: bytes,
@@ -11,7 +11,9 @@ def split_routed(
     decisions: dict[bytes, Any],
     documents: dict[bytes, Any] | None = None,
 ) -> Routed | None: ...
-def pack(stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = None) -> bytes: ...
+def pack(
+    stage: bytes, verb: bytes, ref: tuple[bytes, bytes, bytes] | None = None, actor: int = -1
+) -> bytes: ...
 def pack_document(kind: bytes, api_version: bytes, flags: int, key: bytes) -> bytes: ...
 def unpack(key: bytes) -> RouteKey: ...
 def unpack_document(key: bytes) -> DocumentKey: ...

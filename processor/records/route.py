@@ -21,7 +21,7 @@ work on Python values and serve both implementations.
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 from processor.records.audit import (
     _USER_SET,
@@ -30,15 +30,17 @@ from processor.records.audit import (
     audit_actor_type,
 )
 from processor.records.event import classify_record
-from processor.records.jsonscan import MAX_MEMBERS, _Invalid, _Raw, _split, _value, _ws
+from processor.records.jsonscan import MAX_MEMBERS, _Invalid, _Raw, _value, _ws
 
 if TYPE_CHECKING:
-    from processor.engine import Engine
+    from processor.engine import AuditDispatch, Engine
 
 __all__ = [
     "ACTORS",
     "Decision",
     "DocumentKey",
+    "Outcome",
+    "Route",
     "RouteKey",
     "Routes",
     "pack",
@@ -56,17 +58,21 @@ _EVENT_ROUTE = ("stage", "verb", "objectRef", "kind", "apiVersion", "auditID", "
 ACTORS = ("unknown", "serviceaccount", "system", "user")
 _REF_ROUTE = ("apiGroup", "resource", "subresource")
 
-#: split_routed: (text, spans, route_text, rest, key, counted)
+#: split_routed: (spans, route_text, rest, key, counted)
 Routed = tuple[
-    bytes | None,
     dict[str, tuple[int, int]] | None,
     bytes | None,
     list[tuple[int, int, bytes | None]] | None,
     bytes | None,
     dict[bytes, int],
 ]
-#: What a route tells: (routing key, skip reason or "" for no match); None: read the record.
-Decision = tuple[str | None, str] | None
+#: A record counted from its route: (routing key, skip reason or "" for no match).
+Outcome = tuple[str | None, str]
+#: What routing fields tell (:meth:`Routes.outcome`): an :data:`Outcome`; None: read the record.
+Decision = Outcome | None
+#: What a route key tells (:meth:`Routes.decide`): an :data:`Outcome`, or how to evaluate the
+#: event the policies want.
+Route: TypeAlias = "Outcome | AuditDispatch"
 Hint = Literal["audit", "event"] | None
 
 
@@ -228,6 +234,35 @@ def _item_key(buf: bytes, start: int, end: int) -> bytes | None:
     return None if spans is None else _key(buf, spans, False)
 
 
+def _route_split(
+    buf: bytes, members: _Raw, bodies: Container[str], route: Container[str]
+) -> tuple[dict[str, tuple[int, int]], bytes] | None:
+    """``(spans, route_text)`` of the top-level ``members``: the spans of the ``bodies``
+    members (of their last value) and the route text, the top-level object with only the
+    values of the ``route`` members, every other key with a ``null`` value (for presence
+    tests). None when the scanner doubts the object (more than ``MAX_MEMBERS`` members, an
+    escaped key)."""
+    spans = _body_spans(members, bodies)
+    if spans is None:
+        return None
+    parts = [buf[ks:ve] if key in route else buf[ks:vs] + b"null" for key, vs, ve, ks in members]
+    return spans, b"{" + b",".join(parts) + b"}"
+
+
+def _body_spans(members: _Raw, bodies: Container[str]) -> dict[str, tuple[int, int]] | None:
+    """The spans of the ``bodies`` members (of their last value), None when the scanner doubts
+    the object (see :func:`_route_split`)."""
+    if len(members) > MAX_MEMBERS:
+        return None
+    spans: dict[str, tuple[int, int]] = {}
+    for key, vs, ve, _ks in members:
+        if key is None:
+            return None
+        if key in bodies:
+            spans[key] = (vs, ve)
+    return spans
+
+
 def split_routed(
     buf: bytes,
     bodies: Container[str],
@@ -235,24 +270,30 @@ def split_routed(
     decisions: dict[bytes, Any],
     documents: dict[bytes, Any] | None = None,
 ) -> Routed | None:
-    """The scanner's ``split_document`` that also routes the audit events of an ``items`` array.
+    """Validate a payload with the scanner, reading the route keys of the document and of the
+    audit events of its ``items`` array on the way.
 
-    Returns ``(text, spans, route_text, rest, key, counted)``, or None when ``split_document``
-    would be None or ``items`` is given twice. ``rest`` is None unless the top-level ``items`` is
-    an array. ``text``, ``spans`` and ``route_text`` are None when the document's ``key`` has a
-    value other than None in ``documents``: its decision is known, nothing is split.
+    Returns ``(spans, route_text, rest, key, counted)``, or None when the scanner's
+    ``split_document`` would be None or ``items`` is given twice. ``spans`` and ``route_text``
+    are those of :func:`_route_split` (the bodies' spans and the route text); ``rest`` is None
+    unless the top-level ``items`` is an array.
 
     An item's route key is :func:`pack` of its routing fields; it is None (doubtful) unless the
     item is an object whose keys are all audit Event fields (``objectRef``'s all ObjectReference
     fields), with no escaped key, no route member twice, and every route member a string without
     escapes or null (``objectRef``: an object or null; ``user`` is read for its actor type, not
-    known when odd). Items whose key has a value other than
-    None in ``decisions`` are counted in ``counted`` (key -> count); the others are listed in
-    ``rest``, in order, as ``(start, end, key)``.
+    known when odd). Items whose key has an :data:`Outcome` (a tuple) in ``decisions`` are
+    counted in ``counted`` (key -> count); the others are listed in ``rest``, in order, as
+    ``(start, end, key)``.
 
     ``key`` is the document's own route key (:func:`pack_document`), for a single audit event;
     None on the same conditions as an item's key, and when ``kind`` or ``apiVersion`` is not a
-    string without escapes or null.
+    string without escapes or null. With ``documents`` (what :meth:`Routes.document` gave per
+    document key) a keyed document is only split as far as it is read: not at all when its
+    entry is an :data:`Outcome` (``spans`` None: it is counted), its full ``spans`` and
+    ``route_text`` when its entry is None (it is not an audit event: classified from the route
+    text), and its ``spans`` alone otherwise (``route_text`` None: a wanted audit event, or a
+    key not decided yet).
     """
     n = len(buf)
     i = _ws(buf, 0, n)
@@ -267,16 +308,17 @@ def split_routed(
         return None
     spans = _route_spans(members, EVENT_KEYS, _EVENT_ROUTE)
     document_key = None if spans is None else _key(buf, spans, True)
-    split: tuple[bytes | None, dict[str, tuple[int, int]] | None, bytes | None] | None
-    if (
-        document_key is not None
-        and documents is not None
-        and documents.get(document_key) is not None
-        and len(members) <= MAX_MEMBERS
-    ):
-        split = (None, None, None)
+    split: tuple[dict[str, tuple[int, int]] | None, bytes | None] | None
+    entry = None
+    if document_key is not None and documents is not None:
+        entry = documents.get(document_key, _UNKNOWN)
+    if entry is None:
+        split = _route_split(buf, members, bodies, route)
+    elif type(entry) is tuple:
+        split = (None, None) if len(members) <= MAX_MEMBERS else None
     else:
-        split = _split(buf, members, bodies, route)
+        body_spans = _body_spans(members, bodies)
+        split = None if body_spans is None else (body_spans, None)
     if split is None:
         return None
     rest = None
@@ -288,7 +330,7 @@ def split_routed(
             _value(buf, vs, ve, 0, items)
             for s, e in items:
                 item_key = _item_key(buf, s, e)
-                if item_key is not None and decisions.get(item_key) is not None:
+                if item_key is not None and type(decisions.get(item_key)) is tuple:
                     counted[item_key] = counted.get(item_key, 0) + 1
                 else:
                     rest.append((s, e, item_key))
@@ -375,8 +417,8 @@ _UNKNOWN: Any = object()
 class Routes:
     """The decisions of one translator: what a route tells, remembered per route key.
 
-    ``items`` (route key -> :data:`Decision`) is what :func:`split_routed` counts EventList items
-    by, :meth:`documents` what it settles single audit events by; ``unpack`` and
+    ``items`` (route key -> :data:`Route`) is what :func:`split_routed` counts EventList items
+    by, :meth:`documents` what it splits single documents by; ``unpack`` and
     ``unpack_document`` are the implementation's.
     """
 
@@ -386,8 +428,8 @@ class Routes:
         self.engine = engine
         self._unpack = unpack
         self._unpack_document = unpack_document
-        self.items: dict[bytes, Decision] = {}
-        self._documents: dict[Hint, dict[bytes, Decision]] = {None: {}, "audit": {}}
+        self.items: dict[bytes, Route] = {}
+        self._documents: dict[Hint, dict[bytes, Route | None]] = {None: {}, "audit": {}}
 
     def outcome(
         self, stage: str, key: str | None, selector: tuple[str, str | None, str | None] | None
@@ -406,39 +448,49 @@ class Routes:
             return key, ""
         return None
 
-    def decide(self, key: bytes) -> Decision:
-        """:meth:`outcome` of an audit event with route ``key``, remembered in :attr:`items`."""
-        decision = self.items.get(key, _UNKNOWN)
-        if decision is _UNKNOWN:
+    def decide(self, key: bytes) -> Route:
+        """What an audit event with route ``key`` tells, remembered in :attr:`items`: its
+        :meth:`outcome`, or (policies want it) the engine's
+        :meth:`~processor.engine.Engine.audit_dispatch` for it."""
+        found = self.items.get(key)
+        if found is None:
             route = self._unpack(key)
-            selector = None
-            if route.index_key is not None:
-                selector = (route.verb, route.subresource, route.actor)
-            decision = self.outcome(route.stage, route.index_key, selector)
+            selector = (route.verb, route.subresource, route.actor)
+            found = self.outcome(route.stage, route.index_key, selector)
+            if found is None:  # wanted: it has an objectRef (else it is skipped)
+                assert route.index_key is not None
+                found = self.engine.audit_dispatch(route.index_key, *selector)
             if len(self.items) < DECISION_LIMIT:
-                self.items[key] = decision
-        return decision  # type: ignore[no-any-return]
+                self.items[key] = found
+        return found
 
-    def documents(self, hint: Hint) -> dict[bytes, Decision]:
-        """The remembered decisions of document keys for ``hint`` (see :meth:`decide_document`)."""
+    def documents(self, hint: Hint) -> dict[bytes, Route | None]:
+        """The remembered :meth:`document` entries of document keys for ``hint``."""
         return self._documents[hint]
 
-    def decide_document(self, key: bytes, hint: Hint) -> Decision:
-        """:meth:`decide` for a document's route ``key``: None unless the document classifies
-        as an audit event (or as nothing, with the audit hint). Remembered per hint."""
+    def document(self, key: bytes, hint: Hint) -> Route | None:
+        """What a single document with document route ``key`` tells: its :meth:`decide` when it
+        classifies as an audit event (or as nothing, with the audit hint; ``hint`` is not
+        ``event``); None when it does not (it is read). Remembered per hint.
+
+        The one place a document is classified from its key: the key's ``kind``,
+        ``apiVersion`` and the presence of ``auditID`` and ``stage`` are all
+        :func:`~processor.records.event.classify_record` reads of a document whose keys are
+        audit Event fields.
+        """
         known = self._documents[hint]
-        decision = known.get(key, _UNKNOWN)
-        if decision is _UNKNOWN:
+        found = known.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
             doc = self._unpack_document(key)
             probe: dict[str, Any] = {"kind": doc.kind, "apiVersion": doc.api_version}
             if doc.has_audit_id:
                 probe["auditID"] = None
             if doc.has_stage:
                 probe["stage"] = None
-            found = classify_record(probe)
-            decision = None
-            if found == "audit" or (found is None and hint == "audit"):
-                decision = self.decide(doc.route)
+            kind = classify_record(probe)
+            found = None
+            if kind == "audit" or (kind is None and hint == "audit"):
+                found = self.decide(doc.route)
             if len(known) < DECISION_LIMIT:
-                known[key] = decision
-        return decision  # type: ignore[no-any-return]
+                known[key] = found
+        return found  # type: ignore[no-any-return]

@@ -59,9 +59,9 @@ def main() -> None:
     for record in generate(args.count, seed=args.seed, mix=args.mix):
         buf = orjson.dumps(record)
         routed = route.split_routed(buf, _SPLIT, _ROUTE, {}, {})
-        if routed is None or routed[4] is None:
+        if routed is None or routed[3] is None:
             continue
-        doc = route.unpack_document(routed[4])
+        doc = route.unpack_document(routed[3])
         if doc.api_version != "audit.k8s.io/v1":
             continue
         key = route.unpack(doc.route)

@@ -37,13 +37,12 @@ def event_list(items: list[bytes], after: bytes = b"") -> bytes:
 
 
 def routed(route: ModuleType, doc: bytes, decisions: dict, tally: dict) -> Any:
-    """``split_routed`` as before ``counted`` was returned: its first five, ``counted`` into
-    ``tally``."""
+    """``split_routed`` without ``documents``: its first four, ``counted`` into ``tally``."""
     got = route.split_routed(doc, BODIES, ROUTE, decisions)
     if got is None:
         return None
-    tally.update(got[5])
-    return got[:5]
+    tally.update(got[4])
+    return got[:4]
 
 
 ROUTED = [
@@ -79,22 +78,23 @@ DOUBTFUL = [
 def test_split_routed_keys_and_doubtful_items(route: ModuleType) -> None:
     doc = event_list([item for item, _ in ROUTED] + DOUBTFUL, after=b',"apiVersion":"v1"')
     got = routed(route, doc, {}, tally := {})
-    assert got[:3] == twin_scan.split_document(doc, BODIES, ROUTE)
+    assert got[:2] == twin_scan.split_document(doc, BODIES, ROUTE)[1:]
     assert tally == {}
-    assert [doc[s:e] for s, e, _ in got[3]] == [item for item, _ in ROUTED] + DOUBTFUL
-    assert [key for _, _, key in got[3]] == [key for _, key in ROUTED] + [None] * len(DOUBTFUL)
+    assert [doc[s:e] for s, e, _ in got[2]] == [item for item, _ in ROUTED] + DOUBTFUL
+    assert [key for _, _, key in got[2]] == [key for _, key in ROUTED] + [None] * len(DOUBTFUL)
 
 
 def test_split_routed_counts_decided_items(route: ModuleType) -> None:
     skip, read = ROUTED[0], ROUTED[2]
     doc = event_list([skip[0], read[0], skip[0], DOUBTFUL[0]])
-    decisions: dict[bytes, Any] = {skip[1]: ("apps/deployments", "stage"), read[1]: None}
-    rest = routed(route, doc, decisions, tally := {})[3]
+    # an outcome (a tuple) is counted; anything else (what a wanted route gives) is listed
+    decisions: dict[bytes, Any] = {skip[1]: ("apps/deployments", "stage"), read[1]: object()}
+    rest = routed(route, doc, decisions, tally := {})[2]
     assert tally == {skip[1]: 2}
     assert [(doc[s:e], key) for s, e, key in rest] == [(read[0], read[1]), (DOUBTFUL[0], None)]
-    assert routed(route, event_list([]), {}, {})[3] == []
-    assert routed(route, b'{"items":{"a":1}}', {}, {})[3] is None  # not an array
-    assert routed(route, b'{"kind":"x"}', {}, {})[3] is None
+    assert routed(route, event_list([]), {}, {})[2] == []
+    assert routed(route, b'{"items":{"a":1}}', {}, {})[2] is None  # not an array
+    assert routed(route, b'{"kind":"x"}', {}, {})[2] is None
 
 
 @pytest.mark.parametrize(
@@ -149,12 +149,12 @@ def test_split_routed_twin_and_native_agree_with_the_parsed_route(
     if want is None:
         assert twin_scan.scan_document(doc) is None
         return
-    decisions = {key: "known" for _, _, key in want[3] if key is not None and decide}
+    decisions = {key: ("/", "stage") for _, _, key in want[2] if key is not None and decide}
     assert [routed(native, doc, decisions, t := {}), t] == [
         routed(twin, doc, decisions, t := {}),
         t,
     ]
-    for s, e, key in want[3]:
+    for s, e, key in want[2]:
         if key is not None:
             assert_routes_as_parsed(key, orjson.loads(doc[s:e]))
 
@@ -177,13 +177,13 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"x","stage":"ResponseComplete",'
         b'"verb":"get","objectRef":{"resource":"pods"},"responseObject":{"kind":1}}'
     )
-    assert routed(route, audit, {}, {})[4] == (
+    assert routed(route, audit, {}, {})[3] == (
         b"Event\0audit.k8s.io/v1\0" + b"3" + b"\0" + b"1\0ResponseComplete\0get\0\0pods\0"
     )  # flags 0x30 + auditID 1 + stage 2; actor "unknown" (0x31)
     assert (
-        routed(route, b'{"stage":null,"kind":null}', {}, {})[4] == b"\0\0" + b"2" + b"\0" + b"1\0\0"
+        routed(route, b'{"stage":null,"kind":null}', {}, {})[3] == b"\0\0" + b"2" + b"\0" + b"1\0\0"
     )
-    assert routed(route, b"{}", {}, {})[4] == b"\0\0" + b"0" + b"\0" + b"1\0\0"
+    assert routed(route, b"{}", {}, {})[3] == b"\0\0" + b"0" + b"\0" + b"1\0\0"
     for user, actor in [
         (b'{"username":"system:serviceaccount:ns:sa","groups":["g"]}', "serviceaccount"),
         (b'{"username":"system:node:n1","extra":{"a":["b"]}}', "system"),
@@ -197,9 +197,9 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         (b'{"username":1}', None),
         (b'"alice"', None),
     ]:
-        key = routed(route, b'{"verb":"get","user":' + user + b"}", {}, {})[4]
+        key = routed(route, b'{"verb":"get","user":' + user + b"}", {}, {})[3]
         assert route.unpack(route.unpack_document(key).route).actor == actor, user
-        item = routed(route, event_list([b'{"verb":"get","user":' + user + b"}"]), {}, {})[3]
+        item = routed(route, event_list([b'{"verb":"get","user":' + user + b"}"]), {}, {})[2]
         assert route.unpack(item[0][2]).actor == actor, user
     for doc in [
         event_list([audit]),  # items: not an audit event field
@@ -208,7 +208,7 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         b'{"kind":"a","kind":"b"}',
         b'{"involvedObject":{},"kind":"Event","apiVersion":"v1"}',
     ]:
-        assert routed(route, doc, {}, {})[4] is None
+        assert routed(route, doc, {}, {})[3] is None
 
 
 DOCUMENT = st.fixed_dictionaries(
@@ -244,17 +244,26 @@ def test_split_routed_document_key_agrees_with_the_parsed_document(
     doc = json.dumps(value, ensure_ascii=ascii_only).encode()
     want = routed(twin, doc, {}, {})
     assert routed(native_route(), doc, {}, {}) == want
-    if want is None or want[4] is None:
+    if want is None or want[3] is None:
         return
-    for documents in ({want[4]: ("/pods", "stage")}, {want[4]: None}, {b"other": ("", "x")}):
+    entries: list[dict[bytes, Any]] = [
+        {want[3]: ("/pods", "stage")},  # an outcome: not split
+        {want[3]: None},  # not an audit event: split in full
+        {want[3]: object()},  # wanted: the bodies' spans alone
+        {b"other": ("", "x")},  # not decided yet: the bodies' spans alone
+    ]
+    for documents in entries:
         settled = twin.split_routed(doc, BODIES, ROUTE, {}, documents)
         assert native_route().split_routed(doc, BODIES, ROUTE, {}, documents) == settled
-        if documents.get(want[4]) is not None:  # known: nothing split
-            assert settled == (None, None, None, None, want[4], {})
-        else:
+        entry = documents.get(want[3], "unknown")
+        if isinstance(entry, tuple):
+            assert settled == (None, None, None, want[3], {})
+        elif entry is None:
             assert settled == (*want, {})
+        else:
+            assert settled == (want[0], None, None, want[3], {})
     obj = orjson.loads(doc)
-    kind, api_version, flags, key = want[4].split(b"\0", 3)
+    kind, api_version, flags, key = want[3].split(b"\0", 3)
     probe = {"kind": kind.decode(), "apiVersion": api_version.decode()}
     probe |= {k: None for k, bit in (("auditID", 1), ("stage", 2)) if flags[0] & bit}
     assert classify_record(probe) == classify_record(obj)

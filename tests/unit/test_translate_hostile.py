@@ -112,14 +112,14 @@ def test_an_exception_costs_its_item_alone(
     translator: Translator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unexpected exception (a bug) dead-letters the item as ``internal``; the rest go on."""
-    real = translator.engine.translate_audit
+    real = translator.engine._evaluate_audit  # both paths' evaluation of a decoded record
 
     def flaky(record: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         if record["objectRef"]["name"] == "boom":
             raise ZeroDivisionError("division by zero")
         return real(record, *args, **kwargs)
 
-    monkeypatch.setattr(translator.engine, "translate_audit", flaky)
+    monkeypatch.setattr(translator.engine, "_evaluate_audit", flaky)
     bad = audit("create")
     bad["objectRef"]["name"] = "boom"
     boom = orjson.dumps(bad)

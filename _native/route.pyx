@@ -23,7 +23,6 @@ from processor._native.jsonscan cimport (
     _key_in,
     _keyset,
     _members,
-    _named,
     _skip,
     _string,
     _ws,
@@ -31,8 +30,6 @@ from processor._native.jsonscan cimport (
 
 from processor.records.audit import _USER_SET, EVENT_KEYS, OBJECT_REF_KEYS
 from processor.records.route import ACTORS, DocumentKey, RouteKey
-
-cdef list _USER_KEYS = _keyset(_USER_SET)
 
 # -- routing the items of an audit EventList --------------------------------------------------
 # Route fields by code: 0-2 are members of the event, 3-5 of its objectRef.
@@ -47,47 +44,78 @@ DEF API_VERSION = 7
 DEF AUDIT_ID = 8
 DEF USER = 9
 DEF CODES = 10
+DEF USERNAME = 0  # the code of ``username`` among the user keys
+
+# -- key tables ---------------------------------------------------------------------------------
+# A key set (the audit Event's fields, an objectRef's, a user's) as C arrays by key size, each
+# key with its route code (-1: not a route field): a key is found with one memcmp or two.
+DEF TABLE_SIZES = 32  # keys are shorter
+DEF TABLE_WIDTH = 4  # keys of one size in a set, at most
+
+cdef struct KeyTable:
+    int count[TABLE_SIZES]
+    const char* keys[TABLE_SIZES][TABLE_WIDTH]
+    int codes[TABLE_SIZES][TABLE_WIDTH]
 
 
-cdef int _route_code(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, int level) noexcept nogil:
-    """The route code of the key at ``s[ks:ke]`` (with its quotes), -1 for any other key."""
-    cdef const unsigned char* p = s + ks + 1
+cdef list _TABLE_TEXTS = []  # the bytes the tables point into, kept alive
+
+
+cdef void _fill(KeyTable* table, object keys, dict codes) except *:
+    """Fill ``table`` with the UTF-8 keys of the set ``keys`` and their ``codes`` (default -1)."""
+    cdef bytes text
+    cdef Py_ssize_t size
+    cdef int at
+    for size in range(TABLE_SIZES):
+        table.count[size] = 0
+    for key in sorted(keys):
+        text = key.encode()
+        size = len(text)
+        if size >= TABLE_SIZES or table.count[size] >= TABLE_WIDTH:
+            raise ValueError(f"key {key!r} does not fit a route key table")
+        _TABLE_TEXTS.append(text)
+        at = table.count[size]
+        table.keys[size][at] = PyBytes_AS_STRING(text)
+        table.codes[size][at] = codes.get(key, -1)
+        table.count[size] = at + 1
+
+
+cdef inline int _lookup(const KeyTable* table, const unsigned char* s, Py_ssize_t ks,
+                        Py_ssize_t ke) noexcept nogil:
+    """The route code of the key at ``s[ks:ke]`` (with its quotes, no escapes): -1 for a key of
+    the table that does not route, -2 for a key not in the table."""
     cdef Py_ssize_t size = ke - ks - 2
-    if level == 0:
-        if _named(p, size, b"stage", 5):
-            return STAGE
-        if _named(p, size, b"verb", 4):
-            return VERB
-        if _named(p, size, b"objectRef", 9):
-            return OBJECT_REF
-        if _named(p, size, b"kind", 4):
-            return KIND
-        if _named(p, size, b"apiVersion", 10):
-            return API_VERSION
-        if _named(p, size, b"auditID", 7):
-            return AUDIT_ID
-        if _named(p, size, b"user", 4):
-            return USER
-    else:
-        if _named(p, size, b"apiGroup", 8):
-            return API_GROUP
-        if _named(p, size, b"resource", 8):
-            return RESOURCE
-        if _named(p, size, b"subresource", 11):
-            return SUBRESOURCE
-    return -1
+    cdef int at
+    if size < 0 or size >= TABLE_SIZES:
+        return -2
+    for at in range(table.count[size]):
+        if memcmp(table.keys[size][at], s + ks + 1, size) == 0:
+            return table.codes[size][at]
+    return -2
+
+
+cdef KeyTable _EVENT_TABLE
+cdef KeyTable _REF_TABLE
+cdef KeyTable _USER_TABLE
+_fill(&_EVENT_TABLE, EVENT_KEYS, {
+    "stage": STAGE, "verb": VERB, "objectRef": OBJECT_REF, "kind": KIND,
+    "apiVersion": API_VERSION, "auditID": AUDIT_ID, "user": USER,
+})
+_fill(&_REF_TABLE, OBJECT_REF_KEYS, {
+    "apiGroup": API_GROUP, "resource": RESOURCE, "subresource": SUBRESOURCE,
+})
+_fill(&_USER_TABLE, _USER_SET, {"username": USERNAME})
 
 
 cdef inline bint _note(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, Py_ssize_t a, Py_ssize_t b,
-                       list keys, int level, Py_ssize_t* vs, Py_ssize_t* ve):
+                       const KeyTable* table, Py_ssize_t* vs, Py_ssize_t* ve) noexcept nogil:
     """Note the span ``s[a:b]`` of a member with key ``s[ks:ke]`` (with its quotes) if it routes.
 
-    False (doubtful) for a key outside ``keys`` or a route member given twice.
+    False (doubtful) for a key outside ``table`` or a route member given twice.
     """
-    cdef int code
-    if not _key_in(s, ks, ke, keys):
+    cdef int code = _lookup(table, s, ks, ke)
+    if code == -2:
         return False
-    code = _route_code(s, ks, ke, level)
     if code >= 0:
         if vs[code] >= 0:
             return False
@@ -96,12 +124,13 @@ cdef inline bint _note(const unsigned char* s, Py_ssize_t ks, Py_ssize_t ke, Py_
     return True
 
 
-cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list keys,
-                               int level, int depth, Py_ssize_t* vs, Py_ssize_t* ve):
+cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
+                               const KeyTable* table, int depth, Py_ssize_t* vs,
+                               Py_ssize_t* ve) noexcept nogil:
     """Walk the object at ``s[i]``: the spans of its route members into ``vs``/``ve``.
 
     Member values are validated at nesting ``depth`` (0: already validated, only delimited). The
-    index after the object; -1 when invalid or doubtful (a key outside ``keys``, an escaped key,
+    index after the object; -1 when invalid or doubtful (a key outside ``table``, an escaped key,
     a route member given twice): the caller validates the whole value to tell which.
     """
     cdef Py_ssize_t k, a, b
@@ -121,7 +150,7 @@ cdef Py_ssize_t _route_members(const unsigned char* s, Py_ssize_t i, Py_ssize_t 
             return -1
         a = _ws(s, a + 1, n)
         b = _check(s, a, n, depth) if depth else _skip(s, a, n)
-        if b < 0 or not _note(s, i, k, a, b, keys, level, vs, ve):
+        if b < 0 or not _note(s, i, k, a, b, table, vs, ve):
             return -1
         i = _ws(s, b, n)
         if i >= n:
@@ -156,6 +185,7 @@ cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
     its index in ``ACTORS``; -1 when only a full decode can tell (a key that is not a user field
     or has escapes, ``username`` twice, a username that is not a string without escapes)."""
     cdef Py_ssize_t i, k, j, vs, ve, us = -1, ue = -1, size
+    cdef int code
     cdef bint esc
     if a < 0 or s[a] == 110:
         return 0
@@ -166,13 +196,16 @@ cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
         while True:
             esc = False
             k = _string(s, i + 1, b, &esc)
-            if k < 0 or esc or not _key_in(s, i, k, _USER_KEYS):
+            if k < 0 or esc:
+                return -1
+            code = _lookup(&_USER_TABLE, s, i, k)
+            if code == -2:
                 return -1
             vs = _ws(s, _ws(s, k, b) + 1, b)
             ve = _skip(s, vs, b)
             if ve < 0:
                 return -1
-            if _named(s + i + 1, k - i - 2, b"username", 8):
+            if code == USERNAME:
                 if us >= 0:
                     return -1
                 us = vs
@@ -199,8 +232,7 @@ cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
     return 3
 
 
-cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t* vs, Py_ssize_t* ve,
-                 bint document):
+cdef object _key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* vs, Py_ssize_t* ve, bint document):
     """The route key from the spans of an audit event's route members, None if doubtful.
 
     A ``document`` key starts with ``kind``, ``apiVersion`` and a flags byte (see
@@ -217,7 +249,7 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
     if vs[OBJECT_REF] >= 0 and s[vs[OBJECT_REF]] != 110:
         if s[vs[OBJECT_REF]] != 123:
             return None
-        if _route_members(s, vs[OBJECT_REF], n, ref_keys, 1, 0, vs, ve) < 0:
+        if _route_members(s, vs[OBJECT_REF], n, &_REF_TABLE, 0, vs, ve) < 0:
             return None
         has_ref = True
     if document:
@@ -252,8 +284,7 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, list ref_keys, Py_ssize_t
     return out
 
 
-cdef object _route(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list event_keys, list ref_keys,
-                   Py_ssize_t* end):
+cdef object _route(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* end):
     """The route key of the audit event at ``s[i]`` (see :func:`split_routed`), None if doubtful.
 
     ``end`` receives the index after the item, -1 when it is not valid JSON.
@@ -264,15 +295,14 @@ cdef object _route(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, list even
     for c in range(CODES):
         vs[c] = -1
     # items are at nesting depth 2 (the array is a member of the top-level object)
-    end[0] = _route_members(s, i, n, event_keys, 0, 3, vs, ve) if s[i] == 123 else -1
+    end[0] = _route_members(s, i, n, &_EVENT_TABLE, 3, vs, ve) if s[i] == 123 else -1
     if end[0] < 0:
         end[0] = _check(s, i, n, 2)
         return None
-    return _key(s, n, ref_keys, vs, ve, False)
+    return _key(s, n, vs, ve, False)
 
 
-cdef object _document_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* m, int count,
-                          list event_keys, list ref_keys):
+cdef object _document_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* m, int count):
     """The document route key of the validated top-level object with members ``m``."""
     cdef Py_ssize_t vs[CODES]
     cdef Py_ssize_t ve[CODES]
@@ -280,9 +310,9 @@ cdef object _document_key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* m, i
     for c in range(CODES):
         vs[c] = -1
     for x in range(count):
-        if not _note(s, m[4 * x], m[4 * x + 1], m[4 * x + 2], m[4 * x + 3], event_keys, 0, vs, ve):
+        if not _note(s, m[4 * x], m[4 * x + 1], m[4 * x + 2], m[4 * x + 3], &_EVENT_TABLE, vs, ve):
             return None
-    return _key(s, n, ref_keys, vs, ve, True)
+    return _key(s, n, vs, ve, True)
 
 
 cdef class _Router(ArrayWalker):
@@ -311,7 +341,7 @@ cdef class _Router(ArrayWalker):
         while True:
             if i >= n:
                 return -1
-            key = _route(s, i, n, _EVENT_KEYS, _REF_KEYS, &e)
+            key = _route(s, i, n, &e)
             if e < 0:
                 return -1
             hit = PyDict_GetItem(self.decisions, key) if key is not None else NULL
@@ -332,8 +362,6 @@ cdef class _Router(ArrayWalker):
             return i + 1
 
 
-cdef list _EVENT_KEYS = _keyset(EVENT_KEYS)
-cdef list _REF_KEYS = _keyset(OBJECT_REF_KEYS)
 
 
 cdef dict _body_spans(bytes buf, Py_ssize_t* m, int count, list body_keys):
@@ -405,7 +433,7 @@ def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     i = _members(s, i, n, m, &count, router)
     if i < 0 or _ws(s, i, n) != n:
         return None
-    key = _document_key(s, n, m, count, _EVENT_KEYS, _REF_KEYS)
+    key = _document_key(s, n, m, count)
     if key is not None and documents is not None:
         hit = PyDict_GetItem(documents, key)
         if hit == NULL or <object>hit is not None:

@@ -70,6 +70,7 @@ _SPLIT = frozenset((*BODIES, "items"))
 _ROUTE = frozenset(
     ("kind", "apiVersion", "stage", "verb", "objectRef", "user", "regarding", "involvedObject")
 )
+_UNDECIDED: Any = object()
 #: Where a record's text is: ``payload[start:end]`` (the whole payload, or one EventList item).
 Origin = tuple[bytes, int, int]
 
@@ -116,6 +117,19 @@ class Output:
         """Count ``n`` audit events with routing key ``key`` (None: no objectRef)."""
         key = "/" if key is None else key
         self.received[key] = self.received.get(key, 0) + n
+
+    def count(self, outcome: Outcome, n: int = 1) -> None:
+        """Count ``n`` audit events with a known outcome (:meth:`Routes.outcome`): received,
+        and skipped for its reason or not matched (:meth:`receive` and :meth:`skip` in one)."""
+        key, reason = outcome
+        key = "/" if key is None else key
+        self.records += n
+        self.received[key] = self.received.get(key, 0) + n
+        if reason:
+            self.skipped += n
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + n
+        else:
+            self.no_match += n
 
 
 class Translator:
@@ -312,9 +326,11 @@ class Translator:
             return False
         spans, route_text, rest, key, counted = routed
         if route_text is None:  # a single document with a route key (documents given)
-            found = routes.document(key, hint)  # type: ignore[arg-type]
+            found = documents.get(key, _UNDECIDED)  # type: ignore[union-attr, arg-type]
+            if found is _UNDECIDED:
+                found = routes.document(key, hint)  # type: ignore[arg-type]
             if isinstance(found, tuple):
-                _count(out, found, 1)
+                out.count(found)
                 return True
             if found is not None:  # a wanted audit event: decoded from the bytes
                 origin = _whole(payload)
@@ -375,7 +391,7 @@ class Translator:
                 else:
                     found = routes.decide(key)
                     if isinstance(found, tuple):
-                        _count(out, found, 1)
+                        out.count(found)
                         continue
                     if self._fast_dispatched(payload, s, e, found, out, origin):
                         continue
@@ -386,7 +402,7 @@ class Translator:
                 spans = ListSpans(payload, None)
             self._guarded(orjson.loads(payload[s:e]), out, spans, spans.index_of(s, e))
         for key, n in counted.items():
-            _count(out, decisions[key], n)  # type: ignore[arg-type]  # counted: an outcome
+            out.count(decisions[key], n)  # type: ignore[arg-type]  # counted: an outcome
 
     def _fast_audit(
         self,
@@ -490,7 +506,7 @@ class Translator:
             if route is not None:
                 decision = self.routes.outcome(*route, peek_selector(obj))
                 if decision is not None:
-                    _count(out, decision, 1)
+                    out.count(decision)
                     return
         out.records += 1
         origin = at.origin(int(where)) if isinstance(at, ListSpans) else at
@@ -565,17 +581,6 @@ class Translator:
         elif not result.failures:
             out.no_match += 1
         out.errors += len(result.failures)
-
-
-def _count(out: Output, outcome: Outcome, n: int) -> None:
-    """Count ``n`` audit events with a known outcome (:meth:`Routes.outcome`)."""
-    key, reason = outcome
-    out.records += n
-    out.receive(key, n)
-    if reason:
-        out.skip(reason, n)
-    else:
-        out.no_match += n
 
 
 def _stage(error_type: str) -> str:

@@ -322,7 +322,8 @@ cdef class _Router(ArrayWalker):
     cdef dict counted
     cdef list rest
 
-    def __cinit__(self, dict decisions):
+    cdef void start(self, dict decisions):
+        """Route a new array (one router serves every call: the GIL is held throughout)."""
         self.decisions = decisions
         self.counted = {}
         self.rest = None
@@ -362,6 +363,9 @@ cdef class _Router(ArrayWalker):
             return i + 1
 
 
+
+
+cdef _Router _ROUTER = _Router()
 
 
 cdef dict _body_spans(bytes buf, Py_ssize_t* m, int count, list body_keys):
@@ -426,11 +430,13 @@ def split_routed(bytes buf, bodies, route, dict decisions, dict documents=None):
     cdef Py_ssize_t i = _ws(s, 0, n)
     cdef Py_ssize_t m[4 * MAX_MEMBERS]
     cdef int count = 0
-    cdef _Router router = _Router(decisions)
+    cdef _Router router = _ROUTER
     cdef PyObject* hit = NULL
     if i >= n or s[i] != 123:
         return None
+    router.start(decisions)
     i = _members(s, i, n, m, &count, router)
+    router.decisions = None  # not kept past the call
     if i < 0 or _ws(s, i, n) != n:
         return None
     key = _document_key(s, n, m, count)
@@ -460,29 +466,56 @@ def pack_document(bytes kind, bytes api_version, int flags, bytes key):
     return kind + b"\0" + api_version + b"\0" + bytes((flags,)) + b"\0" + key
 
 
+cdef object _tuple_new = tuple.__new__  # a named tuple made without its Python __new__
+
+
+cdef inline str _part(const char* p, Py_ssize_t a, Py_ssize_t b):
+    return PyUnicode_DecodeUTF8(p + a, b - a, NULL)
+
+
 def unpack(bytes key):
     """The :class:`RouteKey` of a packed key (twin: ``processor.records.route.unpack``)."""
     cdef const char* p = PyBytes_AS_STRING(key)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(key), i, start = 0
-    cdef list parts = []
-    for i in range(n + 1):
-        if i == n or p[i] == 0:
-            parts.append(p[start:i].decode("utf-8"))
-            start = i + 1
-    if (len(parts) != 3 and len(parts) != 6) or len(parts[0]) != 1 or not "0" <= parts[0] <= "4":
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key), i
+    cdef Py_ssize_t ends[6]
+    cdef int parts = 0
+    for i in range(n):
+        if p[i] == 0:
+            if parts == 5:
+                raise ValueError(f"not a route key: {key!r}")
+            ends[parts] = i
+            parts += 1
+    ends[parts] = n
+    parts += 1
+    if (parts != 3 and parts != 6) or ends[0] != 1 or not 48 <= p[0] <= 52:
         raise ValueError(f"not a route key: {key!r}")
-    actor = ACTORS[ord(parts[0]) - 49] if parts[0] != "0" else None
-    if len(parts) == 3:
-        return RouteKey(parts[1], parts[2], None, None, actor)
-    return RouteKey(parts[1], parts[2], parts[3] + "/" + parts[4], parts[5] or None, actor)
+    actor = ACTORS[p[0] - 49] if p[0] != 48 else None
+    stage = _part(p, 2, ends[1])
+    verb = _part(p, ends[1] + 1, ends[2])
+    if parts == 3:
+        return _tuple_new(RouteKey, (stage, verb, None, None, actor))
+    index_key = _part(p, ends[2] + 1, ends[3]) + "/" + _part(p, ends[3] + 1, ends[4])
+    sub = _part(p, ends[4] + 1, n) if ends[4] + 1 < n else None
+    return _tuple_new(RouteKey, (stage, verb, index_key, sub, actor))
 
 
 def unpack_document(bytes key):
     """The :class:`DocumentKey` of a packed document key (twin: ``route.unpack_document``)."""
-    parts = key.split(b"\0", 3)
-    if len(parts) != 4 or len(parts[2]) != 1:
+    cdef const char* p = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key), i
+    cdef Py_ssize_t ends[3]
+    cdef int parts = 0
+    cdef unsigned char flags
+    for i in range(n):
+        if p[i] == 0:
+            ends[parts] = i
+            parts += 1
+            if parts == 3:
+                break
+    if parts != 3 or ends[2] - ends[1] != 2:
         raise ValueError(f"not a document route key: {key!r}")
-    flags = parts[2][0]
-    return DocumentKey(
-        parts[0].decode("utf-8"), parts[1].decode("utf-8"), bool(flags & 1), bool(flags & 2), parts[3]
-    )
+    flags = p[ends[1] + 1]
+    return _tuple_new(DocumentKey, (
+        _part(p, 0, ends[0]), _part(p, ends[0] + 1, ends[1]), bool(flags & 1), bool(flags & 2),
+        key[ends[2] + 1:],
+    ))

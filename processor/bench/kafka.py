@@ -226,8 +226,7 @@ def group_rate(
                 f"the group translated {first:,.0f} of {records:,} records before every worker "
                 "had joined: use a larger --count"
             )
-        while (count := total(PROCESSED)) < records:
-            time.sleep(0.02)
+        count = e2e.wait_for_total(lambda: total(PROCESSED), records, first)
         rate = (count - first) / (time.perf_counter() - started)
         figures = {"records_per_s": rate, **cpu.stop()}
         while total(COMMITTED) < records:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from processor.bench import generate
-from processor.bench.e2e import Corpus, format_table, publish_windows
+from processor.bench.e2e import Corpus, format_table, publish_windows, wait_for_total
 
 
 def _corpus() -> Corpus:
@@ -109,3 +109,15 @@ def test_publish_windows_bound_messages_and_bytes_and_keep_order():
     assert [m for run in runs for m in run] == messages
     # at most 3 messages and 7 bytes a run, except a larger message alone
     assert [[len(p) for _, p in run] for run in runs] == [[3, 3], [3], [10], [1, 1, 1], [1]]
+
+
+def test_wait_for_total_reads_until_the_target_and_returns_the_last_reading():
+    readings = iter([10.0, 20.0, 40.0, 80.0, 120.0])
+    seen: list[float] = []
+
+    def read() -> float:
+        seen.append(next(readings))
+        return seen[-1]
+
+    assert wait_for_total(read, 100.0, 10.0) == 120.0
+    assert seen == [10.0, 20.0, 40.0, 80.0, 120.0]

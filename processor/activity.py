@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -52,6 +53,7 @@ _TENANT_TYPES = {
 }
 
 _EMPTY: dict[str, Any] = {}
+_fromisoformat = datetime.fromisoformat
 
 #: A resolver: a :class:`~processor.kinds.KindResolver` or any ``(apiGroup, resource) -> Kind``.
 Resolver = Callable[[str, str], str]
@@ -156,11 +158,6 @@ def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
 
 
 # --- links ---------------------------------------------------------------------------------------
-
-
-def _str(m: dict[str, Any], key: str) -> str:
-    v = m.get(key)
-    return v if type(v) is str else ""
 
 
 def _meta_field(meta: dict[str, Any], key: str) -> str:
@@ -348,6 +345,22 @@ def _event_timestamp(event: dict[str, Any]) -> str:
     for field in _EVENT_TIME_FIELDS:
         value = event.get(field)
         if type(value) is str and value:
+            if (
+                len(value) == 20
+                and value[19] == "Z"
+                and value[4] == "-"
+                and value[7] == "-"
+                and value[10] == "T"
+                and value[13] == ":"
+                and value[16] == ":"
+            ):
+                # timefmt.millis's seconds layout without its regex: fromisoformat takes only
+                # ASCII digits between these separators and checks the calendar fields.
+                try:
+                    _fromisoformat(value[:19])
+                    return value[:19] + ".000Z"
+                except ValueError:
+                    continue
             try:
                 return timefmt.millis(value)
             except ValueError:
@@ -386,10 +399,25 @@ def build_event_activity(
     Raises:
         KindResolveError: a link's kind could not be resolved.
     """
+    # _str inlined: a call from compiled code costs more than the lookup
     meta = event.get("metadata")
-    uid = _str(meta, "uid") if type(meta) is dict else ""
-    namespace = _str(involved, "namespace")
-    reason = _str(event, "reason")
+    uid = meta.get("uid") if type(meta) is dict else ""
+    if type(uid) is not str:
+        uid = ""
+    get = involved.get
+    namespace = get("namespace")
+    if type(namespace) is not str:
+        namespace = ""
+    reason = event.get("reason")
+    if type(reason) is not str:
+        reason = ""
+    api_version, name, res_uid = get("apiVersion"), get("name"), get("uid")
+    if type(api_version) is not str:
+        api_version = ""
+    if type(name) is not str:
+        name = ""
+    if type(res_uid) is not str:
+        res_uid = ""
 
     metadata: dict[str, Any] = {"name": activity_name("event", uid, api_group, kind)}
     if namespace:
@@ -407,14 +435,7 @@ def build_event_activity(
         "summary": summary,
         "changeSource": "system",
         "actor": {"type": "controller", "name": event_actor(event) or "unknown"},
-        "resource": _resource(
-            api_group,
-            _str(involved, "apiVersion"),
-            kind,
-            _str(involved, "name"),
-            namespace,
-            _str(involved, "uid"),
-        ),
+        "resource": _resource(api_group, api_version, kind, name, namespace, res_uid),
     }
     if links:
         converted = convert_links(links, resolver)

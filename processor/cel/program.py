@@ -32,6 +32,8 @@ class Program:
         self.implementation = "python" if impl is None else impl.name
         self.node = ast.parse(source)
         self.result_type: CelType = check(self.node, env, source)
+        # the evaluation plan, ``_plan(activation) -> value``; its Python errors are turned into
+        # CelEvalError by evaluate (SummaryTemplate.render calls it directly, with eval_error)
         self._plan = (compile_plan if impl is None else impl.plan.compile_plan)(self.node)
 
     def evaluate(self, variables: dict, links: list | None = None) -> Any:
@@ -45,13 +47,22 @@ class Program:
             return self._plan(act)
         except CelEvalError:
             raise
-        except RecursionError:
-            raise CelEvalError("evaluation exceeded the recursion limit") from None
-        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
-            raise CelEvalError(str(exc)) from None
+        except PLAN_ERRORS as exc:
+            raise eval_error(exc) from None
 
     def __repr__(self) -> str:
         return f"Program({self.source!r}, {self.env.name}, {self.result_type})"
+
+
+#: The Python errors a plan may raise that are CEL runtime errors (see :func:`eval_error`).
+PLAN_ERRORS = (RecursionError, TypeError, ValueError, OverflowError, ArithmeticError)
+
+
+def eval_error(exc: BaseException) -> CelEvalError:
+    """The CelEvalError for one of :data:`PLAN_ERRORS` raised by a plan."""
+    if isinstance(exc, RecursionError):
+        return CelEvalError("evaluation exceeded the recursion limit")
+    return CelEvalError(str(exc))
 
 
 _CACHE: dict[tuple[str, str, str], Program | CelCompileError] = {}

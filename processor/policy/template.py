@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from processor.cel import Environment, Program, compile_expr, go_format, go_quote
+from processor.cel.plan import LINKS
+from processor.cel.program import PLAN_ERRORS, eval_error
 from processor.errors import CelCompileError, CelEvalError, TemplateError
 
 if TYPE_CHECKING:
@@ -92,8 +94,9 @@ class SummaryTemplate:
         """
         if self.static:
             return self.text
-        if links is None:
-            links = []
+        # One activation for every block, each plan called as Program.evaluate calls it (plans
+        # do not change the activation: comprehensions bind their variables in a copy).
+        act = {**variables, LINKS: [] if links is None else links}
         out: list[str] = []
         failures: list[str] = []
         for part in self._parts:
@@ -106,7 +109,13 @@ class SummaryTemplate:
                 out.append(f"[ERROR: {program}]")
                 continue
             try:
-                out.append(go_format(program.evaluate(variables, links)))
+                try:
+                    value = program._plan(act)
+                except CelEvalError:
+                    raise
+                except PLAN_ERRORS as exc:
+                    raise eval_error(exc) from None
+                out.append(go_format(value))
             except CelEvalError as exc:
                 failures.append(f"eval {go_quote(expression)}: {exc}")
                 out.append(f"[ERROR: {exc}]")

@@ -208,7 +208,8 @@ def convert_links(
             marker, res = item
         if type(res) is not dict:
             continue
-        get = res.get
+        resource: dict = res  # typed for the compiled twin: its lookups become dict lookups
+        get = resource.get
         kind = get("kind")
         if type(kind) is not str:
             kind = ""
@@ -345,22 +346,32 @@ def _event_timestamp(event: dict[str, Any]) -> str:
     for field in _EVENT_TIME_FIELDS:
         value = event.get(field)
         if type(value) is str and value:
+            n = len(value)
             if (
-                len(value) == 20
-                and value[19] == "Z"
+                (
+                    (n == 20 and value[19] == "Z")
+                    or (
+                        n == 27
+                        and value[26] == "Z"
+                        and value[19] == "."
+                        and value.isascii()
+                        and value[20:26].isdigit()
+                    )
+                )
                 and value[4] == "-"
                 and value[7] == "-"
                 and value[10] == "T"
                 and value[13] == ":"
                 and value[16] == ":"
             ):
-                # timefmt.millis's seconds layout without its regex: fromisoformat takes only
-                # ASCII digits between these separators and checks the calendar fields.
+                # timefmt.millis's UTC layouts (seconds; 6 digits) without its regex:
+                # fromisoformat takes only ASCII digits between these separators and checks
+                # the calendar fields.
                 try:
                     _fromisoformat(value[:19])
-                    return value[:19] + ".000Z"
                 except ValueError:
                     continue
+                return value[:19] + ".000Z" if n == 20 else value[:23] + "Z"
             try:
                 return timefmt.millis(value)
             except ValueError:

@@ -24,7 +24,7 @@ from processor.activity import (
 from processor.errors import KindResolveError
 from processor.kinds import KindResolver
 from processor.native import Implementation
-from processor.records import audit_vars, decode_audit, decode_event, involved_object
+from processor.records import audit_vars, decode_audit, decode_event, involved_object, timefmt
 from processor.records import normalize_event as norm_event
 from processor.subjects import activity_subject
 from tests.conftest import require_shared
@@ -526,6 +526,27 @@ class TestEventActivity:
     def test_timestamp_order(self, fields, want):
         act = self.build(dict(EVENT, **fields))
         assert act["metadata"]["creationTimestamp"] == want
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456Z", "2026-02-30T00:00:00Z",
+            "2026-02-30T00:00:00.123456Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00.000000Z", "2026-01-0\uff11T00:00:00Z", "\uff12026-01-01T00:00:00Z",
+            "2026-01-01T00:00:6aZ", "+026-01-01T00:00:00Z", "2026-01-01T00:00:00z",
+            "2026-01-01T00:00:00.12345\uff16Z", "2026-01-01T00:00:00.123+01Z",
+            "2026-01-01T00:00:00.1234 1Z", "2026-01-01T00:00:00,123456Z", "2026-1-01T00:00:000Z",
+        ],
+    )  # fmt: skip
+    def test_timestamp_as_timefmt_parses_it(self, value):
+        """The builder's shortcut for the UTC layouts agrees with timefmt.millis, which falls
+        back to the next field on a value that does not parse."""
+        try:
+            want = timefmt.millis(value)
+        except ValueError:
+            want = "2026-01-02T00:00:00.500Z"
+        ev = dict(EVENT, eventTime=value, lastTimestamp="2026-01-02T00:00:00.5Z")
+        assert self.build(ev)["metadata"]["creationTimestamp"] == want
 
     def test_timestamp_now(self):
         ev = dict(EVENT, eventTime=None, metadata={"uid": "x"})

@@ -342,6 +342,11 @@ class Translator:
             if split is None:
                 return False
             _, spans, route_text = split
+        if hint == "event" and rest is None:  # an Event (not a list): decoded whole, once
+            event = orjson.loads(payload)
+            if is_event_list(event):  # items not a list
+                return False
+            return self._fast_event(payload, out, event, _whole(payload), whole=True)
         # no route key (doubtful routing members), or not an audit event: classified from the
         # routing members' text
         probe = orjson.loads(route_text)
@@ -452,22 +457,28 @@ class Translator:
         self._collect(result, out, origin)
         return True
 
-    def _fast_event(self, buf: bytes, out: Output, probe: dict, origin: Origin) -> bool:
+    def _fast_event(
+        self, buf: bytes, out: Output, probe: dict, origin: Origin, *, whole: bool = False
+    ) -> bool:
         """A Kubernetes Event, the text at ``origin``; False (``out`` untouched) for the
         reference path.
 
         Skipped from its involved object alone when no policy wants it; else decoded whole.
-        ``probe`` is its parsed route text, or the event itself.
+        ``probe`` is its parsed route text, or (``whole``) the event itself, decoded once:
+        then its numbers become floats in place, as the reference path's ``decode_event`` does.
         """
         found = involved_object(probe)
         if found is None or f"{found[0]}/{found[1]}" not in self.engine.event_index:
             out.records += 1
             out.skip("no_involved_object" if found is None else "no_matching_policy")
             return True
-        _, start, end = origin
-        event = self._scan.floatify(
-            orjson.loads(buf if start == 0 and end == len(buf) else buf[start:end])
-        )
+        if whole:
+            event = self._scan.floatify(probe)
+        else:
+            _, start, end = origin
+            event = self._scan.floatify(
+                orjson.loads(buf if start == 0 and end == len(buf) else buf[start:end])
+            )
         result = self.engine.translate_event(event, dispatch=True)
         if result.failures:
             return False
@@ -484,7 +495,9 @@ class Translator:
         for s, e, _key in rest:
             item = orjson.loads(payload[s:e])
             try:
-                if type(item) is dict and self._fast_event(payload, out, item, (payload, s, e)):
+                if type(item) is dict and self._fast_event(
+                    payload, out, item, (payload, s, e), whole=True
+                ):
                     continue
             except Exception:  # out is untouched: the reference path takes the item
                 self.fast_path_errors += 1

@@ -19,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from processor import translate as translate_module
 from processor.bench.corpus import generate
 from processor.engine import Engine
 from processor.native import twin
@@ -474,3 +475,53 @@ def test_a_list_of_events_is_its_events_sent_singly(
     monkeypatch.setattr(fast, "_guarded_event", lambda *args: handed.append(args[3]))
     fast.translate(listed, Output(), "event")
     assert handed == [] and fast.fast_path_errors == 0, "the fast path takes good items"
+
+
+@pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
+def test_an_event_is_parsed_once_and_hostile_events_go_as_the_reference_goes(
+    impl_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the EVENTS stream a single Event, and each item of a list of Events, is parsed once
+    on the fast path; hostile Events (a lone surrogate, invalid UTF-8, duplicate members, a
+    reason no rule can compare, an ``items`` member) give what the reference path gives, on
+    either stream."""
+    policies = parse_policy_text(POLICY, "policy.yaml")
+    reference, fast = pair(lambda impl: Engine(policies, impl=impl), impl_name)
+    involved = b'{"apiVersion":"apps/v1","kind":"Deployment","namespace":"ns","name":"web"}'
+    head = b'{"apiVersion":"v1","kind":"Event","metadata":{"uid":"e-1"},"count":2,'
+    head += b'"eventTime":"2026-11-20T10:00:00.123456Z",'  # no wall clock in the activity
+    good = head + b'"reason":"Ready","involvedObject":%s}' % involved
+    hostile = [
+        head + b'"reason":"Ready\\ud800","involvedObject":%s}' % involved,
+        head + b'"reason":"Ready","note":"\xff\xfe","involvedObject":%s}' % involved,
+        head + b'"reason":"Ready","involvedObject":{},"involvedObject":%s}' % involved,
+        head + b'"reason":"Ready","involvedObject":%s,"involvedObject":null}' % involved,
+        head + b'"reason":"Ready","involvedObject":%s,"reason":3}' % involved,
+        head + b'"reason":"Ready","regarding":null,"involvedObject":%s}' % involved,
+        head + b'"reason":"Ready","items":[1],"involvedObject":%s}' % involved,
+    ]
+    for hint in (None, "audit", "event"):
+        assert_same(reference, fast, [good, *hostile, good], hint)
+    listed = b'{"kind":"EventList","apiVersion":"v1","items":[%s]}' % b",".join([good] * 3)
+    assert_same(reference, fast, [listed, *hostile], "event")
+
+    parsed: list[int] = []
+    loads = orjson.loads
+
+    class Counting:
+        JSONDecodeError = orjson.JSONDecodeError
+
+        @staticmethod
+        def loads(text: bytes) -> Any:
+            parsed.append(len(text))
+            return loads(text)
+
+    monkeypatch.setattr(translate_module, "orjson", Counting)
+    out = Output()
+    fast.translate(good, out, "event")
+    assert parsed == [len(good)], "a single Event is parsed once, whole"
+    parsed.clear()
+    fast.translate(listed, out, "event")
+    route_text, *items = parsed  # the list's routing members (its items left out), then
+    assert route_text < len(good) and items == [len(good)] * 3, "each item is parsed once"
+    assert len(out.activities) == 4 and fast.fast_path_errors == 0

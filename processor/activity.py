@@ -147,9 +147,10 @@ def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
     meta = event.get("metadata") if type(event) is dict else None
     annotations = meta.get("annotations") if type(meta) is dict else None
     if type(annotations) is dict:
-        scope_type = annotations.get("platform.miloapis.com/scope.type")
+        scope: dict = annotations  # typed for the compiled twin: dict lookups
+        scope_type = scope.get("platform.miloapis.com/scope.type")
         if type(scope_type) is str and scope_type:
-            name = annotations.get("platform.miloapis.com/scope.name")
+            name = scope.get("platform.miloapis.com/scope.name")
             return {
                 "type": normalize_tenant_type(scope_type),
                 "name": name if type(name) is str else "",
@@ -290,8 +291,8 @@ def build_audit_activity(
         KindResolveError: a link's kind could not be resolved.
     """
     # decode_audit guarantees the types of auditID, user.* and objectRef.* (strings or absent).
-    ref = audit.get("objectRef") or _EMPTY
-    user = audit.get("user") or _EMPTY
+    ref: dict = audit.get("objectRef") or _EMPTY  # typed for the compiled twin: dict lookups
+    user: dict = audit.get("user") or _EMPTY
     username = user.get("username", "")
     audit_id = audit.get("auditID", "")
     namespace = ref.get("namespace", "")

@@ -342,11 +342,18 @@ class Translator:
             if split is None:
                 return False
             _, spans, route_text = split
-        if hint == "event" and rest is None:  # an Event (not a list): decoded whole, once
-            event = orjson.loads(payload)
-            if is_event_list(event):  # items not a list
+        if rest is None and (hint == "event" or key is None):
+            # a single document its route key does not classify (a Kubernetes Event, mostly):
+            # decoded whole, once, and classified from that
+            obj = orjson.loads(payload)
+            if hint == "event" and is_event_list(obj):  # items not a list
                 return False
-            return self._fast_event(payload, out, event, _whole(payload), whole=True)
+            whole = classify_record(obj) if hint != "event" else "event"
+            if whole == "event":
+                return self._fast_event(payload, out, obj, _whole(payload), whole=True)
+            if whole == "audit" or (whole is None and hint == "audit"):
+                return self._fast_single_audit(payload, out, spans)
+            return False
         # no route key (doubtful routing members), or not an audit event: classified from the
         # routing members' text
         probe = orjson.loads(route_text)
@@ -364,12 +371,19 @@ class Translator:
             self._fast_list(payload, rest, counted, out)
             return True
         if kind == "audit" or (kind is None and hint == "audit"):
-            origin = _whole(payload)
-            needs = self.engine.audit_needs
-            if not self._fast_audit(payload, 0, len(payload), needs, out, origin, spans):
-                self._record(orjson.loads(payload), out, origin)
-            return True
+            return self._fast_single_audit(payload, out, spans)
         return False
+
+    def _fast_single_audit(
+        self, payload: bytes, out: Output, spans: dict[str, tuple[int, int]] | None
+    ) -> bool:
+        """A single audit event with no route key, decoded from its bytes (:meth:`_fast_audit`)."""
+        origin = _whole(payload)
+        if not self._fast_audit(
+            payload, 0, len(payload), self.engine.audit_needs, out, origin, spans
+        ):
+            self._record(orjson.loads(payload), out, origin)
+        return True
 
     def _fast_list(
         self,

@@ -481,8 +481,8 @@ def test_a_list_of_events_is_its_events_sent_singly(
 def test_an_event_is_parsed_once_and_hostile_events_go_as_the_reference_goes(
     impl_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On the EVENTS stream a single Event, and each item of a list of Events, is parsed once
-    on the fast path; hostile Events (a lone surrogate, invalid UTF-8, duplicate members, a
+    """A single Event (on either stream), and each item of a list of Events, is parsed once on
+    the fast path; hostile Events (a lone surrogate, invalid UTF-8, duplicate members, a
     reason no rule can compare, an ``items`` member) give what the reference path gives, on
     either stream."""
     policies = parse_policy_text(POLICY, "policy.yaml")
@@ -518,10 +518,11 @@ def test_an_event_is_parsed_once_and_hostile_events_go_as_the_reference_goes(
 
     monkeypatch.setattr(translate_module, "orjson", Counting)
     out = Output()
-    fast.translate(good, out, "event")
-    assert parsed == [len(good)], "a single Event is parsed once, whole"
+    for hint in (None, "audit", "event"):
+        fast.translate(good, out, hint)
+    assert parsed == [len(good)] * 3, "a single Event is parsed once, whole"
     parsed.clear()
     fast.translate(listed, out, "event")
     route_text, *items = parsed  # the list's routing members (its items left out), then
     assert route_text < len(good) and items == [len(good)] * 3, "each item is parsed once"
-    assert len(out.activities) == 4 and fast.fast_path_errors == 0
+    assert len(out.activities) == 6 and fast.fast_path_errors == 0

@@ -161,13 +161,6 @@ def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
 # --- links ---------------------------------------------------------------------------------------
 
 
-def _meta_field(meta: dict[str, Any], key: str) -> str:
-    """``metadata.<key>`` when it is a string, else ``""`` (the link fallback, step 4 of
-    docs/design.md#policy-engine-3-6)."""
-    v = meta.get(key)
-    return v if type(v) is str else ""
-
-
 def _resource(
     api_group: str, api_version: str, kind: str, name: str, namespace: str, uid: str
 ) -> dict[str, str]:
@@ -199,9 +192,7 @@ def convert_links(
         KindResolveError: the resolver failed; the activity cannot be built.
     """
     out: list[dict[str, Any]] = []
-    resolve = None
-    if resolver is not None:
-        resolve = getattr(resolver, "resolve", resolver)
+    resolve = None  # looked up at the first link that needs it (a failed getattr is costly)
     for item in links:
         if type(item) is dict:
             marker, res = item.get("marker", ""), item.get("resource")
@@ -217,9 +208,11 @@ def convert_links(
         api_group = get("apiGroup")
         if type(api_group) is not str:
             api_group = ""
-        if not kind and resolve is not None:
+        if not kind and resolver is not None:
             plural = get("resource")
             if type(plural) is str and plural:
+                if resolve is None:
+                    resolve = getattr(resolver, "resolve", resolver)
                 try:
                     kind = resolve(api_group, plural)
                 except KindResolveError as exc:
@@ -240,13 +233,20 @@ def convert_links(
         meta = get("metadata")
         if type(meta) is not dict:
             meta = _EMPTY
+        fallback: dict = meta  # step 4 of docs/design.md#policy-engine-3-6 (typed: dict lookups)
         name, namespace, uid = get("name"), get("namespace"), get("uid")
         if type(name) is not str or not name:
-            name = _meta_field(meta, "name")
+            name = fallback.get("name")
+            if type(name) is not str:
+                name = ""
         if type(namespace) is not str or not namespace:
-            namespace = _meta_field(meta, "namespace")
+            namespace = fallback.get("namespace")
+            if type(namespace) is not str:
+                namespace = ""
         if type(uid) is not str or not uid:
-            uid = _meta_field(meta, "uid")
+            uid = fallback.get("uid")
+            if type(uid) is not str:
+                uid = ""
         out.append(
             {
                 "marker": marker if type(marker) is str else str(marker),

@@ -25,6 +25,19 @@ from typing import Any
 import orjson
 
 from processor.cel.needs import PRESENT, Need
+from processor.records.audit import (
+    _CAUSE_FIELDS,
+    _DETAILS_FIELDS,
+    _EVENT_FIELDS,
+    _INT32_MAX,
+    _INT32_MIN,
+    _INT64_MAX,
+    _INT64_MIN,
+    _LIST_META_FIELDS,
+    _OBJECT_REF_FIELDS,
+    _STATUS_FIELDS,
+    _USER_FIELDS,
+)
 from processor.records.jsonscan import _string, _value, _ws
 from processor.records.timefmt import micro
 
@@ -35,44 +48,16 @@ __all__ = ["decode_audit_typed"]
 #: ``objectRef``; without an ``objectRef`` no body is kept: no policy reads such an event).
 Needs = dict[str, Need] | Callable[[str], dict[str, Need]]
 
-_EVENT = (
-    "kind",
-    "apiVersion",
-    "level",
-    "auditID",
-    "stage",
-    "requestURI",
-    "verb",
-    "user",
-    "impersonatedUser",
-    "sourceIPs",
-    "userAgent",
-    "objectRef",
-    "responseStatus",
-    "requestObject",
-    "responseObject",
-    "requestReceivedTimestamp",
-    "stageTimestamp",
-    "annotations",
-    "authenticationMetadata",
-)
-_USER = ("username", "uid", "groups", "extra")
-_OBJECT_REF = (
-    "resource",
-    "namespace",
-    "name",
-    "uid",
-    "apiGroup",
-    "apiVersion",
-    "resourceVersion",
-    "subresource",
-)
-_STATUS = ("kind", "apiVersion", "metadata", "status", "message", "reason", "details", "code")
-_LIST_META = ("selfLink", "resourceVersion", "continue", "remainingItemCount")
-_DETAILS = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
-_CAUSE = ("reason", "message", "field")
-_INT32 = (-(2**31), 2**31 - 1)
-_INT64 = (-(2**63), 2**63 - 1)
+# upstream's field tables (processor/records/audit.py, the one home of the audit Event's shape)
+_EVENT = _EVENT_FIELDS
+_USER = _USER_FIELDS
+_OBJECT_REF = _OBJECT_REF_FIELDS
+_STATUS = _STATUS_FIELDS
+_LIST_META = _LIST_META_FIELDS
+_DETAILS = _DETAILS_FIELDS
+_CAUSE = _CAUSE_FIELDS
+_INT32 = (_INT32_MIN, _INT32_MAX)
+_INT64 = (_INT64_MIN, _INT64_MAX)
 _ZERO_TIME = "0001-01-01T00:00:00.000000Z"
 _DIGITS = frozenset(b"0123456789")
 _SEPARATORS = {4: 45, 7: 45, 10: 84, 13: 58, 16: 58, 19: 46, 26: 90}  # - - T : : . Z

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 class Service:
@@ -101,3 +101,13 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+async def cancel_tasks(tasks: Iterable[asyncio.Task[object]]) -> None:
+    """Cancel every task of ``tasks``, then wait for each to end (its cancellation absorbed)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -52,6 +52,7 @@ from processor.reconciler.service import Reconciler
 from processor.reconciler.settings import ReconcilerSettings
 from processor.reconciler.state import StateError, StateStore
 from processor.reconciler.transitions import ObjectState
+from processor.service import cancel_tasks
 from processor.stream.publisher import PublishError
 from processor.subjects import event_partition, event_partition_key, partition_of
 
@@ -577,11 +578,7 @@ class KafkaReconciler(Reconciler):
         the state that records it (the next owner would publish the Event again)."""
         self.ready = False
         async with self._lock:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_tasks(self._tasks)
             self._tasks.clear()
             if self.store is not None:
                 with contextlib.suppress(StateError):

@@ -47,7 +47,7 @@ from processor.reconciler.transitions import (
     take_mark,
 )
 from processor.records.timefmt import format_micro
-from processor.service import Service
+from processor.service import Service, cancel_tasks
 from processor.stream.connection import connect_options
 from processor.stream.consumer import (
     Delivery,
@@ -357,11 +357,7 @@ class Reconciler(Service):
         self.ready = False
         for consumer in self.consumers:
             await consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         if self.store is not None:
             with contextlib.suppress(StateError):
                 await self.store.flush()

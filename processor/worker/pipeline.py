@@ -45,6 +45,7 @@ from processor.deadletter import (
     pointer_record,
 )
 from processor.metrics import Metrics
+from processor.service import cancel_tasks
 from processor.sink.base import Sink, SinkError
 from processor.stream.publisher import PublishError
 from processor.stream.topology import OutputLimits
@@ -547,11 +548,7 @@ class Pipeline:
         self._stopping = True
         self._wake.set()
         self._cancel_early_timer()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
 
     def _cancel_early_timer(self) -> None:
         if self._early_timer is not None:

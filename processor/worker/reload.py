@@ -18,6 +18,7 @@ from typing import Any
 from processor.errors import PolicyErrors
 from processor.metrics import Metrics
 from processor.policy.compile import Compiled, compile_set
+from processor.service import cancel_tasks
 from processor.translate import Translator
 from processor.worker.policies import files_fingerprint
 
@@ -168,9 +169,5 @@ class PolicyReloader:
 
     async def stop(self) -> None:
         """Stop watching."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks.clear()

@@ -20,7 +20,7 @@ import nats
 import processor
 from processor.config import Settings
 from processor.metrics import Metrics
-from processor.service import Service
+from processor.service import Service, cancel_tasks
 from processor.sink.base import Sink
 from processor.sink.factory import open_sink
 from processor.sink.migrate import migrate
@@ -350,11 +350,7 @@ class Worker(Service):
 
     async def _stop_tasks(self) -> None:
         """Cancel and await the worker's tasks, then stop the health server."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(self._tasks)
         if self.health is not None:
             await self.health.stop()
 

@@ -418,16 +418,23 @@ cdef class Cond(Plan):
         raise _no_overload("_?_:_", c)
 
 
-cdef class And(Plan):
+cdef class Junction(Plan):
+    """``&&`` (``short`` False) or ``||`` (``short`` True), with cel-go's absorption: the value
+    ``short`` on either side decides, whatever error the other side gave."""
     cdef Plan left
     cdef Plan right
+    cdef object short
+    cdef str op
 
-    def __init__(self, left, right):
+    def __init__(self, left, right, bint short):
         self.left = left
         self.right = right
+        self.short = short
+        self.op = "_||_" if short else "_&&_"
 
     cdef object eval(self, dict a):
         cdef object lv = None, rv, error = None
+        cdef object short = self.short
         try:
             lv = self.left.eval(a)
         except CelEvalError as exc:
@@ -439,55 +446,19 @@ cdef class And(Plan):
                 rv = self.right.eval(a)
             except CelEvalError:
                 return _fail(error)
-            if rv is False:
-                return False
+            if rv is short:
+                return short
             return _fail(error)
-        if lv is False:
-            return False
+        if lv is short:
+            return short
         rv = self.right.eval(a)
-        if rv is False:
-            return False
-        if lv is True and rv is True:
-            return True
+        if rv is short:
+            return short
+        if lv is (not short) and rv is (not short):
+            return not short
         if type(rv) is Err:
             return rv
-        raise _no_overload("_&&_", lv, rv)
-
-
-cdef class Or(Plan):
-    cdef Plan left
-    cdef Plan right
-
-    def __init__(self, left, right):
-        self.left = left
-        self.right = right
-
-    cdef object eval(self, dict a):
-        cdef object lv = None, rv, error = None
-        try:
-            lv = self.left.eval(a)
-        except CelEvalError as exc:
-            error = exc
-        if error is None and type(lv) is Err:
-            error = lv
-        if error is not None:  # the right side decides, or the left error stands
-            try:
-                rv = self.right.eval(a)
-            except CelEvalError:
-                return _fail(error)
-            if rv is True:
-                return True
-            return _fail(error)
-        if lv is True:
-            return True
-        rv = self.right.eval(a)
-        if rv is True:
-            return True
-        if lv is False and rv is False:
-            return False
-        if type(rv) is Err:
-            return rv
-        raise _no_overload("_||_", lv, rv)
+        raise _no_overload(self.op, lv, rv)
 
 
 cdef class Not(Plan):
@@ -963,9 +934,9 @@ cdef Plan _compile(object node):
     if kind is ast.Cond:
         return Cond(_compile(node.cond), _compile(node.then), _compile(node.otherwise))
     if kind is ast.And:
-        return And(_compile(node.left), _compile(node.right))
+        return Junction(_compile(node.left), _compile(node.right), False)
     if kind is ast.Or:
-        return Or(_compile(node.left), _compile(node.right))
+        return Junction(_compile(node.left), _compile(node.right), True)
     if kind is ast.Not:
         return Not(_compile(node.operand))
     if kind is ast.Neg:

@@ -26,15 +26,13 @@ from processor.cel import AUDIT_ENV, EVENT_ENV, ast
 from processor.cel.env import Environment
 from processor.cel.program import Program
 from processor.cel.values import TypeValue, UInt
-from processor.errors import CelCompileError, CelEvalError, RecordError
+from processor.errors import CelCompileError, CelEvalError
 from processor.native import Implementation, twin
 from processor.policy.loader import load_policies
 from processor.policy.model import Policy, spec_to_policy
 from processor.policy.template import find_blocks
-from processor.records import audit_vars, decode_audit, decode_event
-from processor.records.event import classify_record, event_vars, involved_object, normalize_event
 from tests.conftest import shared_files
-from tests.unit.parity import implementation
+from tests.unit.parity import activation, implementation
 
 BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
@@ -126,21 +124,6 @@ def policy_expressions(policies: Iterable[Policy]) -> list[Expression]:
                     if block.expression:
                         out[(env, block.expression)] = None
     return list(out)
-
-
-def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """The rule activation of one record (an audit event or a Kubernetes Event), as the engine
-    builds it; None for a record no rule would see."""
-    try:
-        if classify_record(record) == "event":
-            event = decode_event(record)
-            found = None if event is None else involved_object(event)
-            if event is None or found is None:
-                return None
-            return "event", event_vars(normalize_event(event, found[2]))
-        return "audit", audit_vars(decode_audit(record))
-    except RecordError:
-        return None
 
 
 @cache
@@ -304,7 +287,7 @@ def test_plans_are_native_nodes(native_impl: Implementation) -> None:
     called with the activation dict like the twin's."""
     plan = native_impl.plan.compile_plan(ast.parse("a.b == 'x' && [1].all(i, i > 0)"))
     assert type(plan).__module__ == "processor._native.plan"
-    assert type(plan).__name__ == "And"
+    assert type(plan).__name__ == "Junction"
     assert plan({"a": {"b": "x"}}) is True
     with pytest.raises(CelEvalError, match="no such attribute: a"):
         plan({})

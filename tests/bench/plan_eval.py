@@ -31,12 +31,11 @@ from processor.bench.harness import default_policy_paths
 from processor.cel import AUDIT_ENV, EVENT_ENV
 from processor.cel.plan import LINKS
 from processor.cel.program import Program
-from processor.errors import CelCompileError, CelEvalError, RecordError
+from processor.errors import CelCompileError, CelEvalError
 from processor.native import Implementation, native, twin
 from processor.policy import load_paths
 from processor.policy.template import find_blocks
-from processor.records import audit_vars, decode_audit, decode_event
-from processor.records.event import classify_record, event_vars, involved_object, normalize_event
+from tests.unit.parity import activation
 
 ENVS = {"audit": AUDIT_ENV, "event": EVENT_ENV}
 
@@ -51,19 +50,6 @@ def expressions() -> list[tuple[str, str, bool]]:
                 for block in find_blocks(rule.summary):
                     out[(rule_type, block.expression, True)] = None
     return list(out)
-
-
-def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    try:
-        if classify_record(record) == "event":
-            event = decode_event(record)
-            found = None if event is None else involved_object(event)
-            if event is None or found is None:
-                return None
-            return "event", event_vars(normalize_event(event, found[2]))
-        return "audit", audit_vars(decode_audit(record))
-    except RecordError:
-        return None
 
 
 def programs(impl: Implementation, exprs: list[tuple[str, str, bool]]) -> list[tuple[Any, ...]]:

@@ -65,8 +65,13 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: s
         await asyncio.sleep(0.02)
 
 
-async def produce(settings: Settings, source: str, items: list[Any]) -> None:
-    producer = new_producer(settings.kafka_brokers)
+async def produce(
+    settings: Settings, source: str, items: list[Any], codec: str | None = None
+) -> None:
+    """Send ``items`` to the ``source`` topic (audit or events) as the ingest would, in batches
+    compressed with ``codec`` (None: the producer's default)."""
+    options = {} if codec is None else {"compression": codec}
+    producer = new_producer(settings.kafka_brokers, **options)
     await producer.start()
     try:
         topic = settings.kafka_audit_topic if source == "audit" else settings.kafka_event_topic

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from processor.kafka.broker import TansuBroker
-from processor.kafka.produce import new_producer, send_records
 from processor.kafka.worker import KafkaWorker
 from processor.sink.memory import MemorySink
 from tests.integration import records
@@ -25,6 +23,7 @@ from tests.integration.kafka_worker_tools import (
     PARTITIONS,
     committed,
     kafka_settings,
+    produce,
     read_topic,
     wait_for,
 )
@@ -62,16 +61,6 @@ async def stored_codecs(brokers: str, topic: str, partitions: int) -> list[str]:
         await client.close()
 
 
-async def produce_with(settings: Any, codec: str, source: str, items: list[Any]) -> None:
-    producer = new_producer(settings.kafka_brokers, codec)
-    await producer.start()
-    try:
-        topic = settings.kafka_audit_topic if source == "audit" else settings.kafka_event_topic
-        await send_records(producer, topic, source, settings.partition_count, items)
-    finally:
-        await producer.stop()
-
-
 def test_a_worker_translates_compressed_records_and_publishes_compressed(
     kafka_broker: TansuBroker, policy_dir: Path
 ) -> None:
@@ -86,8 +75,8 @@ def test_a_worker_translates_compressed_records_and_publishes_compressed(
         worker = KafkaWorker(settings, [str(policy_dir)], sink=sink)
         await worker.start()
         try:
-            await produce_with(settings, "zstd", "audit", audits + quiet)
-            await produce_with(settings, "gzip", "event", events)
+            await produce(settings, "audit", audits + quiet, "zstd")
+            await produce(settings, "event", events, "gzip")
             pipeline = worker.pipeline
             assert pipeline is not None
             await wait_for(lambda: pipeline.committed_records == 46, what="46 records committed")

@@ -15,13 +15,20 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from processor.cel import program
 from processor.engine import Engine
+from processor.errors import RecordError
 from processor.native import Implementation, native, twin, use_native
+from processor.policy.loader import parse_policy_text
+from processor.policy.model import Policy
+from processor.records import audit_vars, decode_audit, decode_event
+from processor.records.event import classify_record, event_vars, involved_object, normalize_event
 from processor.translate import Translator
 
 IMPLEMENTATIONS = ["python", "native"]
@@ -92,3 +99,31 @@ def translator_on(
     """A :class:`Translator` on ``path`` (of :data:`PATHS`) with the engine ``engine_for`` gives."""
     impl = implementation("python" if path == "reference" else path)
     return Translator(engine_for(impl), fast=path != "reference", **kwargs)
+
+
+def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The rule activation of one record (an audit event or a Kubernetes Event) as the engine
+    builds it, with its rule type (``audit`` or ``event``); None for a record no rule would see."""
+    try:
+        if classify_record(record) == "event":
+            event = decode_event(record)
+            found = None if event is None else involved_object(event)
+            if event is None or found is None:
+                return None
+            return "event", event_vars(normalize_event(event, found[2]))
+        return "audit", audit_vars(decode_audit(record))
+    except RecordError:
+        return None
+
+
+def case_policies(case: Path) -> tuple[dict[str, Any], list[Policy]]:
+    """A conformance case's document and its policy (``spec.policy`` as an ActivityPolicy named
+    after the case), parsed as the loader parses a file."""
+    doc = yaml.safe_load(case.read_text())
+    policy = {
+        "apiVersion": "activity.miloapis.com/v1alpha1",
+        "kind": "ActivityPolicy",
+        "metadata": {"name": doc["metadata"]["name"]},
+        "spec": doc["spec"]["policy"],
+    }
+    return doc, parse_policy_text(yaml.safe_dump(policy), case.name)

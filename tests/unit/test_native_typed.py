@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +24,6 @@ from processor.bench.corpus import generate
 from processor.engine import Engine
 from processor.errors import RecordError
 from processor.native import Implementation
-from processor.policy import parse_policy_text
 from processor.policy.compile import load_engine
 from processor.records import jsonscan as twin_scan
 from processor.records._json import floatify
@@ -34,7 +32,7 @@ from processor.records.lazy import decode_audit_split
 from processor.records.route import peek_route
 from processor.translate import _ROUTE, _SPLIT
 from tests.conftest import shared_files
-from tests.unit.parity import impl, implementation  # noqa: F401
+from tests.unit.parity import case_policies, impl, implementation  # noqa: F401
 from tests.unit.test_parity_translate import BUNDLED
 
 _NEEDS: dict[str, Any] = {
@@ -337,14 +335,8 @@ CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 
 @pytest.mark.parametrize("case", CASES)
 def test_conformance_case_inputs(typed: ModuleType, case: Path) -> None:
-    doc = yaml.safe_load(case.read_text())
-    policy = {
-        "apiVersion": "activity.miloapis.com/v1alpha1",
-        "kind": "ActivityPolicy",
-        "metadata": {"name": doc["metadata"]["name"]},
-        "spec": doc["spec"]["policy"],
-    }
-    engine = Engine(parse_policy_text(yaml.safe_dump(policy), case.name), stages=None)
+    doc, policies = case_policies(case)
+    engine = Engine(policies, stages=None)
     for item in doc["spec"]["inputs"]:
         if item["type"] != "audit":
             continue

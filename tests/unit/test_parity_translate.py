@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,7 +28,7 @@ from processor.records import decode_audit
 from processor.records.route import peek_route, peek_selector
 from processor.translate import Output, Translator
 from tests.conftest import shared_files
-from tests.unit.parity import IMPLEMENTATIONS, translator_on
+from tests.unit.parity import IMPLEMENTATIONS, case_policies, translator_on
 
 BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 
@@ -170,14 +169,7 @@ CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 @pytest.mark.parametrize("impl_name", IMPLEMENTATIONS)
 @pytest.mark.parametrize("case", CASES)
 def test_conformance_case_inputs(case: Path, impl_name: str) -> None:
-    doc = yaml.safe_load(case.read_text())
-    policy = {
-        "apiVersion": "activity.miloapis.com/v1alpha1",
-        "kind": "ActivityPolicy",
-        "metadata": {"name": doc["metadata"]["name"]},
-        "spec": doc["spec"]["policy"],
-    }
-    policies = parse_policy_text(yaml.safe_dump(policy), case.name)
+    doc, policies = case_policies(case)
     reference, fast = pair(lambda impl: Engine(policies, stages=None, impl=impl), impl_name)
     for item in doc["spec"]["inputs"]:
         kind = item["type"]

@@ -228,9 +228,17 @@ class KafkaPolicyWatcher:
             await reader.close()
 
     async def _truncated(self, reader: _TopicReader) -> bool:
-        """Whether an end offset is now behind the position read (the topic was re-created)."""
+        """Whether the position read is past the partition's end (the topic was re-created).
+
+        The end is the larger of the end offset and the last fetch's high watermark: tansu's
+        ListOffsets names the last batch's base offset + 1, short of the end when that batch
+        holds several records (docs/kafka.md), while its fetch high watermark is exact.
+        """
         ends = await reader.end_offsets()
-        return any(at > ends[tp] for tp, at in (await reader.positions()).items())
+        high = reader.consumer.highwater
+        return any(
+            at > ends[tp] and at > (high(tp) or 0) for tp, at in (await reader.positions()).items()
+        )
 
     @staticmethod
     def _values(entries: dict[str, tuple[int, bytes]]) -> dict[str, bytes]:

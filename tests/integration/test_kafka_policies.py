@@ -13,6 +13,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
 
 from processor.cli import main
 from processor.kafka.broker import TansuBroker
@@ -160,3 +162,80 @@ def test_policy_list_on_a_missing_topic_fails_cleanly(
     assert cli(settings, "list") != 0
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
+
+
+def test_an_idle_watch_after_a_multi_record_batch_does_not_restart(
+    kafka_broker: TansuBroker, policy_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tansu's ListOffsets(latest) names the last batch's base offset + 1, short of the real end
+    when that batch holds several records (docs/kafka.md): an idle watch must not take that for
+    a topic created anew, restart and re-read the topic every interval."""
+    settings = kafka_settings(kafka_broker)
+    text = records.policy(word="launched")
+
+    async def body() -> None:
+        await ensure_topics(settings)
+        # three policies written by a batching producer (not ours, which writes one record per
+        # batch): one batch on the policy topic's partition
+        value = orjson.dumps(yaml.safe_load(text))
+        names = [f"p{i}" for i in range(3)]
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=100)
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(settings.policy_topic, value, key=name.encode(), partition=0)
+                for name in names
+            ]
+            assert len({(await f).offset for f in sent}) == 3
+        finally:
+            await producer.stop()
+        reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
+        reloader.load()
+        watcher = KafkaPolicyWatcher(settings, reloader, interval=0.1)
+        watcher.start()
+        try:
+            await asyncio.wait_for(watcher.synced.wait(), 20)
+            assert sorted(reloader.kv_entries) == names
+            await asyncio.sleep(1.0)  # ten idle intervals
+        finally:
+            await watcher.stop()
+
+    with caplog.at_level("WARNING", logger="processor.kafka.policies"):
+        asyncio.run(body())
+    restarts = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
+    assert restarts == []
+
+
+def test_a_policy_topic_created_anew_is_read_anew(
+    kafka_broker: TansuBroker, policy_dir: Path
+) -> None:
+    """A policy topic deleted and created again (fewer records than the watcher had read): the
+    watcher notices, reads the new topic from its start and applies exactly its contents."""
+    settings = kafka_settings(kafka_broker)
+    launched = orjson.dumps(yaml.safe_load(records.policy(word="launched")))
+
+    async def body() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        await ensure_topics(settings)
+        await publish_policies(settings, [(f"old{i}", launched) for i in range(4)])
+        reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
+        reloader.load()
+        watcher = KafkaPolicyWatcher(settings, reloader, interval=0.1)
+        watcher.start()
+        try:
+            await asyncio.wait_for(watcher.synced.wait(), 20)
+            assert sorted(reloader.kv_entries) == ["old0", "old1", "old2", "old3"]
+            admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+            await admin.start()
+            try:
+                await admin.delete_topics([settings.policy_topic])
+            finally:
+                await admin.close()
+            await ensure_topics(settings)
+            await publish_policies(settings, [("new", launched)])
+            await wait_for(lambda: sorted(reloader.kv_entries) == ["new"], "the new topic's set")
+        finally:
+            await watcher.stop()
+
+    asyncio.run(body())

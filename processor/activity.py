@@ -7,12 +7,18 @@ links, tenant, origin``. Differences from upstream, all from the project decisio
 (``docs/design.md``): ``creationTimestamp`` has millisecond precision (``#d3``), tenant types are
 normalised (``#d9``), and events use the full link conversion (A) of ``#policy-engine-3-6`` with a
 kind resolver and actor type ``controller`` (``#d6``).
+
+The engine calls :func:`build_audit` / :func:`build_event`: they give a :class:`Built`, the
+Activity's JSON bytes (its NATS message and its ClickHouse row) with the fields the pipeline
+needs, so nothing downstream parses or re-encodes it. This module is the specification (the dict
+builders, encoded by orjson); ``_native/activity.pyx`` (``processor._native.activity``) writes the
+same bytes into one buffer with no dicts on the way.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +30,12 @@ from processor.records.event import event_actor
 
 __all__ = [
     "ACTIVITY_API_VERSION",
+    "Built",
     "activity_name",
     "audit_tenant",
+    "build_audit",
     "build_audit_activity",
+    "build_event",
     "build_event_activity",
     "change_source",
     "convert_links",
@@ -63,8 +72,7 @@ def activity_name(origin_type: str, origin_id: str, api_group: str, kind: str) -
     """``act-`` + the first 12 hex digits of sha256(type NUL id NUL apiGroup NUL kind)
     (docs/design.md#policy-engine-7-1).
 
-    Compiled with the rest of this module (``processor._native.activity``); hashlib does the
-    work either way.
+    ``_native/activity.pyx`` hashes the same bytes with hashlib, written without a str.
     """
     data = f"{origin_type}\x00{origin_id}\x00{api_group}\x00{kind}".encode()
     return "act-" + hashlib.sha256(data).hexdigest()[:12]
@@ -463,6 +471,147 @@ def build_event_activity(
     }
 
 
-def encode_activity(activity: dict[str, Any]) -> bytes:
-    """Compact JSON of an Activity (orjson; ``<``/``>``/``&`` unescaped: JSON-equivalent to Go)."""
+def encode_activity(activity: Built | dict[str, Any]) -> bytes:
+    """Compact JSON of an Activity (orjson; ``<``/``>``/``&`` unescaped: JSON-equivalent to Go):
+    a :class:`Built`'s bytes as they are."""
+    if type(activity) is Built:
+        return activity.data
     return orjson.dumps(activity)
+
+
+# --- built: the bytes and what the pipeline reads ----------------------------------------------
+
+
+class Built(Mapping[str, Any]):
+    """A built Activity: its JSON (``data``, the NATS message and the ClickHouse row), its
+    ``name``, and the fields its subject and metrics read
+    (:func:`processor.subjects.activity_subject`), so nothing downstream parses the bytes.
+
+    It reads as the Activity map too (``built["spec"]``, ``==`` a dict): :meth:`activity` decodes
+    ``data`` once, for the callers that want the map (preview, replay, tests). Both
+    implementations return this class.
+    """
+
+    __slots__ = (
+        "_decoded",
+        "api_group",
+        "data",
+        "kind",
+        "name",
+        "namespace",
+        "origin_type",
+        "tenant_name",
+        "tenant_type",
+    )
+
+    def __init__(
+        self,
+        data: bytes,
+        name: str,
+        tenant_type: str,
+        tenant_name: str,
+        api_group: str,
+        origin_type: str,
+        kind: str,
+        namespace: str,
+    ) -> None:
+        self.data = data
+        self.name = name
+        self.tenant_type = tenant_type
+        self.tenant_name = tenant_name
+        self.api_group = api_group
+        self.origin_type = origin_type
+        self.kind = kind
+        self.namespace = namespace
+        self._decoded: dict[str, Any] | None = None
+
+    def activity(self) -> dict[str, Any]:
+        """The Activity map (``data`` decoded, once)."""
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = orjson.loads(self.data)
+        return decoded
+
+    def __getitem__(self, key: str) -> Any:
+        return self.activity()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.activity())
+
+    def __len__(self) -> int:
+        return len(self.activity())
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is Built:
+            return self.data == other.data
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Built({self.data!r})"
+
+    def fields(self) -> tuple[str, ...]:
+        """``(name, tenant type, tenant name, apiGroup, origin type, kind, namespace)``."""
+        return (
+            self.name,
+            self.tenant_type,
+            self.tenant_name,
+            self.api_group,
+            self.origin_type,
+            self.kind,
+            self.namespace,
+        )
+
+
+def _built(activity: dict[str, Any], origin_type: str, api_group: str, kind: str) -> Built:
+    """The :class:`Built` of an Activity map: its bytes and fields as the pipeline reads them."""
+    metadata, spec = activity["metadata"], activity["spec"]
+    tenant = spec["tenant"]
+    return Built(
+        orjson.dumps(activity),
+        metadata["name"],
+        tenant["type"],
+        tenant["name"],
+        api_group,
+        origin_type,
+        kind,
+        spec["resource"].get("namespace", ""),
+    )
+
+
+def build_audit(
+    audit: dict[str, Any],
+    api_group: str,
+    kind: str,
+    summary: str,
+    links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
+    resolver: Resolver | Any | None = None,
+) -> Built:
+    """:func:`build_audit_activity` as a :class:`Built`.
+
+    Raises:
+        KindResolveError: a link's kind could not be resolved.
+        orjson.JSONEncodeError: a string orjson refuses (a lone surrogate).
+    """
+    activity = build_audit_activity(audit, api_group, kind, summary, links, resolver)
+    return _built(activity, "audit", api_group, kind)
+
+
+def build_event(
+    event: dict[str, Any],
+    involved: dict[str, Any],
+    api_group: str,
+    kind: str,
+    summary: str,
+    links: Iterable[tuple[str, Any] | dict[str, Any]] = (),
+    resolver: Resolver | Any | None = None,
+) -> Built:
+    """:func:`build_event_activity` as a :class:`Built`.
+
+    Raises:
+        KindResolveError: a link's kind could not be resolved.
+        orjson.JSONEncodeError: a string orjson refuses (a lone surrogate).
+    """
+    activity = build_event_activity(event, involved, api_group, kind, summary, links, resolver)
+    return _built(activity, "event", api_group, kind)

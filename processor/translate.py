@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import orjson
 
-from processor.activity import audit_tenant
+from processor.activity import Built, audit_tenant
 from processor.cel.needs import BODIES
 from processor.deadletter import (
     INTERNAL,
@@ -79,7 +79,7 @@ Origin = tuple[bytes, int, int]
 class Output:
     """What one or more payloads produced, with counters for the summary line and metrics."""
 
-    activities: list[dict[str, Any]] = field(default_factory=list)
+    activities: list[Built] = field(default_factory=list)
     #: the name of the policy behind each of ``activities``, in the same order
     policies: list[str] = field(default_factory=list)
     #: the input text behind each of ``activities`` (for a dead letter if it cannot be published)

@@ -20,7 +20,6 @@ POLICY_COPY = "processor/_bundled"
 
 #: processor._native.<name> -> pure-Python source compiled as is.
 TWINS = {
-    "activity": "processor/activity.py",
     "audit": "processor/records/audit.py",
     "template": "processor/policy/template.py",
 }

@@ -551,16 +551,17 @@ class Built(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Built({self.data!r})"
 
-    def fields(self) -> tuple[str, ...]:
-        """``(name, tenant type, tenant name, apiGroup, origin type, kind, namespace)``."""
+    def subject_fields(self) -> tuple[str, str, str, str, str, str, str]:
+        """The subject's tokens, unsanitised (:func:`processor.subjects.activity_subject`):
+        ``(tenant type, tenant name, apiGroup, origin type, kind, namespace, name)``."""
         return (
-            self.name,
             self.tenant_type,
             self.tenant_name,
             self.api_group,
             self.origin_type,
             self.kind,
             self.namespace,
+            self.name,
         )
 
 

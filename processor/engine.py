@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from processor.activity import Built
 from processor.cel import Program, compile_expr
 from processor.cel.needs import WHOLE, Guard, Need, body_needs, guards, merge_need
 from processor.errors import CelCompileError, CelEvalError, KindResolveError, TemplateError
@@ -252,11 +253,11 @@ class Failure:
 class Translation:
     """The outcome for one record.
 
-    ``activity`` is the first match (None for no match); ``failures`` lists the policies that
-    failed (dead-lettered); ``skipped`` names why the record was not evaluated at all.
+    ``activity`` is the first match, built (None for no match); ``failures`` lists the policies
+    that failed (dead-lettered); ``skipped`` names why the record was not evaluated at all.
     """
 
-    activity: dict[str, Any] | None = None
+    activity: Built | None = None
     policy: CompiledPolicy | None = None
     rule_index: int = -1
     failures: list[Failure] = field(default_factory=list)
@@ -307,8 +308,8 @@ def render_rule(crule: CompiledRule, variables: dict) -> tuple[str, list]:
 
 
 def first_match(
-    rules: Iterable[CompiledRule], variables: dict, build: Callable[[str, list], dict]
-) -> tuple[int, dict] | None:
+    rules: Iterable[CompiledRule], variables: dict, build: Callable[[str, list], Built]
+) -> tuple[int, Built] | None:
     """The first valid rule that matches, rendered and built: ``(rule index, activity)``.
 
     Any failure (match, summary, build) raises :class:`RuleFailure`: the policy fails at that
@@ -349,8 +350,8 @@ class Engine:
         impl: Implementation | None = None,
     ) -> None:
         self.impl = impl = impl or active()
-        self._build_audit = impl.activity.build_audit_activity
-        self._build_event = impl.activity.build_event_activity
+        self._build_audit = impl.activity.build_audit
+        self._build_event = impl.activity.build_event
         self.resolver = resolver or KindResolver()
         self.stages = frozenset(stages) if stages is not None else None
         policies = list(policies)
@@ -489,8 +490,8 @@ class Engine:
 
     def _first_audit_match(
         self, cp: CompiledPolicy, audit: dict, variables: dict, rules: Iterable[CompiledRule]
-    ) -> tuple[int, dict] | None:
-        def build(summary: str, links: list) -> dict:
+    ) -> tuple[int, Built] | None:
+        def build(summary: str, links: list) -> Built:
             return self._build_audit(audit, cp.api_group, cp.kind, summary, links, self.resolver)
 
         return first_match(rules, variables, build)

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from processor import preview_fetch
-from processor.activity import build_audit_activity, build_event_activity
+from processor.activity import Built, build_audit, build_event
 from processor.engine import (
     CompiledPolicy,
     Engine,
@@ -259,7 +259,7 @@ def _evaluate(
                 matchedRuleType=item["type"],
                 matchedRuleName=rules[rule_index].rule.name,
             )
-            activities.append(activity)
+            activities.append(activity.activity())
         results.append(result)
     return activities, results
 
@@ -310,15 +310,17 @@ def _failure(exc: RuleFailure) -> _PreviewError:
     return _PreviewError(f"failed to evaluate rule {exc.rule_index} {stage}: {exc.message}")
 
 
-def _preview_audit(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tuple[int, dict] | None:
+def _preview_audit(
+    cp: CompiledPolicy, raw: Any, resolver: KindResolver
+) -> tuple[int, Built] | None:
     try:
         audit = decode_audit(raw)
     except RecordError as exc:
         raise _PreviewError(f"invalid audit input: {exc}") from None
     resolver.observe_audit(audit)
 
-    def build(summary: str, links: list) -> dict:
-        return build_audit_activity(audit, cp.api_group, cp.kind, summary, links, resolver)
+    def build(summary: str, links: list) -> Built:
+        return build_audit(audit, cp.api_group, cp.kind, summary, links, resolver)
 
     try:
         return first_match(cp.audit_rules, audit_vars(audit), build)
@@ -326,7 +328,9 @@ def _preview_audit(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tupl
         raise _failure(exc) from None
 
 
-def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tuple[int, dict] | None:
+def _preview_event(
+    cp: CompiledPolicy, raw: Any, resolver: KindResolver
+) -> tuple[int, Built] | None:
     try:
         event = decode_event(raw)
     except RecordError as exc:
@@ -339,10 +343,8 @@ def _preview_event(cp: CompiledPolicy, raw: Any, resolver: KindResolver) -> tupl
         involved = found[2]
         event = normalize_event(event, involved)
 
-    def build(summary: str, links: list) -> dict:
-        return build_event_activity(
-            event, involved, cp.api_group, cp.kind, summary, links, resolver
-        )
+    def build(summary: str, links: list) -> Built:
+        return build_event(event, involved, cp.api_group, cp.kind, summary, links, resolver)
 
     try:
         return first_match(cp.event_rules, event_vars(event), build)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+from processor.activity import Built
+
 __all__ = [
     "activity_subject",
     "audit_partition",
@@ -62,22 +64,48 @@ def sanitize_token(value: str, default: str) -> str:
     return token
 
 
-def activity_subject(activity: dict[str, Any], prefix: str = "activities") -> str:
-    """The subject an Activity is published on (docs/design.md#pipeline-8-3; tokens per #d5)."""
+def activity_subject(activity: Built | dict[str, Any], prefix: str = "activities") -> str:
+    """The subject an Activity is published on (docs/design.md#pipeline-8-3; tokens per #d5):
+    of a :class:`~processor.activity.Built` from its fields, of an Activity map from its own."""
+    if type(activity) is Built:
+        return _subject(prefix, *activity.subject_fields())
     spec = activity["spec"]
     tenant = spec.get("tenant") or {}
     resource = spec.get("resource") or {}
     origin = spec.get("origin") or {}
+    return _subject(
+        prefix,
+        tenant.get("type", ""),
+        tenant.get("name", ""),
+        resource.get("apiGroup", ""),
+        origin.get("type", ""),
+        resource.get("kind", ""),
+        resource.get("namespace", ""),
+        activity["metadata"]["name"],
+    )
+
+
+def _subject(
+    prefix: str,
+    tenant_type: str,
+    tenant_name: str,
+    api_group: str,
+    origin_type: str,
+    kind: str,
+    namespace: str,
+    name: str,
+) -> str:
+    """``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>.<namespace>.<name>``."""
     return ".".join(
         (
             prefix,
-            sanitize_token(tenant.get("type", ""), "platform"),
-            sanitize_token(tenant.get("name", ""), "_"),
-            sanitize_token(resource.get("apiGroup", ""), "core"),
-            sanitize_token(origin.get("type", ""), "_"),
-            sanitize_token(resource.get("kind", ""), "_"),
-            sanitize_token(resource.get("namespace", ""), "_"),
-            sanitize_token(activity["metadata"]["name"], "_"),
+            sanitize_token(tenant_type, "platform"),
+            sanitize_token(tenant_name, "_"),
+            sanitize_token(api_group, "core"),
+            sanitize_token(origin_type, "_"),
+            sanitize_token(kind, "_"),
+            sanitize_token(namespace, "_"),
+            sanitize_token(name, "_"),
         )
     )
 

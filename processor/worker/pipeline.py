@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from processor.activity import encode_activity
+from processor.activity import Built
 from processor.config import Settings
 from processor.deadletter import (
     TOO_LARGE,
@@ -224,7 +224,7 @@ class Pipeline:
         for i, activity in enumerate(out.activities):
             while marks[owner][1] <= i:
                 owner += 1
-            data = encode_activity(activity)
+            data = activity.data
             if len(data) > limit:
                 record = _too_large(
                     activity, out.policies[i], out.origins[i], len(data), limit, source
@@ -232,7 +232,7 @@ class Pipeline:
                 dead.append((record, out.origins[i], marks[owner][0]))
                 continue
             activity_rows.append(data)
-            items.append((activity_subject(activity, prefix), data, activity["metadata"]["name"]))
+            items.append((activity_subject(activity, prefix), data, activity.name))
             owners.append(marks[owner][0])
         owner = 0
         for j, record in enumerate(out.dead_letters):
@@ -590,8 +590,7 @@ class Pipeline:
             return  # upstream counts audit activities only
         generated: dict[tuple[str, str, str], int] = {}
         for policy, activity in zip(out.policies, out.activities, strict=True):
-            ref = activity["spec"].get("resource") or {}
-            labels = (policy, ref.get("apiGroup", ""), ref.get("kind", ""))
+            labels = (policy, activity.api_group, activity.kind)
             generated[labels] = generated.get(labels, 0) + 1
         for (policy, group, kind), n in generated.items():
             m.activities_generated.labels(policy, group, kind).inc(n)
@@ -623,10 +622,11 @@ async def _back_off(delay: float) -> float:
 
 
 def _too_large(
-    activity: dict[str, Any], policy: str, origin: Origin, size: int, limit: int, source: str
+    built: Built, policy: str, origin: Origin, size: int, limit: int, source: str
 ) -> dict[str, Any]:
     """The dead letter of an Activity too large for ACTIVITIES (its input kept, not its text)."""
     buf, start, end = origin
+    activity = built.activity()  # rare: the map, decoded once, for the resource's fields
     spec = activity.get("spec") or {}
     resource = spec.get("resource") or {}
     return dead_letter_record(

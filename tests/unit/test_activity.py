@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import re
+import sys
+from types import ModuleType
 
 import orjson
 import pytest
 import yaml
 
 from processor.activity import (
+    Built,
     activity_name,
     audit_tenant,
     build_audit_activity,
@@ -30,14 +33,64 @@ from processor.subjects import activity_subject
 from tests.conftest import require_shared
 from tests.unit.parity import both_plans, use_unit  # noqa: F401  (runs every test on both)
 
-BUILDER = [
+
+class Views:
+    """The builder's helpers as the tests call them, read from what an implementation's
+    ``build_audit``/``build_event`` give (:class:`processor.activity.Built`): so every test of
+    this module runs on the twin and on the native builder, which has only those two."""
+
+    def __init__(self, unit: ModuleType) -> None:
+        self.unit = unit
+
+    def build_audit_activity(self, *args, **kwargs):
+        built = self.unit.build_audit(*args, **kwargs)
+        assert type(built) is Built and built.data == orjson.dumps(built.activity())
+        return built.activity()
+
+    def build_event_activity(self, *args, **kwargs):
+        built = self.unit.build_event(*args, **kwargs)
+        assert type(built) is Built and built.data == orjson.dumps(built.activity())
+        return built.activity()
+
+    def spec_of(self, audit, links=(), resolver=None):
+        return self.build_audit_activity(audit, "g", "K", "s", links, resolver)["spec"]
+
+    def convert_links(self, links, resolver=None):
+        return self.spec_of({}, links, resolver).get("links", [])
+
+    def activity_name(self, origin_type, origin_id, api_group, kind):
+        if origin_type == "audit":
+            built = self.unit.build_audit({"auditID": origin_id}, api_group, kind, "s")
+        else:
+            event = {"metadata": {"uid": origin_id}}
+            built = self.unit.build_event(event, {}, api_group, kind, "s")
+        assert built.name == built["metadata"]["name"]
+        return built.name
+
+    def audit_tenant(self, user):
+        return self.spec_of({"user": user} if type(user) is dict else {})["tenant"]
+
+    def event_tenant(self, event):
+        event = event if type(event) is dict else {}
+        return self.build_event_activity(event, {}, "g", "K", "s")["spec"]["tenant"]
+
+    def normalize_tenant_type(self, value):
+        return self.audit_tenant({"extra": {"iam.miloapis.com/parent-type": [value]}})["type"]
+
+    def resolve_actor(self, username, uid=""):
+        return self.spec_of({"user": {"username": username, "uid": uid}})["actor"]
+
+    def change_source(self, username):
+        return self.spec_of({"user": {"username": username}})["changeSource"]
+
+
+VIEWS = [
     "activity_name",
     "audit_tenant",
     "build_audit_activity",
     "build_event_activity",
     "change_source",
     "convert_links",
-    "encode_activity",
     "event_tenant",
     "normalize_tenant_type",
     "resolve_actor",
@@ -46,8 +99,14 @@ BUILDER = [
 
 @pytest.fixture(autouse=True)
 def builder_of(both_plans: Implementation, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    """Every test on the twin's Activity builder, then on its Cython build."""
-    use_unit(monkeypatch, __name__, both_plans, "activity", BUILDER)
+    """Every test on the twin's Activity builder, then on the native one
+    (``processor._native.activity``)."""
+    unit = both_plans.activity
+    if both_plans.name == "native":
+        assert unit.__name__ == "processor._native.activity", unit
+    views = Views(unit)
+    for name in VIEWS:
+        monkeypatch.setattr(sys.modules[__name__], name, getattr(views, name))
     use_unit(monkeypatch, __name__, both_plans, "audit", ["audit_vars", "decode_audit"])
 
 

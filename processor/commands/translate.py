@@ -224,7 +224,7 @@ def _flush(out: Output, dst: Writer, dlq: Writer) -> int:
 
     written = len(out.activities)
     if out.activities:
-        dst.write(b"".join(orjson.dumps(a) + b"\n" for a in out.activities))
+        dst.write(b"".join(a.data + b"\n" for a in out.activities))
         dst.flush()
     if out.dead_letters:
         dlq.write(b"".join(orjson.dumps(d) + b"\n" for d in out.dead_letters))

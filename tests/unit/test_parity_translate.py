@@ -39,7 +39,7 @@ def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> 
         translator.translate(payload, out, hint)
     letters = [{k: v for k, v in d.items() if k != "timestamp"} for d in out.dead_letters]
     return {
-        "activities": orjson.loads(orjson.dumps(out.activities)),
+        "activities": [a.activity() for a in out.activities],
         "dead_letters": orjson.loads(orjson.dumps(letters)),
         "counts": (out.records, out.no_match, out.skipped, out.errors),
         "metrics": (out.policies, out.skip_reasons, out.received),

@@ -121,6 +121,24 @@ def object_members(bytes buf, Py_ssize_t start, Py_ssize_t end):
     return [m[:3] for m in out]
 
 
+def check_value(bytes buf, Py_ssize_t start=0, int depth=0, int level=2):
+    """The index after the JSON value at ``buf[start]`` (no leading whitespace), -1 if invalid
+    or doubtful: the scanner's ``_check``. A container is validated by stage 1 in form ``level``
+    (2 AVX2, 1 SSE2, 0 the byte loop; capped at what the CPU has), for the tests comparing them."""
+    cdef const unsigned char* s = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(buf)
+    if start < 0 or start >= n:
+        return -1
+    if s[start] == 123 or s[start] == 91:
+        return check_container(s, start, n, depth, MAX_DEPTH, MAX_DIGITS, level)
+    return _check(s, start, n, depth)
+
+
+def check_levels():
+    """The forms of stage 1 this build and CPU have (0 the byte loop, 1 SSE2, 2 AVX2)."""
+    return list(range(check_container_best() + 1))
+
+
 cdef dict _KEYSETS = {}
 
 

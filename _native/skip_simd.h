@@ -53,6 +53,8 @@ static inline unsigned long long eq64(__m128i a, __m128i b, __m128i c, __m128i d
            ((unsigned long long)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(d, x)) << 48);
 }
 
+#endif
+
 /* Bit k is the parity of the bits 0..k of x: set inside strings when x marks their quotes. */
 static inline unsigned long long prefix_xor(unsigned long long x)
 {
@@ -64,7 +66,6 @@ static inline unsigned long long prefix_xor(unsigned long long x)
     x ^= x << 32;
     return x;
 }
-#endif
 
 /* The bytes escaped by a backslash among the 64 whose backslashes are ``backslash``
  * (simdjson's branchless scanner); ``prev`` carries an escape over from the block before. */

@@ -23,6 +23,8 @@ __all__ = [
     "MAX_DIGITS",
     "MAX_MEMBERS",
     "array_items",
+    "check_levels",
+    "check_value",
     "floatify",
     "object_members",
     "prune",
@@ -141,6 +143,23 @@ def _value(buf: bytes, i: int, n: int, depth: int, out: list | None) -> int:
     if c == _MINUS or _ZERO <= c <= _NINE:
         return _number(buf, i, n)
     raise _Invalid
+
+
+def check_value(buf: bytes, start: int = 0, depth: int = 0, level: int = 2) -> int:
+    """The index after the JSON value at ``buf[start]`` (no leading whitespace) at nesting
+    ``depth``, or -1 when it is invalid or doubtful. ``level`` picks the native scanner's form of
+    validation (:func:`check_levels`); the twin has one form and ignores it."""
+    if start < 0:
+        return -1
+    try:
+        return _value(buf, start, len(buf), depth, None)
+    except (_Invalid, RecursionError):
+        return -1
+
+
+def check_levels() -> list[int]:
+    """The forms of validation :func:`check_value` can be asked for (the twin has one)."""
+    return [0]
 
 
 def scan_document(buf: bytes) -> list[Member] | None:

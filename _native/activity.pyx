@@ -8,17 +8,19 @@ from the decoded record, the link conversion (A), the actor, the tenant and the 
 written in Go's field order, each string escaped as orjson escapes it (``"``, ``\\`` and control
 characters; ``\\n \\r \\t \\b \\f`` short, the others ``\\u00XX``; non-ASCII kept as UTF-8). A
 string orjson refuses (a lone surrogate) raises the ``orjson.JSONEncodeError`` orjson raises.
-The name hash (``act-`` + sha256) is hashlib's, on bytes written here. Anything past the common
+The name hash (``act-`` + sha256) is ``_native/sha256.h`` (the CPU's SHA extensions where it
+has them) on bytes written here. Anything past the common
 timestamp layouts is left to the twin's functions, so the results cannot differ.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_Clear, PyErr_ExceptionMatches
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.unicode cimport PyUnicode_FromStringAndSize
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, strlen
-
-import hashlib
 
 from orjson import JSONEncodeError
 
@@ -32,13 +34,16 @@ from processor.activity import (
 )
 from processor.errors import KindResolveError
 
+cdef extern from "sha256.h":
+    int sha256_portable
+    void activity_sha256(const unsigned char *p, size_t n, unsigned char *out)
+
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object, Py_ssize_t *)  # NULL + exception: not checked
     bint PyUnicode_IS_ASCII(object)
 
 __all__ = ["Built", "build_audit", "build_event"]
 
-cdef object _sha256 = hashlib.sha256
 cdef dict _TENANTS = _TENANT_TYPES
 cdef const char *HEX = b"0123456789abcdef"
 # per byte: 0 copied as is, else the character after the backslash ('u': \u00XX)
@@ -102,15 +107,32 @@ cdef int _refused() except -1:
     return -1  # the error set (MemoryError, TypeError for a value that is not a str)
 
 
+cdef inline bint _clean8(uint64_t v):
+    """None of the 8 bytes of ``v`` is escaped: below 0x20, ``"`` or ``\\`` (the classic
+    "has a byte less than n / equal to 0" tests, exact as a yes/no; UTF-8 bytes never match)."""
+    cdef uint64_t ones = 0x0101010101010101ULL
+    cdef uint64_t quote = v ^ (0x22 * ones), slash = v ^ (0x5C * ones)
+    cdef uint64_t hit = (
+        ((v - 0x20 * ones) & ~v) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)
+    )
+    return (hit & 0x8080808080808080ULL) == 0
+
+
 cdef int _escaped(Buf *b, const char *u, Py_ssize_t n) except -1:
     """``u[:n]`` escaped as a JSON string's content (orjson's escapes)."""
     cdef Py_ssize_t i = 0, start = 0
     cdef unsigned char c, e
     cdef char *p
+    cdef uint64_t v
     if b.n + 6 * n > b.cap:
         _grow(b, 6 * n)
     p = b.p + b.n
     while i < n:
+        if i + 8 <= n:
+            memcpy(&v, u + i, 8)
+            if _clean8(v):
+                i += 8
+                continue
         c = <unsigned char>u[i]
         e = ESCAPE[c]
         if e == 0:
@@ -165,8 +187,7 @@ cdef str _name(str origin_type, str origin_id, str api_group, str kind):
     cdef Py_ssize_t n
     cdef const char *u
     cdef object part
-    cdef bytes digest
-    cdef const unsigned char *d
+    cdef unsigned char digest[32]
     cdef char out[16]
     cdef int i
     b.p, b.n, b.cap, b.heap = stack, 0, 256, False
@@ -179,16 +200,28 @@ cdef str _name(str origin_type, str origin_id, str api_group, str kind):
             if i:
                 _raw(&b, b"\0", 1)
             _raw(&b, u, n)
-        digest = _sha256(PyBytes_FromStringAndSize(b.p, b.n)).digest()
+        activity_sha256(<const unsigned char *>b.p, b.n, digest)
     finally:
         if b.heap:
             PyMem_Free(b.p)
-    d = <const unsigned char *>PyBytes_AS_STRING(digest)
     memcpy(out, b"act-", 4)
     for i in range(6):
-        out[4 + 2 * i] = HEX[d[i] >> 4]
-        out[5 + 2 * i] = HEX[d[i] & 15]
+        out[4 + 2 * i] = HEX[digest[i] >> 4]
+        out[5 + 2 * i] = HEX[digest[i] & 15]
     return PyUnicode_FromStringAndSize(out, 16)
+
+
+def _sha256(bytes data, bint portable=False):
+    """The digest ``_name`` computes (for the tests): with the SHA extensions where the CPU has
+    them, or (``portable``) with the portable C."""
+    cdef unsigned char digest[32]
+    global sha256_portable
+    sha256_portable = portable
+    try:
+        activity_sha256(<const unsigned char *>PyBytes_AS_STRING(data), len(data), digest)
+    finally:
+        sha256_portable = False
+    return PyBytes_FromStringAndSize(<char *>digest, 32)
 
 
 cdef str _tenant_type(str value):
@@ -451,11 +484,52 @@ cdef int _labels(Buf *b, str api_group, str change, str reason, bint event, str 
     return _lit(b, b"}}")
 
 
+# A Built is made as Built.__init__ would make it, without the Python frame: allocated by its
+# type, its slots filled at the offsets of their member descriptors.
+cdef extern from "structmember.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    ctypedef struct AllocType "PyTypeObject":
+        PyObject *(*tp_alloc)(AllocType *, Py_ssize_t)
+
+SLOTS = ("data", "name", "tenant_type", "tenant_name", "api_group", "origin_type", "kind",
+         "namespace", "_decoded")
+cdef Py_ssize_t OFFSET[9]
+for _i, _slot in enumerate(SLOTS):
+    _descr = Built.__dict__[_slot]
+    assert type(_descr).__name__ == "member_descriptor", _descr
+    OFFSET[_i] = (<PyMemberDescrObject *>_descr).d_member.offset
+assert sorted(SLOTS) == sorted(Built.__slots__), Built.__slots__
+
+
+cdef inline void _set(object obj, int at, object value):
+    Py_INCREF(value)
+    (<PyObject **>((<char *><PyObject *>obj) + OFFSET[at]))[0] = <PyObject *>value
+
+
 cdef object _finish(
     Buf *b, str name, tuple tenant, str api_group, str origin_type, str kind, str namespace
 ):
-    data = PyBytes_FromStringAndSize(b.p, b.n)
-    return Built(data, name, tenant[0], tenant[1], api_group, origin_type, kind, namespace)
+    cdef AllocType *t = <AllocType *><PyObject *>Built
+    cdef PyObject *p = t.tp_alloc(t, 0)
+    if p == NULL:
+        raise MemoryError()
+    cdef object built = <object>p
+    Py_DECREF(built)  # the new reference tp_alloc gave; ``built`` holds its own
+    _set(built, 0, PyBytes_FromStringAndSize(b.p, b.n))
+    _set(built, 1, name)
+    _set(built, 2, tenant[0])
+    _set(built, 3, tenant[1])
+    _set(built, 4, api_group)
+    _set(built, 5, origin_type)
+    _set(built, 6, kind)
+    _set(built, 7, namespace)
+    _set(built, 8, None)
+    return built
 
 
 cdef dict _EMPTY = {}

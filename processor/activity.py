@@ -155,7 +155,7 @@ def event_tenant(event: dict[str, Any] | None) -> dict[str, str]:
     meta = event.get("metadata") if type(event) is dict else None
     annotations = meta.get("annotations") if type(meta) is dict else None
     if type(annotations) is dict:
-        scope: dict = annotations  # typed for the compiled twin: dict lookups
+        scope: dict = annotations
         scope_type = scope.get("platform.miloapis.com/scope.type")
         if type(scope_type) is str and scope_type:
             name = scope.get("platform.miloapis.com/scope.name")
@@ -208,7 +208,7 @@ def convert_links(
             marker, res = item
         if type(res) is not dict:
             continue
-        resource: dict = res  # typed for the compiled twin: its lookups become dict lookups
+        resource: dict = res
         get = resource.get
         kind = get("kind")
         if type(kind) is not str:
@@ -241,7 +241,7 @@ def convert_links(
         meta = get("metadata")
         if type(meta) is not dict:
             meta = _EMPTY
-        fallback: dict = meta  # step 4 of docs/design.md#policy-engine-3-6 (typed: dict lookups)
+        fallback: dict = meta  # step 4 of docs/design.md#policy-engine-3-6
         name, namespace, uid = get("name"), get("namespace"), get("uid")
         if type(name) is not str or not name:
             name = fallback.get("name")
@@ -299,7 +299,7 @@ def build_audit_activity(
         KindResolveError: a link's kind could not be resolved.
     """
     # decode_audit guarantees the types of auditID, user.* and objectRef.* (strings or absent).
-    ref: dict = audit.get("objectRef") or _EMPTY  # typed for the compiled twin: dict lookups
+    ref: dict = audit.get("objectRef") or _EMPTY
     user: dict = audit.get("user") or _EMPTY
     username = user.get("username", "")
     audit_id = audit.get("auditID", "")
@@ -419,7 +419,6 @@ def build_event_activity(
     Raises:
         KindResolveError: a link's kind could not be resolved.
     """
-    # _str inlined: a call from compiled code costs more than the lookup
     meta = event.get("metadata")
     uid = meta.get("uid") if type(meta) is dict else ""
     if type(uid) is not str:
@@ -550,19 +549,6 @@ class Built(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Built({self.data!r})"
-
-    def subject_fields(self) -> tuple[str, str, str, str, str, str, str]:
-        """The subject's tokens, unsanitised (:func:`processor.subjects.activity_subject`):
-        ``(tenant type, tenant name, apiGroup, origin type, kind, namespace, name)``."""
-        return (
-            self.tenant_type,
-            self.tenant_name,
-            self.api_group,
-            self.origin_type,
-            self.kind,
-            self.namespace,
-            self.name,
-        )
 
 
 def _built(activity: dict[str, Any], origin_type: str, api_group: str, kind: str) -> Built:

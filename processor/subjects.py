@@ -24,6 +24,7 @@ process, platform and Python version; unlike ``hash()`` it is not salted). Every
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any
 
@@ -51,6 +52,11 @@ _CACHE: dict[tuple[str, str], str] = {}
 _CACHE_MAX = 8192
 
 
+#: A character :data:`_BAD` replaces (the regular expression finds one faster than
+#: ``str.translate`` copies a token that has none, as an Activity name never has).
+_UNSAFE = re.compile("[" + re.escape("".join(map(chr, _BAD))) + "]")
+
+
 def sanitize_token(value: str, default: str) -> str:
     """One subject token: ``default`` when empty, else ``.``/``*``/``>``/whitespace -> ``_``."""
     if not value:
@@ -58,7 +64,7 @@ def sanitize_token(value: str, default: str) -> str:
     key = (value, default)
     token = _CACHE.get(key)
     if token is None:
-        token = value.translate(_BAD)
+        token = value.translate(_BAD) if _UNSAFE.search(value) else value
         if len(_CACHE) < _CACHE_MAX:
             _CACHE[key] = token
     return token
@@ -66,36 +72,34 @@ def sanitize_token(value: str, default: str) -> str:
 
 def activity_subject(activity: Built | dict[str, Any], prefix: str = "activities") -> str:
     """The subject an Activity is published on (docs/design.md#pipeline-8-3; tokens per #d5):
-    of a :class:`~processor.activity.Built` from its fields, of an Activity map from its own."""
+    of a :class:`~processor.activity.Built` from its fields, of an Activity map from its own.
+
+    A Built's name (``act-`` and hex digits, :func:`processor.activity.activity_name`) is a
+    token as it is; every other token is sanitised (:func:`sanitize_token`)."""
     if type(activity) is Built:
-        return _subject(prefix, *activity.subject_fields())
+        a = activity
+        head = _head(prefix, a.tenant_type, a.tenant_name, a.api_group, a.origin_type, a.kind)
+        return f"{head}.{sanitize_token(a.namespace, '_')}.{a.name}"
     spec = activity["spec"]
     tenant = spec.get("tenant") or {}
     resource = spec.get("resource") or {}
     origin = spec.get("origin") or {}
-    return _subject(
+    head = _head(
         prefix,
         tenant.get("type", ""),
         tenant.get("name", ""),
         resource.get("apiGroup", ""),
         origin.get("type", ""),
         resource.get("kind", ""),
-        resource.get("namespace", ""),
-        activity["metadata"]["name"],
     )
+    namespace = sanitize_token(resource.get("namespace", ""), "_")
+    return f"{head}.{namespace}.{sanitize_token(activity['metadata']['name'], '_')}"
 
 
-def _subject(
-    prefix: str,
-    tenant_type: str,
-    tenant_name: str,
-    api_group: str,
-    origin_type: str,
-    kind: str,
-    namespace: str,
-    name: str,
+def _head(
+    prefix: str, tenant_type: str, tenant_name: str, api_group: str, origin_type: str, kind: str
 ) -> str:
-    """``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>.<namespace>.<name>``."""
+    """``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>``."""
     return ".".join(
         (
             prefix,
@@ -104,8 +108,6 @@ def _subject(
             sanitize_token(api_group, "core"),
             sanitize_token(origin_type, "_"),
             sanitize_token(kind, "_"),
-            sanitize_token(namespace, "_"),
-            sanitize_token(name, "_"),
         )
     )
 

@@ -286,3 +286,30 @@ def test_a_summary_orjson_refuses_is_one_dead_letter_on_every_path(path: str) ->
     assert [d["errorType"] for d in want] == ["internal"]
     assert "TypeError: str is not valid UTF-8: surrogates not allowed" in want[0]["error"]
     assert letters(path) == want
+
+
+def test_escapes_at_every_offset(impl: Implementation) -> None:
+    """A character to escape (or one not to) at every place of strings of 0 to 24 characters:
+    the native escaper reads 8 bytes at a time."""
+    audit = decode_audit(AUDIT)
+    calls: list[Call] = []
+    for n in range(25):
+        for at in range(n):
+            for ch in ("\x00", "\x1f", '"', "\\", "\x7f", " ", "é", "\u2028", "~"):
+                summary = "a" * at + ch + "b" * (n - at - 1)
+                calls.append(("audit", (audit, "apps", "Deployment", summary)))
+    assert_same(impl, calls)
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["cpu", "portable"])
+def test_native_sha256_is_hashlibs(portable: bool) -> None:
+    """``_native/sha256.h`` (the SHA extensions where the CPU has them, and the portable C)
+    over every length around the block boundaries, and long inputs."""
+    import hashlib
+    import random
+
+    unit = implementation("native").activity
+    rng = random.Random(4)
+    for n in [*range(300), 1000, 4096, 100_003]:
+        data = rng.randbytes(n)
+        assert unit._sha256(data, portable) == hashlib.sha256(data).digest(), n

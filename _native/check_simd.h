@@ -113,7 +113,17 @@ static inline void classify_sse2_detail(const unsigned char *p, check_masks *m)
 #endif
 
 #if defined(CHECK_X86)
-__attribute__((target("avx2"))) static inline uint64_t check_mask32x2(__m256i a, __m256i b)
+/* The AVX2 form also uses BMI (tzcnt, blsr) and carry-less multiplication (PCLMUL), which every
+ * CPU with AVX2 has. */
+#define CHECK_AVX2 __attribute__((target("avx2,bmi,bmi2,pclmul")))
+
+/* prefix_xor by one carry-less multiplication by all ones. */
+CHECK_AVX2 static inline uint64_t prefix_xor_clmul(uint64_t x)
+{
+    return (uint64_t)_mm_cvtsi128_si64(_mm_clmulepi64_si128(_mm_set_epi64x(0, (long long)x), _mm_set1_epi8((char)0xFF), 0));
+}
+
+CHECK_AVX2 static inline uint64_t check_mask32x2(__m256i a, __m256i b)
 {
     return (uint64_t)(uint32_t)_mm256_movemask_epi8(a) | ((uint64_t)(uint32_t)_mm256_movemask_epi8(b) << 32);
 }
@@ -121,7 +131,7 @@ __attribute__((target("avx2"))) static inline uint64_t check_mask32x2(__m256i a,
 /* The class of each byte from two table lookups on its nibbles (simdjson's idea): bit 0 a
  * structural character, bit 1 whitespace; then a compare each for the quote, the backslash and
  * the control bytes. */
-__attribute__((target("avx2"))) static inline void classify_avx2(const unsigned char *p, check_masks *m)
+CHECK_AVX2 static inline void classify_avx2(const unsigned char *p, check_masks *m)
 {
     /* low nibble -> classes: ',' 0x2C ':' 0x3A '[' 0x5B '{' 0x7B ']' 0x5D '}' 0x7D,
      * ' ' 0x20 '\t' 0x09 '\n' 0x0A '\r' 0x0D */
@@ -153,7 +163,7 @@ __attribute__((target("avx2"))) static inline void classify_avx2(const unsigned 
     m->odd = check_mask32x2(odd[0], odd[1]);
 }
 
-__attribute__((target("avx2"))) static inline void classify_avx2_detail(const unsigned char *p, check_masks *m)
+CHECK_AVX2 static inline void classify_avx2_detail(const unsigned char *p, check_masks *m)
 {
     __m256i v[2], bs[2], lt[2];
     int k;
@@ -312,7 +322,7 @@ typedef struct {
     int utf8;                /* a non-ASCII byte inside a string was seen */
 } check_carry;
 
-#define CHECK_STAGE1(CLASSIFY, s, base, n, tail, carry, p, structural, err)                          \
+#define CHECK_STAGE1(CLASSIFY, PREFIX, s, base, n, tail, carry, p, structural, err)                          \
     do {                                                                                             \
         check_masks m_;                                                                              \
         uint64_t escaped_ = 0, quote_, inside_, scalar_, bits_;                                      \
@@ -325,14 +335,14 @@ typedef struct {
         CLASSIFY(p, &m_);                                                                            \
         if (!(m_.odd | carry.prev_escaped)) { /* no backslash, control or non-ASCII byte */          \
             quote_ = m_.quote;                                                                       \
-            inside_ = prefix_xor(quote_) ^ carry.inside;                                             \
+            inside_ = PREFIX(quote_) ^ carry.inside;                                             \
             err = 0;                                                                                 \
         } else {                                                                                     \
             CLASSIFY##_detail(p, &m_);                                                               \
             if (m_.backslash | carry.prev_escaped)                                                   \
                 escaped_ = escaped64(m_.backslash, &carry.prev_escaped);                             \
             quote_ = m_.quote & ~escaped_;                                                           \
-            inside_ = prefix_xor(quote_) ^ carry.inside; /* from an opening quote to its closing one */ \
+            inside_ = PREFIX(quote_) ^ carry.inside; /* from an opening quote to its closing one */ \
             err = m_.ctrl & inside_; /* outside strings: not a token, refused by stage 2 */ \
             if (m_.high & inside_)                                                                   \
                 carry.utf8 = 1;                                                                      \
@@ -354,35 +364,37 @@ typedef struct {
  * digits. The index after the container, or -1. Stage 2 is a state machine whose states are
  * places in the code (a value, a key, after a value), as in simdjson; the next block's stage 1
  * has one place too (refill), which returns to the caller's label (GNU C labels as values). */
-#define CHECK_DEFINE(NAME, ATTR, CLASSIFY)                                                             \
+#define CHECK_DEFINE(NAME, ATTR, CLASSIFY, PREFIX)                                                             \
     ATTR static ptrdiff_t NAME(const unsigned char *s, ptrdiff_t i, ptrdiff_t n, int depth,          \
                                int max_depth, int max_digits)                                        \
     {                                                                                                \
-        unsigned char closer[256]; /* per open container: the byte that closes it */                 \
+        unsigned char closer[256]; /* per open container but the innermost: its closing byte */      \
         unsigned char tail[64];                                                                      \
         const unsigned char *p;                                                                      \
         check_carry carry = {0, 0, 0, 0};                                                            \
         uint64_t structural, err;                                                                    \
         ptrdiff_t base = i;                                                                          \
-        int level = 0, k;                                                                            \
-        unsigned char c, object = 0;                                                                 \
+        ptrdiff_t k;                                                                                 \
+        ptrdiff_t level = 0, room;                                                                   \
+        unsigned char c, top = 0; /* the byte closing the innermost open container */                \
         void *resume;                                                                                \
         if (max_depth - depth > 255)                                                                 \
             max_depth = depth + 255;                                                                 \
-        max_depth -= depth; /* now: how many containers may be open */                               \
-        CHECK_STAGE1(CLASSIFY, s, base, n, tail, carry, p, structural, err);                         \
+        room = max_depth - depth; /* how many containers may be open */                               \
+        CHECK_STAGE1(CLASSIFY, PREFIX, s, base, n, tail, carry, p, structural, err);                         \
         CHECK_NEXT(first);                                                                           \
     value:                                                                                           \
         if (c == '"')                                                                                \
             goto after;                                                                              \
         if (c == '{' || c == '[') {                                                                  \
-            if (level >= max_depth)                                                                  \
+            if (level >= room)                                                                       \
                 return -1;                                                                           \
-            closer[level++] = c + 2;                                                                 \
+            closer[level++] = top;                                                                   \
+            top = c + 2; /* '{' + 2 is '}', '[' + 2 is ']' */                                        \
             CHECK_NEXT(opened);                                                                      \
-            if (c == closer[level - 1])                                                              \
+            if (c == top)                                                                            \
                 goto close;                                                                          \
-            if (closer[level - 1] == '}')                                                            \
+            if (top == '}')                                                                          \
                 goto key;                                                                            \
             goto value;                                                                              \
         }                                                                                            \
@@ -390,17 +402,17 @@ typedef struct {
             return -1;                                                                               \
     after:                                                                                           \
         CHECK_NEXT(next);                                                                            \
-        object = closer[level - 1];                                                                  \
         if (c == ',') {                                                                              \
             CHECK_NEXT(comma);                                                                       \
-            if (object == '}')                                                                       \
+            if (top == '}')                                                                          \
                 goto key;                                                                            \
             goto value;                                                                              \
         }                                                                                            \
-        if (c != object)                                                                             \
+        if (c != top)                                                                                \
             return -1;                                                                               \
     close:                                                                                           \
-        if (--level)                                                                                 \
+        top = closer[--level];                                                                       \
+        if (level)                                                                                   \
             goto after;                                                                              \
         /* the end: error bits up to the closing bracket count, later ones do not */                 \
         if (err & ((2ULL << k) - 1)) /* bits 0..k (all of them when k is 63) */                      \
@@ -423,7 +435,7 @@ typedef struct {
             base += 64;                                                                              \
             if (base >= n)                                                                           \
                 return -1;                                                                           \
-            CHECK_STAGE1(CLASSIFY, s, base, n, tail, carry, p, structural, err);                     \
+            CHECK_STAGE1(CLASSIFY, PREFIX, s, base, n, tail, carry, p, structural, err);                     \
         } while (!structural);                                                                       \
         goto *resume;                                                                                \
     }
@@ -437,17 +449,17 @@ typedef struct {
             goto refill;                                                                             \
         }                                                                                            \
     LABEL:                                                                                           \
-        k = __builtin_ctzll(structural);                                                             \
+        k = (ptrdiff_t)(unsigned)__builtin_ctzll(structural);                                                      \
         structural &= structural - 1;                                                                \
         c = p[k];                                                                                    \
     } while (0)
 
-CHECK_DEFINE(check_container_bytes, , classify_bytes)
+CHECK_DEFINE(check_container_bytes, , classify_bytes, prefix_xor)
 #if defined(__SSE2__)
-CHECK_DEFINE(check_container_sse2, , classify_sse2)
+CHECK_DEFINE(check_container_sse2, , classify_sse2, prefix_xor)
 #endif
 #if defined(CHECK_X86)
-CHECK_DEFINE(check_container_avx2, __attribute__((target("avx2"))), classify_avx2)
+CHECK_DEFINE(check_container_avx2, CHECK_AVX2, classify_avx2, prefix_xor_clmul)
 #endif
 
 /* The best form of stage 1 this CPU has: 2 AVX2, 1 SSE2, 0 the byte loop. */
@@ -461,7 +473,8 @@ static int check_level_best(void)
 #endif
 #if defined(CHECK_X86)
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2"))
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+            __builtin_cpu_supports("pclmul"))
             level = 2;
 #endif
     }

@@ -96,20 +96,30 @@ def activity_subject(activity: Built | dict[str, Any], prefix: str = "activities
     return f"{head}.{namespace}.{sanitize_token(activity['metadata']['name'], '_')}"
 
 
+_HEADS: dict[tuple[str, str, str, str, str, str], str] = {}
+
+
 def _head(
     prefix: str, tenant_type: str, tenant_name: str, api_group: str, origin_type: str, kind: str
 ) -> str:
-    """``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>``."""
-    return ".".join(
-        (
-            prefix,
-            sanitize_token(tenant_type, "platform"),
-            sanitize_token(tenant_name, "_"),
-            sanitize_token(api_group, "core"),
-            sanitize_token(origin_type, "_"),
-            sanitize_token(kind, "_"),
+    """``<prefix>.<tenantType>.<tenantName>.<apiGroup>.<origin>.<kind>``, remembered (few
+    tenants and policies make many activities)."""
+    key = (prefix, tenant_type, tenant_name, api_group, origin_type, kind)
+    head = _HEADS.get(key)
+    if head is None:
+        head = ".".join(
+            (
+                prefix,
+                sanitize_token(tenant_type, "platform"),
+                sanitize_token(tenant_name, "_"),
+                sanitize_token(api_group, "core"),
+                sanitize_token(origin_type, "_"),
+                sanitize_token(kind, "_"),
+            )
         )
-    )
+        if len(_HEADS) < _CACHE_MAX:
+            _HEADS[key] = head
+    return head
 
 
 def _dlq_group(api_group: str | None) -> str:

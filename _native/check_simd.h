@@ -32,7 +32,7 @@
 #include "skip_simd.h" /* escaped64, prefix_xor */
 
 typedef struct {
-    uint64_t quote, op, ws;
+    uint64_t quote, op, ws;         /* ws: tab, newline and return may wait for the detail */
     uint64_t odd;                   /* backslash | ctrl | high: when 0, the three are 0 */
     uint64_t backslash, ctrl, high; /* only set (by the classifier's detail) when odd is not 0 */
 } check_masks;
@@ -85,9 +85,7 @@ static inline void classify_sse2(const unsigned char *p, check_masks *m)
         op[k] = _mm_or_si128(
             _mm_or_si128(_mm_cmpeq_epi8(x20, _mm_set1_epi8('{')), _mm_cmpeq_epi8(x20, _mm_set1_epi8('}'))),
             _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')), _mm_cmpeq_epi8(x, _mm_set1_epi8(','))));
-        ws[k] = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(' ')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\t'))),
-            _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\n')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\r'))));
+        ws[k] = _mm_cmpeq_epi8(x, _mm_set1_epi8(' ')); /* tab, newline, return: the detail's */
         /* signed: control bytes and bytes >= 0x80 are below 0x20 */
         odd[k] = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
     }
@@ -99,13 +97,16 @@ static inline void classify_sse2(const unsigned char *p, check_masks *m)
 
 static inline void classify_sse2_detail(const unsigned char *p, check_masks *m)
 {
-    __m128i bs[4], lt[4], x[4];
+    __m128i bs[4], lt[4], x[4], ws[4];
     int k;
     for (k = 0; k < 4; k++) {
         x[k] = _mm_loadu_si128((const __m128i *)(p + 16 * k));
         bs[k] = _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\\'));
         lt[k] = _mm_cmplt_epi8(x[k], _mm_set1_epi8(0x20));
+        ws[k] = _mm_or_si128(_mm_cmpeq_epi8(x[k], _mm_set1_epi8('\t')),
+                             _mm_or_si128(_mm_cmpeq_epi8(x[k], _mm_set1_epi8('\n')), _mm_cmpeq_epi8(x[k], _mm_set1_epi8('\r'))));
     }
+    m->ws |= check_mask16x4(ws[0], ws[1], ws[2], ws[3]);
     m->backslash = check_mask16x4(bs[0], bs[1], bs[2], bs[3]);
     m->high = check_mask16x4(x[0], x[1], x[2], x[3]);
     m->ctrl = check_mask16x4(lt[0], lt[1], lt[2], lt[3]) & ~m->high;

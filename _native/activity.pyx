@@ -9,8 +9,9 @@ written in Go's field order, each string escaped as orjson escapes it (``"``, ``
 characters; ``\\n \\r \\t \\b \\f`` short, the others ``\\u00XX``; non-ASCII kept as UTF-8). A
 string orjson refuses (a lone surrogate) raises the ``orjson.JSONEncodeError`` orjson raises.
 The name hash (``act-`` + sha256) is ``_native/sha256.h`` (the CPU's SHA extensions where it
-has them) on bytes written here. Anything past the common
-timestamp layouts is left to the twin's functions, so the results cannot differ.
+has them) on bytes written here. Anything past the common timestamp layouts is left to the
+twin's functions, so the results cannot differ. The Built is filled as ``Built.__init__`` would
+fill it, without its Python frame.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize

@@ -160,6 +160,9 @@ _VOWELS = frozenset("aeiou")
 #: Bound on kinds learnt from traffic, so hostile input cannot grow the table without limit.
 MAX_OBSERVED = 10_000
 
+#: Bound on the resolved-kind memo (:attr:`KindResolver._known`), for the same reason.
+MAX_KNOWN = 10_000
+
 
 def guess_plurals(kind: str) -> tuple[str, ...]:
     """Candidate plural resources of a Kind, most likely first.
@@ -208,6 +211,10 @@ class KindResolver:
 
     Thread-safety: lookups only read dicts; :meth:`observe` adds entries (a dict store is atomic
     under the GIL). Configure it (mapping, CRDs, policy kinds) before sharing it.
+
+    The kinds found are memoised by ``(apiGroup, resource)`` (:attr:`_known`), so a hit costs
+    one dict lookup (link conversion resolves once per link of every Activity); every change of
+    a source replaces the memo with an empty one, so it never answers what the sources would not.
     """
 
     def __init__(
@@ -234,6 +241,9 @@ class KindResolver:
         self._observed_rev: dict[tuple[str, str], str] = {}
         self._guessed: dict[tuple[str, str], str] = {}
         self._guessed_rev: dict[tuple[str, str], str] = {}
+        # (group, resource) -> the Kind the sources give; replaced (not cleared) when they change,
+        # so a lookup racing a change stores into the discarded memo.
+        self._known: dict[tuple[str, str], str] = {}
         if builtin:
             for group, table in BUILTIN_KINDS.items():
                 for resource, kind in table.items():
@@ -251,6 +261,7 @@ class KindResolver:
             raise ValueError(f"mapping {api_group}/{resource}: resource and kind must be non-empty")
         self._explicit[(api_group, resource)] = kind
         self._explicit_rev[(api_group, kind)] = resource
+        self._known = {}
 
     def add_crd_manifest(self, manifest: Mapping[str, Any]) -> None:
         """Add a CustomResourceDefinition: ``spec.group``, ``spec.names.plural`` and ``kind``.
@@ -283,6 +294,7 @@ class KindResolver:
         for plural in plurals:
             self._guessed.setdefault((api_group, plural), kind)
         self._guessed_rev.setdefault((api_group, kind), plurals[0])
+        self._known = {}
 
     def observe(self, api_group: str, resource: str, kind: str) -> None:
         """Learn ``(group, resource) -> kind`` seen in traffic; the first observation sticks."""
@@ -292,6 +304,7 @@ class KindResolver:
         if key not in self._observed:
             self._observed[key] = kind
             self._observed_rev.setdefault((api_group, kind), resource)
+            self._known = {}
 
     def observe_audit(self, audit: Mapping[str, Any]) -> None:
         """Learn from a decoded audit event: ``objectRef`` plus the response object's ``kind``.
@@ -321,6 +334,17 @@ class KindResolver:
     def lookup(self, api_group: str, resource: str) -> str | None:
         """The Kind of ``(group, resource)``, or None when no source knows it."""
         key = (api_group, resource)
+        known = self._known
+        kind = known.get(key)
+        if kind is None:
+            kind = self._search(api_group, resource)
+            if kind is not None and len(known) < MAX_KNOWN:
+                known[key] = kind
+        return kind
+
+    def _search(self, api_group: str, resource: str) -> str | None:
+        """:meth:`lookup` in the sources themselves, in precedence order."""
+        key = (api_group, resource)
         kind = (
             self._explicit.get(key)
             or self._builtin.get(key)
@@ -328,7 +352,7 @@ class KindResolver:
             or self._guessed.get(key)
         )
         if kind is None and not resource.islower():
-            return self.lookup(api_group, resource.lower()) if resource else None
+            return self._search(api_group, resource.lower()) if resource else None
         return kind
 
     def resolve(self, api_group: str, resource: str) -> str:
@@ -338,7 +362,9 @@ class KindResolver:
             KindResolveError: no source knows the resource; ``reason``, ``resource`` and
                 ``api_group`` are set on the error.
         """
-        kind = self.lookup(api_group, resource)
+        kind = self._known.get((api_group, resource))
+        if kind is None:
+            kind = self.lookup(api_group, resource)
         if kind is None:
             raise kind_resolve_error(
                 api_group, resource, "no kind is known for it (add a mapping or CRD manifest)"

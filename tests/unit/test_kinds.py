@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processor.errors import KindResolveError
-from processor.kinds import BUILTIN_KINDS, MAX_OBSERVED, KindResolver, guess_plurals
+from processor.kinds import BUILTIN_KINDS, MAX_KNOWN, MAX_OBSERVED, KindResolver, guess_plurals
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -191,6 +191,34 @@ class TestResolve:
 
     def test_uppercase_resource_falls_back_to_lower(self):
         assert KindResolver().resolve("", "Pods") == "Pod"
+
+    def test_learning_after_a_resolve_changes_the_answer(self):
+        # resolved kinds are memoised; every source change must be seen by the next resolve
+        r = KindResolver()
+        r.add_policy_kind("example.com", "Widget")
+        assert r.resolve("example.com", "widgets") == "Widget"
+        r.observe("example.com", "widgets", "ObservedWidget")
+        assert r.resolve("example.com", "widgets") == "ObservedWidget"
+        assert r.lookup("example.com", "widgets") == "ObservedWidget"
+        r.add_mapping("example.com", "widgets", "Explicit")
+        assert r.resolve("example.com", "widgets") == "Explicit"
+        r.add_crd_manifest(CRD)
+        assert r.resolve("example.com", "widgets") == "Explicit"
+        assert r.resolve("networking.datumapis.com", "httpproxies") == "HTTPProxy"
+
+    def test_unknown_after_a_miss_then_learnt(self):
+        r = KindResolver()
+        with pytest.raises(KindResolveError):
+            r.resolve("example.com", "gadgets")
+        r.add_policy_kind("example.com", "Gadget")
+        assert r.resolve("example.com", "Gadgets") == "Gadget"
+
+    def test_memo_bounded(self):
+        r = KindResolver({f"g/r{i}": f"K{i}" for i in range(MAX_KNOWN + 5)}, builtin=False)
+        for _ in range(2):
+            for i in range(MAX_KNOWN + 5):
+                assert r.resolve("g", f"r{i}") == f"K{i}"
+        assert len(r._known) == MAX_KNOWN
 
 
 class TestKindToResource:

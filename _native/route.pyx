@@ -93,9 +93,29 @@ cdef inline int _lookup(const KeyTable* table, const unsigned char* s, Py_ssize_
     if size < 0 or size >= TABLE_SIZES:
         return -2
     for at in range(table.count[size]):
-        if memcmp(table.keys[size][at], s + ks + 1, size) == 0:
+        if _same(table.keys[size][at], s + ks + 1, size):
             return table.codes[size][at]
     return -2
+
+
+cdef inline bint _same(const char* a, const unsigned char* b, Py_ssize_t size) noexcept nogil:
+    """``memcmp(a, b, size) == 0`` for a short key, inline: 8 bytes at a time, then the tail."""
+    cdef unsigned long long x, y
+    while size >= 8:
+        memcpy(&x, a, 8)
+        memcpy(&y, b, 8)
+        if x != y:
+            return False
+        a += 8
+        b += 8
+        size -= 8
+    while size > 0:
+        if <unsigned char>a[0] != b[0]:
+            return False
+        a += 1
+        b += 1
+        size -= 1
+    return True
 
 
 cdef KeyTable _EVENT_TABLE

@@ -12,6 +12,7 @@ decisions, and the item is counted or listed without being parsed.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_CheckExact
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memcmp, memcpy
@@ -49,6 +50,8 @@ DEF AUDIT_ID = 8
 DEF USER = 9
 DEF CODES = 10
 DEF USERNAME = 0  # the code of ``username`` among the user keys
+DEF KEY_TEXT = 192  # route keys up to this size are interned (``_interned``)
+DEF KEY_SLOTS = 1024
 
 # -- key tables ---------------------------------------------------------------------------------
 # A key set (the audit Event's fields, an objectRef's, a user's) as C arrays by key size, each
@@ -270,6 +273,7 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* vs, Py_ssize_
     cdef bint has_ref = False
     cdef bytes out
     cdef char* o
+    cdef char text[KEY_TEXT]
     if vs[OBJECT_REF] >= 0 and s[vs[OBJECT_REF]] != 110:
         if s[vs[OBJECT_REF]] != 123:
             return None
@@ -292,8 +296,12 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* vs, Py_ssize_
             return None
         else:
             size += ve[c] - vs[c]
-    out = PyBytes_FromStringAndSize(NULL, size + k - 1)
-    o = PyBytes_AS_STRING(out)
+    size += k - 1
+    if size > KEY_TEXT:
+        out = PyBytes_FromStringAndSize(NULL, size)
+        o = PyBytes_AS_STRING(out)
+    else:
+        o = text
     for x in range(k):
         c = codes[x]
         if x:
@@ -305,7 +313,45 @@ cdef object _key(const unsigned char* s, Py_ssize_t n, Py_ssize_t* vs, Py_ssize_
         else:
             memcpy(o + pos, s + vs[c], ve[c] - vs[c])
             pos += ve[c] - vs[c]
-    return out
+    if size > KEY_TEXT:
+        return out
+    return _interned(text, size)
+
+
+# -- interned keys --------------------------------------------------------------------------------
+# Route keys repeat (one per stage, verb, resource and actor type): the same key text gives the
+# same bytes object from a small table, as the typed decoder's key cache does for strings. The
+# decisions' dict lookups then reuse its hash (computed once) and find it by identity, and no
+# bytes object is made and freed per record.
+cdef PyObject* _slots[KEY_SLOTS]
+
+
+cdef object _interned(const char* text, Py_ssize_t size):
+    """The bytes ``text[:size]``: from the table when the same text was made recently."""
+    cdef unsigned long long h = <unsigned long long>size, w
+    cdef Py_ssize_t j = 0
+    cdef PyObject* hit
+    cdef object key
+    while j + 8 <= size:  # 8 bytes at a time, then the tail (the slot only: memcmp confirms)
+        memcpy(&w, text + j, 8)
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL
+        h ^= h >> 29
+        j += 8
+    w = 0
+    memcpy(&w, text + j, size - j)
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ULL
+    j = <Py_ssize_t>((h ^ (h >> 32)) & (KEY_SLOTS - 1))
+    hit = _slots[j]
+    if hit != NULL and PyBytes_GET_SIZE(<object>hit) == size \
+            and memcmp(PyBytes_AS_STRING(<object>hit), text, size) == 0:
+        return <object>hit
+    key = PyBytes_FromStringAndSize(text, size)
+    hash(key)
+    Py_INCREF(key)
+    if hit != NULL:
+        Py_DECREF(<object>hit)
+    _slots[j] = <PyObject*>key
+    return key
 
 
 cdef object _route(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* end):

@@ -211,6 +211,29 @@ def test_split_routed_document_keys(route: ModuleType) -> None:
         assert routed(route, doc, {}, {})[3] is None
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 60, 150, 191, 192, 193, 400])
+def test_split_routed_keys_of_every_size(route: ModuleType, size: int) -> None:
+    # the native route interns keys up to a size (the same text, the same bytes object): keys
+    # around and past that size, and the same key met again after others, read the same
+    def doc(resource: str) -> bytes:
+        return (
+            b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","stage":"ResponseComplete",'
+            b'"verb":"get","objectRef":{"resource":"' + resource.encode() + b'"}}'
+        )
+
+    name = "r" * size
+    want = b"Event\0audit.k8s.io/v1\0" + b"2" + b"\0" + b"1\0ResponseComplete\0get\0\0"
+    first = routed(route, doc(name), {}, {})[3]
+    assert first == want + name.encode() + b"\0"
+    for other in range(3000):  # enough distinct keys to reuse every slot of the table
+        assert routed(route, doc(f"{name[:-1]}{other}"), {}, {})[3] == (
+            want + f"{name[:-1]}{other}".encode() + b"\0"
+        )
+    assert routed(route, doc(name), {}, {})[3] == first
+    items = routed(route, event_list([doc(name)] * 3), {}, {})[2]
+    assert [twin.unpack(key).index_key for _, _, key in items] == ["/" + name] * 3
+
+
 DOCUMENT = st.fixed_dictionaries(
     {},
     optional={

@@ -10,7 +10,10 @@ and splits the bytes into frames itself:
   as ``(subject, reply, raw header block or None, payload)``, in the read loop, in order;
 * every other frame (``PING``, ``INFO``, ``-ERR``, messages of any other subscription...) is
   handed, whole and alone, to nats-py's own parser, which therefore always starts at a frame
-  boundary and keeps its exact behaviour (pings answered, errors raised, requests resolved).
+  boundary and keeps its exact behaviour (pings answered, errors raised, requests resolved);
+* a frame longer than what one read gave (an EventList of a few hundred KB spans several reads
+  of the socket) is kept as those reads, not joined to each next one, and its header block and
+  payload are copied out of them once, when the last part arrives.
 
 The subscriptions stay nats-py's (``nc.subscribe``): SUB, UNSUB, re-subscription after a reconnect
 and ``drain()`` work as before; only their messages take the short path. nats-py's ``reset()``
@@ -33,6 +36,9 @@ __all__ = ["FrameSplitter", "Handler", "install"]
 Handler = Callable[[bytes, bytes, bytes | None, bytes], Awaitable[None]]
 
 _CRLF = b"\r\n"
+#: A message frame's control line: subject, sid, reply, header size, and where its header block
+#: starts and its payload ends, counted from the start of the frame.
+_Frame = tuple[bytes, int, bytes, int, int, int]
 _INNER = ("buf", "state", "needed", "parse", "reset")
 
 
@@ -48,7 +54,11 @@ class FrameSplitter:
         self.nc = nc
         self.inner = inner
         self.handlers: dict[int, Handler] = {}
-        self._rest = b""  # the start of a frame not complete yet
+        #: the start of a frame not complete yet, as read (joined once it is complete)
+        self._parts: list[bytes | memoryview] = []
+        self._have = 0  # bytes in _parts
+        self._need = 0  # bytes the frame in _parts takes, once its control line is known
+        self._frame: _Frame | None = None  # that frame's control line, parsed
 
     def register(self, sid: int, handler: Handler) -> None:
         """Hand ``sid``'s messages to ``handler`` from now on."""
@@ -60,21 +70,34 @@ class FrameSplitter:
 
     def reset(self) -> None:
         """Forget partial input (nats-py calls this on reconnect)."""
-        self._rest = b""
+        self._parts, self._have, self._need, self._frame = [], 0, 0, None
         self.inner.reset()
 
     async def parse(self, data: bytes = b"") -> None:
         """Consume ``data``, the next bytes from the socket."""
-        inner = self.inner
-        if inner.buf:
+        if self.inner.buf:
             data = await self._finish_inner(data)
-        if self._rest:
-            data = self._rest + data
-            self._rest = b""
+        p = 0
+        if self._parts:
+            parts = self._parts
+            parts.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return  # the payload is not all here yet: nothing is copied meanwhile
+            if self._frame is None:  # a control line not complete yet (short): joined
+                data = b"".join(parts)
+            else:
+                p = len(data) - (self._have - self._need)  # where the frame ends in data
+                await self._complete(parts, self._frame)
+            self._parts, self._have, self._need, self._frame = [], 0, 0, None
+        await self._split(data, p)
+
+    async def _split(self, data: bytes, p: int) -> None:
+        """Hand over the frames of ``data`` from ``p``; keep the start of an incomplete one."""
+        inner = self.inner
         handlers = self.handlers
         stats = self.nc.stats
         n = len(data)
-        p = 0
         while p < n:
             eol = data.find(_CRLF, p)
             if eol < 0:
@@ -110,8 +133,10 @@ class FrameSplitter:
                 continue
             start = eol + 2
             end = start + int(size)
-            if end + 2 > n:
-                break  # the payload is not all here yet
+            if end + 2 > n:  # the payload is not all here yet: kept as parts until it is
+                self._frame = (subject, int(sid), reply, header_size, start - p, end - p)
+                self._need = end + 2 - p
+                break
             handler = handlers.get(int(sid))
             if handler is None:
                 await inner.parse(data[p : end + 2])
@@ -125,19 +150,50 @@ class FrameSplitter:
                     await handler(subject, reply, None, data[start:end])
             p = end + 2
         if p < n:
-            self._rest = data[p:] if p else data
+            self._parts = [memoryview(data)[p:] if p else data]
+            self._have = n - p
+
+    async def _complete(self, parts: list[bytes | memoryview], frame: _Frame) -> None:
+        """Hand over the frame that ``parts`` complete (they start at its control line): its
+        header block and payload are each copied once from the parts, whatever their number."""
+        subject, sid, reply, header_size, start, end = frame
+        handler = self.handlers.get(sid)
+        if handler is None:
+            await self.inner.parse(_span(parts, 0, end + 2))
+            return
+        stats = self.nc.stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += end - start - header_size
+        hdr = _span(parts, start, start + header_size) if header_size else None
+        await handler(subject, reply, hdr, _span(parts, start + header_size, end))
 
     async def _finish_inner(self, data: bytes) -> bytes:
         """Let nats-py's parser complete the frame it holds part of (it had the stream before
         :func:`install`); returns what is left of ``data`` after that frame."""
         inner = self.inner
         if inner.state == 1:  # AWAITING_CONTROL_LINE: nothing consumed yet, take it over
-            self._rest = bytes(inner.buf) + self._rest
+            data = bytes(inner.buf) + data
             inner.buf.clear()
             return data
         missing = max(0, inner.needed + 2 - len(inner.buf))  # AWAITING_MSG_PAYLOAD
         await inner.parse(data[:missing])
         return data[missing:]
+
+
+def _span(parts: list[bytes | memoryview], a: int, b: int) -> bytes:
+    """Bytes ``a`` to ``b`` of the concatenation of ``parts``, copied once."""
+    pieces: list[bytes | memoryview] = []
+    pos = 0
+    for part in parts:
+        size = len(part)
+        lo, hi = max(a - pos, 0), min(b - pos, size)
+        if lo < hi:
+            pieces.append(part if lo == 0 and hi == size else memoryview(part)[lo:hi])
+        pos += size
+        if pos >= b:
+            break
+    first = pieces[0] if len(pieces) == 1 else None
+    return first if type(first) is bytes else b"".join(pieces)
 
 
 def install(nc: Any) -> FrameSplitter | None:

@@ -204,3 +204,13 @@ def test_install_is_idempotent_and_declines_an_unknown_parser():
             self._ps = object()
 
     assert install(Other()) is None
+
+
+def test_a_payload_over_many_reads_comes_whole_with_what_follows_it():
+    """A message larger than a read, its header block cut too, then a frame in its last read."""
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    data = hmsg(FAST, HDR, payload, b"r") + b"PING\r\n" + msg(FAST, b"after")
+    cuts = [0, 9, 40, *range(65536, len(data) - 3, 65536), len(data)]
+    client, fast = run_split([data[a:b] for a, b in itertools.pairwise(cuts)])
+    assert fast == [(b"x.y", b"r", HDR, payload), (b"a.b", b"", None, b"after")]
+    assert client.calls == [("ping",)]

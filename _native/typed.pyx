@@ -664,16 +664,31 @@ cdef dict _annotations(const unsigned char* s, Py_ssize_t a, Py_ssize_t n):
 
 
 # -- bodies ---------------------------------------------------------------------------------------
+cdef unsigned long long _sizes(dict need):
+    """The UTF-8 sizes of ``need``'s keys as a bit set (bit 63: any size from 63 up; every bit
+    when a key is not ASCII): a member key of another size is not needed, without a lookup."""
+    cdef unsigned long long bits = 0
+    cdef Py_ssize_t size
+    for key in need:
+        if type(key) is not str or not PyUnicode_IS_COMPACT_ASCII(key):
+            return ~0ULL
+        size = _length(<PyObject*>key)
+        bits |= 1ULL << (size if size < 63 else 63)
+    return bits
+
+
 cdef object _prune(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, object need, Py_ssize_t* end):
     """The (validated) value at ``s[a]`` reduced to ``need`` (``jsonscan.prune``'s result): an
     object keeps the needed keys only (``"present"`` ones as None), in the need's order, unless a
     key has escapes; anything else is decoded whole. The index after the value into ``end``."""
-    cdef Py_ssize_t i, k, b
+    cdef Py_ssize_t i, k, b, size
     cdef bint esc
     cdef dict found, out
     cdef PyObject* sub
+    cdef unsigned long long sizes
     if type(need) is not dict or s[a] != 123:
         return _load(s, a, n, end)
+    sizes = _sizes(<dict>need)
     found = {}
     i = _ws(s, a + 1, n)
     if s[i] != 125:
@@ -682,7 +697,16 @@ cdef object _prune(const unsigned char* s, Py_ssize_t a, Py_ssize_t n, object ne
             k = _string(s, i + 1, n, &esc)
             if esc:
                 return _load(s, a, n, end)
-            key = _key(s, i + 1, k - i - 2)
+            size = k - i - 2
+            if not (sizes >> (size if size < 63 else 63)) & 1:  # not a needed key: skipped
+                i = _ws(s, _ws(s, k, n) + 1, n)
+                b = skip_value(s, i, n)
+                i = _ws(s, b, n)
+                if s[i] == 44:
+                    i = _ws(s, i + 1, n)
+                    continue
+                break
+            key = _key(s, i + 1, size)
             i = _ws(s, _ws(s, k, n) + 1, n)
             sub = PyDict_GetItem(<dict>need, key)
             if sub == NULL:

@@ -159,6 +159,40 @@ def test_bodies_no_policy_reads_are_left_out(typed: ModuleType) -> None:
     assert got["requestObject"]["spec"]["paused"] is True and "responseObject" not in got
 
 
+def test_needed_keys_of_every_size_and_not_ascii(typed: ModuleType) -> None:
+    # the native decoder skips a body member whose key size no needed key has: keys of the same
+    # size as a needed one, long keys (63 bytes and more share a size class) and non-ASCII keys
+    # (sized in UTF-8) are still found
+    long_a, long_b = "a" * 63, "b" * 80
+    body = {
+        "ab": 1,
+        "cd": 2,
+        long_a: 3,
+        long_b: {"x": 1, "y\u00e9": 2, "z": 3},
+        "\u00e9t\u00e9": "summer",
+        "ete": "not needed",
+        "": 0,
+    }
+    buf = orjson.dumps(record(requestObject=body))
+    needs = {
+        "requestObject": {
+            "cd": "whole",
+            long_b: {"y\u00e9": "whole"},
+            "\u00e9t\u00e9": "whole",
+            "": "present",
+        }
+    }
+    got = check(typed, buf, needs, exact=True)
+    assert got["requestObject"] == {
+        "cd": 2.0,
+        long_b: {"y\u00e9": 2.0},
+        "\u00e9t\u00e9": "summer",
+        "": None,
+    }
+    needs = {"requestObject": {long_a + "x": "whole", "b" * 90: "whole"}}  # sizes 64 and 90
+    assert check(typed, buf, needs, exact=True)["requestObject"] == {}
+
+
 def test_a_needs_function_gets_the_index_key(typed: ModuleType) -> None:
     asked: list[str] = []
 

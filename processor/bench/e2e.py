@@ -8,9 +8,11 @@ chDB, and this process as producer and observer. Phases, each on a fresh nats-se
 2. worker throughput with EventList messages of ``--list-size`` records, then with single-record
    messages: the corpus is published first; the rate is measured from the worker's readiness to
    its last record translated (``partition_records_total``), and the run waits until every record
-   is committed and acked (``records_committed_total``), reported as the drain time. The last
-   ClickHouse batch waits up to ``batch_max_age`` (1 s) before it commits: a fixed delay at the
-   end, not a throughput limit, which would otherwise halve the rate of a run this short;
+   is committed and acked (``records_committed_total``), reported as the drain time, with the CPU
+   the worker (all its threads, chDB's included), nats-server and this process used while it
+   translated. The last ClickHouse batch waits up to ``batch_max_age`` (1 s) before it commits:
+   a fixed delay at the end, not a throughput limit, which would otherwise halve the rate of a
+   run this short;
 3. live capacity: single records published *live* (this process publishing while the worker
    consumes, as in production) on a ladder of rates, :data:`LADDER` times the drained rate,
    :data:`STEP_SECONDS` each; the capacity is the highest rate the worker kept up with (its
@@ -291,16 +293,31 @@ def worker_process(url: str, data: Path, policies: list[str], port: int) -> Iter
 def worker_rate(
     messages: list[tuple[str, bytes]], records: int, policies: list[str]
 ) -> tuple[float, float]:
-    """(records/s, drain seconds) of one worker draining ``messages``, published before it starts.
+    """(records/s, drain seconds) of one worker draining ``messages`` (:func:`worker_phase`)."""
+    phase = worker_phase(messages, records, policies)
+    return phase["records_per_s"], phase["drain_s"]
+
+
+def worker_phase(
+    messages: list[tuple[str, bytes]], records: int, policies: list[str]
+) -> dict[str, float]:
+    """One worker draining ``messages``, published before it starts: ``records_per_s``,
+    ``drain_s`` and the CPU of the worker, nats-server and this process while it translated
+    (:class:`~processor.bench.cpu.CpuWindow`; the worker's threads together, chDB's included).
 
     The rate runs from the first reading of the worker's metrics once it is ready (it may have
     translated part of the corpus by then: those records are left out) to the last record
     translated; the drain time to the last one committed.
     """
-    with fresh_server("bench-e2e-") as (url, tmp, _server):
+    with fresh_server("bench-e2e-") as (url, tmp, server):
         asyncio.run(_provision_and_publish(url, messages))
         port = free_port()
-        with worker_process(url, tmp, policies, port):
+        with worker_process(url, tmp, policies, port) as worker:
+            pids = {"worker": worker.pid, "bench": os.getpid()}
+            if server.pid is not None:
+                pids["nats_server"] = server.pid
+            cpu = CpuWindow(pids)
+            cpu.start()
             first, started = metric_total(port, PROCESSED), time.perf_counter()
             if first > records / 2:
                 raise BenchError(
@@ -309,9 +326,14 @@ def worker_rate(
                 )
             count = wait_for_total(lambda: metric_total(port, PROCESSED), records, first)
             rate = (count - first) / (time.perf_counter() - started)
+            used = cpu.stop()
             while metric_total(port, COMMITTED) < records:
                 time.sleep(0.02)
-            return rate, time.perf_counter() - started
+            return {
+                "records_per_s": rate,
+                "drain_s": time.perf_counter() - started,
+                **used,
+            }
 
 
 async def _provision_and_publish(url: str, messages: list[tuple[str, bytes]]) -> None:
@@ -509,8 +531,10 @@ def run(
     with fresh_server("bench-base-") as (url, _tmp, _server):
         stock = asyncio.run(stock_fetch_rate(url, singles))
         raw = asyncio.run(raw_consumer_rate(url, singles))
-    batched, batched_drain = worker_rate(corpus.lists(list_size), count, policies)
-    single, single_drain = worker_rate(singles, count, policies)
+    lists_phase = worker_phase(corpus.lists(list_size), count, policies)
+    singles_phase = worker_phase(singles, count, policies)
+    batched, batched_drain = lists_phase["records_per_s"], lists_phase["drain_s"]
+    single, single_drain = singles_phase["records_per_s"], singles_phase["drain_s"]
     capacity, limit = live_capacity(corpus, single, policies)
     rate = latency_rate or capacity / 2
     lat = latency(corpus, rate, policies, seconds=10)
@@ -528,6 +552,8 @@ def run(
         "worker_single_records_per_s": single,
         "worker_single_drain_s": single_drain,
         "single_vs_stock": single / stock,
+        **_cpu_figures(lists_phase, "eventlist_drain_"),
+        **_cpu_figures(singles_phase, "single_drain_"),
         "live_capacity_records_per_s": capacity,
         "live_capacity_limit": limit,
         "latency_rate_records_per_s": rate,
@@ -539,6 +565,11 @@ def run(
         **{f"transport_{k}": v for k, v in floor.items()},
         **{f"half_eventlist_transport_{k}": v for k, v in floor_lists.items()},
     }
+
+
+def _cpu_figures(phase: dict[str, float], prefix: str) -> dict[str, float]:
+    """The CPU figures of a :func:`worker_phase`, their names prefixed."""
+    return {f"{prefix}{k}": v for k, v in phase.items() if k.endswith("_pct") or k == "cores"}
 
 
 def format_table(figures: dict[str, Any], list_size: int) -> str:
@@ -557,7 +588,10 @@ def format_table(figures: dict[str, Any], list_size: int) -> str:
         f"corpus: {figures['records']:,} records, {figures.get('mix', 'standard')} mix",
         f"{'path':<56} {'records/s':>12} {'vs baseline':>12}",
     ]
-    lines += [f"{name:<56} {rate:>12,.0f} {rate / stock:>11.2f}x" for name, rate in rows]
+    for (name, rate), cpu in zip(rows, ("", "", "eventlist_drain_", "single_drain_"), strict=True):
+        lines.append(f"{name:<56} {rate:>12,.0f} {rate / stock:>11.2f}x")
+        if cpu:
+            lines += cpu_line(figures, cpu)
     lines.append(
         f"worker rates run to the last record translated; all committed and acked after "
         f"{figures['worker_eventlist_drain_s']:.2f} s (lists) and "

@@ -103,6 +103,41 @@ def test_table_reports_the_eventlist_latency_when_measured():
     assert lines[-1] == transport[1]
 
 
+def test_table_reports_each_drain_s_cpu_under_its_worker_row():
+    figures = {
+        "records": 1_000,
+        "stock_fetch_ack_msgs_per_s": 10_000.0,
+        "raw_pull_consumer_msgs_per_s": 30_000.0,
+        "worker_eventlist_records_per_s": 22_000.0,
+        "worker_eventlist_drain_s": 5.0,
+        "worker_single_records_per_s": 19_000.0,
+        "worker_single_drain_s": 6.0,
+        "live_capacity_records_per_s": 16_000.0,
+        "live_capacity_limit": "none",
+        "latency_rate_records_per_s": 8_000.0,
+        "p50_ms": 9.0,
+        "p99_ms": 50.0,
+        "samples": 1_000.0,
+        "half_drained_rate_records_per_s": 9_500.0,
+        "half_drained_p50_ms": 10.0,
+        "half_drained_p99_ms": 60.0,
+        "half_drained_samples": 1_000.0,
+        "eventlist_drain_worker_cpu_pct": 61.0,
+        "eventlist_drain_nats_server_cpu_pct": 55.0,
+        "eventlist_drain_system_busy_pct": 80.0,
+        "eventlist_drain_cores": 2.0,
+        "single_drain_worker_cpu_pct": 97.0,
+    }
+    lines = format_table(figures, 100).splitlines()
+    lists = lines.index(next(line for line in lines if line.startswith("worker, EventList")))
+    assert lines[lists + 1] == (
+        "  CPU meanwhile (% of one core): worker 61%, nats-server 55%; "
+        "the 2 cores 80% busy, 0% stolen by the hypervisor"
+    )
+    assert lines[lists + 2].startswith("worker, single-record messages")
+    assert lines[lists + 3] == "  CPU meanwhile (% of one core): worker 97%"
+
+
 def test_publish_windows_bound_messages_and_bytes_and_keep_order():
     messages = [(f"s.{i}", b"x" * size) for i, size in enumerate([3, 3, 3, 10, 1, 1, 1, 1])]
     runs = list(publish_windows(messages, window=3, window_bytes=7))

@@ -15,7 +15,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_CheckExact
 from cpython.unicode cimport PyUnicode_DecodeUTF8
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from processor._native.jsonscan cimport (
     MAX_MEMBERS,
@@ -193,15 +193,14 @@ cdef bint _text(const unsigned char* s, Py_ssize_t* vs, Py_ssize_t* ve, int code
 
     False (doubtful) for a value that is not a string without escapes or null.
     """
-    cdef Py_ssize_t a = vs[code], j
+    cdef Py_ssize_t a = vs[code]
     if a < 0 or s[a] == 110:
         vs[code] = ve[code] = 0
         return True
     if s[a] != 34:
         return False
-    for j in range(a + 1, ve[code] - 1):
-        if s[j] == 92:
-            return False
+    if memchr(s + a + 1, 92, ve[code] - 1 - (a + 1)) != NULL:
+        return False
     vs[code] = a + 1
     ve[code] = ve[code] - 1
     return True
@@ -211,7 +210,7 @@ cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
     """The ``actorRef.type`` of the (validated) ``user`` value at ``s[a:b]`` (``a`` < 0: absent) as
     its index in ``ACTORS``; -1 when only a full decode can tell (a key that is not a user field
     or has escapes, ``username`` twice, a username that is not a string without escapes)."""
-    cdef Py_ssize_t i, k, j, vs, ve, us = -1, ue = -1, size
+    cdef Py_ssize_t i, k, vs, ve, us = -1, ue = -1, size
     cdef int code
     cdef bint esc
     if a < 0 or s[a] == 110:
@@ -246,9 +245,8 @@ cdef int _actor(const unsigned char* s, Py_ssize_t a, Py_ssize_t b) except -2:
         return 0
     if s[us] != 34:
         return -1
-    for j in range(us + 1, ue - 1):
-        if s[j] == 92:
-            return -1
+    if memchr(s + us + 1, 92, ue - 1 - (us + 1)) != NULL:
+        return -1
     size = ue - us - 2
     if size == 0:
         return 0

@@ -21,7 +21,6 @@ POLICY_COPY = "processor/_bundled"
 #: processor._native.<name> -> pure-Python source compiled as is.
 TWINS = {
     "audit": "processor/records/audit.py",
-    "template": "processor/policy/template.py",
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from processor.bench.corpus import generate
 from processor.cel import program
 from processor.engine import Engine
 from processor.errors import RecordError
@@ -114,6 +115,13 @@ def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         return "audit", audit_vars(decode_audit(record))
     except RecordError:
         return None
+
+
+def generated_activations(count: int, mix: str, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """The activations (:func:`activation`) of ``count`` generated records of ``mix``, those a
+    rule would see (the same ones for the same arguments)."""
+    acts = [activation(r) for r in generate(count, seed=seed, mix=mix)]
+    return [a for a in acts if a is not None]
 
 
 def case_policies(case: Path) -> tuple[dict[str, Any], list[Policy]]:

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 
-from processor.bench.corpus import generate
 from processor.cel import AUDIT_ENV, EVENT_ENV, ast
 from processor.cel.env import Environment
 from processor.cel.program import Program
@@ -32,7 +31,7 @@ from processor.policy.loader import load_policies
 from processor.policy.model import Policy, spec_to_policy
 from processor.policy.template import find_blocks
 from tests.conftest import shared_files
-from tests.unit.parity import activation, implementation
+from tests.unit.parity import activation, generated_activations, implementation
 
 BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
@@ -129,8 +128,7 @@ def policy_expressions(policies: Iterable[Policy]) -> list[Expression]:
 @cache
 def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
     """The activations of ``count`` generated records of ``mix`` (the same ones in every test)."""
-    acts = [activation(r) for r in generate(count, seed=7, mix=mix)]
-    return [a for a in acts if a is not None]
+    return generated_activations(count, mix, seed=7)
 
 
 # -- the corpora -----------------------------------------------------------------------------------

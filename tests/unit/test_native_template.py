@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import yaml
 
-from processor.bench.corpus import generate
 from processor.cel import AUDIT_ENV, EVENT_ENV
 from processor.cel.env import Environment
 from processor.cel.plan import LINKS
@@ -35,7 +34,7 @@ from processor.policy import template as twin_template
 from processor.policy.loader import load_policies
 from processor.policy.model import Policy, spec_to_policy
 from tests.conftest import shared_files
-from tests.unit.parity import activation, implementation
+from tests.unit.parity import activation, generated_activations, implementation
 
 BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
@@ -121,8 +120,7 @@ def policy_summaries(policies: Iterable[Policy]) -> list[Summary]:
 @cache
 def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
     """The activations of ``count`` generated records of ``mix`` (the same ones in every test)."""
-    acts = [activation(r) for r in generate(count, seed=11, mix=mix)]
-    return [a for a in acts if a is not None]
+    return generated_activations(count, mix, seed=11)
 
 
 # -- the corpora -----------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 """Native summary templates: a template's parts rendered in C with one activation per render.
 
 The twin is ``processor/policy/template.py``: the specification of every result and every error
-(same public names, :class:`SummaryTemplate`, :func:`find_blocks`, :class:`Block`; same text,
-same ``link()`` collection, same ``TemplateError`` messages). This file only makes it fast.
+(the same :class:`SummaryTemplate`: same text, same ``link()`` collection, same ``TemplateError``
+messages). This file only makes it fast. :func:`find_blocks` stays the twin's alone, imported
+when a template is compiled: importing ``processor.policy`` at load would import the policy
+loader and YAML into ``activity version`` (tests/unit/test_cli_startup.py).
 
 Layout: a template is compiled as the twin compiles it (blocks found by the twin's
 :func:`find_blocks`, each expression compiled once by ``compile_expr`` with the implementation's
@@ -23,9 +25,8 @@ from processor.cel.plan import LINKS
 from processor.cel.program import PLAN_ERRORS, eval_error
 from processor.cel.values import UInt
 from processor.errors import CelCompileError, CelEvalError, TemplateError
-from processor.policy.template import BLOCK_RE, Block, find_blocks
 
-__all__ = ["BLOCK_RE", "Block", "SummaryTemplate", "find_blocks"]
+__all__ = ["SummaryTemplate"]
 
 cdef object _UInt = UInt
 cdef object _go_format = go_format
@@ -93,6 +94,8 @@ cdef class SummaryTemplate:
         cdef list parts = []
         cdef Py_ssize_t pos = 0
         cdef bint static = True
+        from processor.policy.template import find_blocks
+
         self.text = text
         self.errors = []
         for block in find_blocks(text):

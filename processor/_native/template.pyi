@@ -4,9 +4,6 @@ from typing import Any
 
 from processor.cel import Environment, Program
 from processor.native import Implementation
-from processor.policy.template import BLOCK_RE as BLOCK_RE
-from processor.policy.template import Block as Block
-from processor.policy.template import find_blocks as find_blocks
 
 class SummaryTemplate:
     text: str

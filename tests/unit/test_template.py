@@ -16,8 +16,8 @@ from tests.unit.parity import both_plans, use_unit  # noqa: F401  (runs every te
 
 @pytest.fixture(autouse=True)
 def template_of(both_plans: Implementation, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    """Every test on the twin's template and plans, then on their Cython builds."""
-    use_unit(monkeypatch, __name__, both_plans, "template", ["SummaryTemplate", "find_blocks"])
+    """Every test on the twin's template and plans, then on the native units."""
+    use_unit(monkeypatch, __name__, both_plans, "template", ["SummaryTemplate"])
 
 
 ACTOR_REF = {"type": "user", "name": "alice"}

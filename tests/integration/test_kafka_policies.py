@@ -6,9 +6,10 @@ good set when an update does not compile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -64,6 +65,27 @@ def summary(translator: Translator) -> str:
     return str(out.activities[0]["spec"]["summary"])
 
 
+def loaded_reloader(policy_dir: Path) -> PolicyReloader:
+    """A reloader of the policy files, its first set loaded."""
+    reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
+    reloader.load()
+    return reloader
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    settings: KafkaSettings, reloader: PolicyReloader, interval: float = 0.1
+) -> AsyncIterator[KafkaPolicyWatcher]:
+    """``reloader`` following the policy topic, once synced; the watch stopped after."""
+    watcher = KafkaPolicyWatcher(settings, reloader, interval=interval)
+    watcher.start()
+    try:
+        await asyncio.wait_for(watcher.synced.wait(), 20)
+        yield watcher
+    finally:
+        await watcher.stop()
+
+
 def test_hot_reload_keeps_last_good_set(
     kafka_broker: TansuBroker, policy_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,16 +129,10 @@ def test_hot_reload_keeps_last_good_set(
             await watcher.stop()
 
         # a worker starting now reads the whole topic as one update
-        later = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
-        later.load()
-        watcher = KafkaPolicyWatcher(settings, later, interval=0.2)
-        watcher.start()
-        try:
-            await asyncio.wait_for(watcher.synced.wait(), 20)
+        later = loaded_reloader(policy_dir)
+        async with watching(settings, later, interval=0.2):
             assert later.current is not None
             assert summary(later.current.translator) == "alice launched deployment web"
-        finally:
-            await watcher.stop()
 
     asyncio.run(body())
     capsys.readouterr()
@@ -189,16 +205,10 @@ def test_an_idle_watch_after_a_multi_record_batch_does_not_restart(
             assert len({(await f).offset for f in sent}) == 3
         finally:
             await producer.stop()
-        reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
-        reloader.load()
-        watcher = KafkaPolicyWatcher(settings, reloader, interval=0.1)
-        watcher.start()
-        try:
-            await asyncio.wait_for(watcher.synced.wait(), 20)
+        reloader = loaded_reloader(policy_dir)
+        async with watching(settings, reloader):
             assert sorted(reloader.kv_entries) == names
             await asyncio.sleep(1.0)  # ten idle intervals
-        finally:
-            await watcher.stop()
 
     with caplog.at_level("WARNING", logger="processor.kafka.policies"):
         asyncio.run(body())
@@ -219,12 +229,8 @@ def test_a_policy_topic_created_anew_is_read_anew(
 
         await ensure_topics(settings)
         await publish_policies(settings, [(f"old{i}", launched) for i in range(4)])
-        reloader = PolicyReloader([str(policy_dir)], (), 1 << 20, Metrics())
-        reloader.load()
-        watcher = KafkaPolicyWatcher(settings, reloader, interval=0.1)
-        watcher.start()
-        try:
-            await asyncio.wait_for(watcher.synced.wait(), 20)
+        reloader = loaded_reloader(policy_dir)
+        async with watching(settings, reloader):
             assert sorted(reloader.kv_entries) == ["old0", "old1", "old2", "old3"]
             admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
             await admin.start()
@@ -235,7 +241,5 @@ def test_a_policy_topic_created_anew_is_read_anew(
             await ensure_topics(settings)
             await publish_policies(settings, [("new", launched)])
             await wait_for(lambda: sorted(reloader.kv_entries) == ["new"], "the new topic's set")
-        finally:
-            await watcher.stop()
 
     asyncio.run(body())

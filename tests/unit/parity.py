@@ -26,8 +26,8 @@ from processor.cel import program
 from processor.engine import Engine
 from processor.errors import RecordError
 from processor.native import Implementation, native, twin, use_native
-from processor.policy.loader import parse_policy_text
-from processor.policy.model import Policy
+from processor.policy.loader import load_policies, parse_policy_text
+from processor.policy.model import Policy, spec_to_policy
 from processor.records import audit_vars, decode_audit, decode_event
 from processor.records.event import classify_record, event_vars, involved_object, normalize_event
 from processor.translate import Translator
@@ -122,6 +122,28 @@ def generated_activations(count: int, mix: str, seed: int) -> list[tuple[str, di
     rule would see (the same ones for the same arguments)."""
     acts = [activation(r) for r in generate(count, seed=seed, mix=mix)]
     return [a for a in acts if a is not None]
+
+
+#: The project's bundled policies.
+BUNDLED = Path(__file__).resolve().parents[2] / "policies"
+
+
+def corpus_policies(corpus: str, request: pytest.FixtureRequest) -> list[Policy]:
+    """The ``bundled`` policies or the ``real`` policy corpus (``real_policies_dir``: skips, or
+    fails under PROCESSOR_REQUIRE_SHARED, without the shared corpus)."""
+    folder: Path = request.getfixturevalue("real_policies_dir") if corpus == "real" else BUNDLED
+    return load_policies([folder])
+
+
+def case_inputs(
+    case: Path, extra: list[tuple[str, dict[str, Any]]]
+) -> tuple[Policy, list[tuple[str, dict[str, Any]]]]:
+    """A conformance case's policy and the activations of its inputs, then of ``extra``."""
+    spec = yaml.safe_load(case.read_text())["spec"]
+    policy, errors, _ = spec_to_policy(spec["policy"])
+    assert policy is not None, errors
+    acts = [activation(item[item["type"]]) for item in spec["inputs"]]
+    return policy, [a for a in acts if a is not None] + extra
 
 
 def case_policies(case: Path) -> tuple[dict[str, Any], list[Policy]]:

@@ -47,25 +47,31 @@ def test_lists_group_audit_records_per_subject_and_carry_their_origins():
     assert corpus.lists(50) == [(s, p) for _, s, p in messages]
 
 
+#: The phases' figures the table tests share (each adds its counts and what it checks).
+PHASES: dict[str, object] = {
+    "stock_fetch_ack_msgs_per_s": 10_000.0,
+    "raw_pull_consumer_msgs_per_s": 30_000.0,
+    "worker_eventlist_records_per_s": 22_000.0,
+    "worker_eventlist_drain_s": 5.0,
+    "worker_single_records_per_s": 19_000.0,
+    "worker_single_drain_s": 6.0,
+    "live_capacity_records_per_s": 16_000.0,
+    "live_capacity_limit": "none",
+    "latency_rate_records_per_s": 8_000.0,
+    "p50_ms": 9.0,
+    "p99_ms": 50.0,
+    "half_drained_rate_records_per_s": 9_500.0,
+    "half_drained_p50_ms": 10.0,
+    "half_drained_p99_ms": 60.0,
+}
+
+
 def test_table_reports_the_eventlist_latency_when_measured():
     figures = {
+        **PHASES,
         "records": 100_000,
         "mix": "production",
-        "stock_fetch_ack_msgs_per_s": 10_000.0,
-        "raw_pull_consumer_msgs_per_s": 30_000.0,
-        "worker_eventlist_records_per_s": 22_000.0,
-        "worker_eventlist_drain_s": 5.0,
-        "worker_single_records_per_s": 19_000.0,
-        "worker_single_drain_s": 6.0,
-        "live_capacity_records_per_s": 16_000.0,
-        "live_capacity_limit": "none",
-        "latency_rate_records_per_s": 8_000.0,
-        "p50_ms": 9.0,
-        "p99_ms": 50.0,
         "samples": 80_000.0,
-        "half_drained_rate_records_per_s": 9_500.0,
-        "half_drained_p50_ms": 10.0,
-        "half_drained_p99_ms": 60.0,
         "half_drained_samples": 95_000.0,
     }
     before = format_table(figures, 100).splitlines()
@@ -105,22 +111,9 @@ def test_table_reports_the_eventlist_latency_when_measured():
 
 def test_table_reports_each_drain_s_cpu_under_its_worker_row():
     figures = {
+        **PHASES,
         "records": 1_000,
-        "stock_fetch_ack_msgs_per_s": 10_000.0,
-        "raw_pull_consumer_msgs_per_s": 30_000.0,
-        "worker_eventlist_records_per_s": 22_000.0,
-        "worker_eventlist_drain_s": 5.0,
-        "worker_single_records_per_s": 19_000.0,
-        "worker_single_drain_s": 6.0,
-        "live_capacity_records_per_s": 16_000.0,
-        "live_capacity_limit": "none",
-        "latency_rate_records_per_s": 8_000.0,
-        "p50_ms": 9.0,
-        "p99_ms": 50.0,
         "samples": 1_000.0,
-        "half_drained_rate_records_per_s": 9_500.0,
-        "half_drained_p50_ms": 10.0,
-        "half_drained_p99_ms": 60.0,
         "half_drained_samples": 1_000.0,
         "eventlist_drain_worker_cpu_pct": 61.0,
         "eventlist_drain_nats_server_cpu_pct": 55.0,

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from processor.cel import AUDIT_ENV, EVENT_ENV, ast
 from processor.cel.env import Environment
@@ -27,13 +26,16 @@ from processor.cel.program import Program
 from processor.cel.values import TypeValue, UInt
 from processor.errors import CelCompileError, CelEvalError
 from processor.native import Implementation, twin
-from processor.policy.loader import load_policies
-from processor.policy.model import Policy, spec_to_policy
+from processor.policy.model import Policy
 from processor.policy.template import find_blocks
 from tests.conftest import shared_files
-from tests.unit.parity import activation, generated_activations, implementation
+from tests.unit.parity import (
+    case_inputs,
+    corpus_policies,
+    generated_activations,
+    implementation,
+)
 
-BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 
 #: An expression: the name of its rule environment and its source.
@@ -136,13 +138,9 @@ def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
 def test_conformance_cases(case: Path, native_impl: Implementation) -> None:
     """Every expression of a case's policy on every input of the case (and the generated corpus
     for the same policy, where inputs alone give no error or no value)."""
-    spec = yaml.safe_load(case.read_text())["spec"]
-    policy, errors, _ = spec_to_policy(spec["policy"])
-    assert policy is not None, errors
-    acts = [activation(item[item["type"]]) for item in spec["inputs"]]
-    acts += generated(60, "standard")
+    policy, acts = case_inputs(case, generated(60, "standard"))
     tally = Tally()
-    tally.check(native_impl, policy_expressions([policy]), [a for a in acts if a is not None])
+    tally.check(native_impl, policy_expressions([policy]), acts)
     tally.assert_clean(errors=False)
 
 
@@ -151,11 +149,7 @@ def test_policy_corpus_on_generated_records(
     policies: str, native_impl: Implementation, request: pytest.FixtureRequest
 ) -> None:
     """The bundled policies and the real-policy corpus on the standard and production mixes."""
-    if policies == "real":
-        folder: Path = request.getfixturevalue("real_policies_dir")
-    else:
-        folder = BUNDLED
-    expressions = policy_expressions(load_policies([folder]))
+    expressions = policy_expressions(corpus_policies(policies, request))
     assert len(expressions) > 100
     tally = Tally()
     tally.check(native_impl, expressions, generated(150, "standard") + generated(50, "production"))

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from processor.native import native, twin, use_native
-from tests.unit.parity import implementation
-
-BUNDLED = Path(__file__).resolve().parents[2] / "policies"
+from tests.unit.parity import BUNDLED, implementation
 
 
 def run(code: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from processor.cel import AUDIT_ENV, EVENT_ENV
 from processor.cel.env import Environment
@@ -31,12 +30,15 @@ from processor.cel.values import TypeValue, UInt
 from processor.errors import TemplateError
 from processor.native import Implementation, twin
 from processor.policy import template as twin_template
-from processor.policy.loader import load_policies
-from processor.policy.model import Policy, spec_to_policy
+from processor.policy.model import Policy
 from tests.conftest import shared_files
-from tests.unit.parity import activation, generated_activations, implementation
+from tests.unit.parity import (
+    case_inputs,
+    corpus_policies,
+    generated_activations,
+    implementation,
+)
 
-BUNDLED = Path(__file__).resolve().parents[2] / "policies"
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 ENVS: dict[str, Environment] = {"audit": AUDIT_ENV, "event": EVENT_ENV}
 
@@ -127,13 +129,9 @@ def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
 @pytest.mark.parametrize("case", CASES)
 def test_conformance_cases(case: Path, native_impl: Implementation) -> None:
     """Every summary of a case's policy on every input of the case and on generated records."""
-    spec = yaml.safe_load(case.read_text())["spec"]
-    policy, errors, _ = spec_to_policy(spec["policy"])
-    assert policy is not None, errors
-    acts = [activation(item[item["type"]]) for item in spec["inputs"]]
-    acts += generated(60, "standard")
+    policy, acts = case_inputs(case, generated(60, "standard"))
     tally = Tally()
-    tally.check(native_impl, policy_summaries([policy]), [a for a in acts if a is not None])
+    tally.check(native_impl, policy_summaries([policy]), acts)
     tally.assert_clean(errors=False, links=False)
 
 
@@ -142,11 +140,7 @@ def test_policy_corpus_on_generated_records(
     policies: str, native_impl: Implementation, request: pytest.FixtureRequest
 ) -> None:
     """The bundled policies and the real-policy corpus on the standard and production mixes."""
-    if policies == "real":
-        folder: Path = request.getfixturevalue("real_policies_dir")
-    else:
-        folder = BUNDLED
-    summaries = policy_summaries(load_policies([folder]))
+    summaries = policy_summaries(corpus_policies(policies, request))
     assert len(summaries) > 20
     tally = Tally()
     tally.check(native_impl, summaries, generated(150, "standard") + generated(50, "production"))

@@ -32,8 +32,7 @@ from processor.records.lazy import decode_audit_split
 from processor.records.route import peek_route
 from processor.translate import _ROUTE, _SPLIT
 from tests.conftest import shared_files
-from tests.unit.parity import case_policies, impl, implementation  # noqa: F401
-from tests.unit.test_parity_translate import BUNDLED
+from tests.unit.parity import BUNDLED, case_policies, impl, implementation  # noqa: F401
 
 _NEEDS: dict[str, Any] = {
     "responseObject": {"metadata": {"uid": "whole", "name": "whole"}, "spec": "present"},

@@ -28,9 +28,7 @@ from processor.records import decode_audit
 from processor.records.route import peek_route, peek_selector
 from processor.translate import Output, Translator
 from tests.conftest import shared_files
-from tests.unit.parity import IMPLEMENTATIONS, case_policies, translator_on
-
-BUNDLED = Path(__file__).resolve().parents[2] / "policies"
+from tests.unit.parity import BUNDLED, IMPLEMENTATIONS, case_policies, translator_on
 
 
 def outcome(translator: Translator, payloads: list[bytes], hint: Any = None) -> dict[str, Any]:

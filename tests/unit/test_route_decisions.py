@@ -16,8 +16,8 @@ from processor.native import Implementation
 from processor.policy.compile import load_engine
 from processor.records.route import Routes
 from processor.translate import _ROUTE, _SPLIT, Output, Translator
-from tests.unit.parity import impl, translator_on  # noqa: F401
-from tests.unit.test_parity_translate import BUNDLED, outcome
+from tests.unit.parity import BUNDLED, impl, translator_on  # noqa: F401
+from tests.unit.test_parity_translate import outcome
 
 PATHS = sorted(str(p) for p in BUNDLED.rglob("*.yaml"))
 

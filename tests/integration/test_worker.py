@@ -62,9 +62,25 @@ async def with_worker(
     try:
         await body(worker, nc.jetstream())
     finally:
-        await nc.drain()
-        await worker.stop()
+        await guarded(nc.drain(), "the test connection's drain")
+        await guarded(worker.stop(), "the worker's stop")
     return sink
+
+
+async def guarded(step: Awaitable[Any], what: str, timeout: float = 120.0) -> Any:
+    """Await ``step``; if it has not returned within ``timeout`` (a guard: a teardown hung once,
+    silently, until pytest's timeout), fail naming it, with every task's stack."""
+    try:
+        return await asyncio.wait_for(step, timeout)
+    except TimeoutError:
+        stacks = []
+        for task in asyncio.all_tasks():
+            frames = "".join(
+                f"\n    {f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}"
+                for f in task.get_stack()
+            )
+            stacks.append(f"{task.get_name()} {task.get_coro()!r}{frames}")
+        raise AssertionError(f"{what} hung for {timeout}s; tasks:\n" + "\n".join(stacks)) from None
 
 
 @pytest.fixture

@@ -1,15 +1,29 @@
-"""The Kafka hot path: batches from ``getmany`` to the pipeline, and partition handover.
+"""The Kafka hot path: fetched record sets decoded off the event loop, handed to the pipeline.
 
 Measured on tansu (docs/kafka.md): Faust's per-event stream iteration reads 3-4k records/s, a raw
 aiokafka ``getmany`` loop 44-51k. So the records never pass through Faust: :class:`KafkaIntake`
 calls ``getmany`` and hands each partition's records to ``Pipeline.handle`` as one group.
+
+**Decoding off the event loop.** The consumer returns each partition's fetched record set whole
+(:mod:`processor.kafka.fetch`); the intake queues its decoding (CRC, decompression, record
+parsing: ``processor._native.kafkabatch`` releases the GIL for them) on one decode thread and,
+while it runs, hands over the sets decoded before: translating on the event loop's thread and
+decoding on the other core overlap. Sets are handed over in the order they were fetched, so a
+partition's records stay in offset order. At most ``lookahead`` sets wait (decoded or not).
 
 **Revoke.** When the group takes partitions away, :class:`Handover` (the consumer's rebalance
 listener) stops handing over their records, flushes the pipeline (insert, publish, settle
 everything handed over so far) and commits their settled offsets before the partitions go: the
 new owner starts after the last record this worker stored. If the flush does not finish within
 ``flush_timeout`` (ClickHouse down), the partitions go without it: the new owner re-reads from
-the last commit and the storage dedup absorbs the repeats.
+the last commit and the storage dedup absorbs the repeats. Sets fetched before a revoke are
+never handed over, even when the partition comes back (its records are read again from the
+commit).
+
+**A corrupt record batch** (CRC mismatch, undecodable compression, records that do not fit): the
+records before it are handed over, the partition is sought back to the batch and fetched again
+after :data:`CORRUPT_BACKOFF` seconds, and ``/healthz`` reports it (``kafka`` check) until a
+fetch of that partition decodes cleanly, as aiokafka itself retries such a fetch.
 """
 
 from __future__ import annotations
@@ -17,28 +31,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from processor.kafka.transport import KafkaDelivery, KafkaTransport
+from processor.kafka.batches import KafkaDelivery
+from processor.kafka.fetch import FetchedSet, decoder
+from processor.kafka.transport import Chunk, KafkaTransport, deliveries_of
 from processor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Handover", "KafkaIntake"]
+__all__ = ["CORRUPT_BACKOFF", "LOOKAHEAD", "Handover", "KafkaIntake"]
 
-Handle = Callable[[Sequence[KafkaDelivery], str, str], None]
+#: ``Pipeline.handle`` (deliveries: :class:`~processor.kafka.batches.KafkaDelivery`)
+Handle = Callable[[Sequence[Any], str, str], None]
+TP = tuple[str, int]
+
+#: Fetched sets waiting to be handed over (decoded or being decoded): each holds up to
+#: ``--pull-max-bytes`` of one partition.
+LOOKAHEAD = 4
+#: Seconds before a partition whose fetch held a corrupt batch is fetched again.
+CORRUPT_BACKOFF = 1.0
+
+
+def _decode(fetched: FetchedSet) -> tuple[list[KafkaDelivery], int, str]:
+    """Runs on the decode thread."""
+    return decoder().decode(  # type: ignore[no-any-return]
+        fetched.data,
+        fetched.fetch_offset,
+        fetched.topic,
+        fetched.partition,
+        fetched.check_crcs,
+        Chunk,
+    )
 
 
 class KafkaIntake:
-    """Read batches with ``getmany`` and hand them to the pipeline.
+    """Read fetched sets with ``getmany``, decode them on a thread, hand them to the pipeline.
 
     Args:
-        consumer: a subscribed ``AIOKafkaConsumer`` (manual commits).
+        consumer: a subscribed ``AIOKafkaConsumer`` (manual commits); with
+            ``value_deserializer=RECORD_SETS`` its fetches come as :class:`FetchedSet`, else as
+            aiokafka's records (handed over as they are).
         transport: tracks what is handed over (its :class:`~processor.kafka.transport.OffsetBook`).
         handle: ``Pipeline.handle``.
         sources: topic -> ``audit`` / ``event``.
-        max_records: records per ``getmany``.
+        max_records: records (or fetched sets) per ``getmany``.
+        lookahead: fetched sets that may wait to be handed over.
     """
 
     def __init__(
@@ -48,52 +89,131 @@ class KafkaIntake:
         handle: Handle,
         sources: Mapping[str, str],
         max_records: int,
+        lookahead: int = LOOKAHEAD,
     ) -> None:
         self.consumer = consumer
         self.transport = transport
         self.handle = handle
         self.sources = dict(sources)
         self.max_records = max_records
+        self.lookahead = max(1, lookahead)
         self.paused = False
         #: partitions being given up: their records are no longer handed over
-        self.revoking: set[tuple[str, int]] = set()
+        self.revoking: set[TP] = set()
         self.handed = 0
         self.error = ""
+        #: partition -> why its last fetch could not be decoded (until one decodes cleanly)
+        self.corrupt: dict[TP, str] = {}
+        #: partition -> its assignment generation: sets fetched under an older one are dropped
+        self._epochs: dict[TP, int] = {}
+        self._backoff: set[TP] = set()
+        self._decoder: ThreadPoolExecutor | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="kafka-decode")
         self._task = asyncio.ensure_future(self._run())
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def revoke(self, tps: Sequence[TP]) -> None:
+        """Stop handing over ``tps`` (being given up): what was fetched for them is dropped."""
+        self.revoking.update(tps)
+        for tp in tps:
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
+            self.corrupt.pop(tp, None)
+
     async def _run(self) -> None:
         from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-        consumer, book = self.consumer, self.transport.book
+        consumer = self.consumer
+        loop = asyncio.get_running_loop()
+        #: (partition, its epoch then, a decode future or aiokafka's records), in fetch order
+        waiting: deque[tuple[TP, int, Any]] = deque()
         while not self._stopping:
-            try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
-            except ConsumerStoppedError:
-                return
-            except KafkaError as exc:
-                self.error = f"fetch failing: {exc!r}"
-                log.warning("getmany failed, retrying: %r", exc)
-                await asyncio.sleep(0.5)
+            if len(waiting) < self.lookahead:
+                try:
+                    batches = await consumer.getmany(
+                        timeout_ms=0 if waiting else 200, max_records=self.max_records
+                    )
+                except ConsumerStoppedError:
+                    return
+                except KafkaError as exc:
+                    self.error = f"fetch failing: {exc!r}"
+                    log.warning("getmany failed, retrying: %r", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                self.error = ""
+                for tp, items in batches.items():
+                    key = (tp.topic, tp.partition)
+                    if not items or key in self.revoking:
+                        continue
+                    epoch = self._epochs.get(key, 0)
+                    if isinstance(items[0], FetchedSet):
+                        for fetched in items:
+                            future = loop.run_in_executor(self._decoder, _decode, fetched)
+                            waiting.append((key, epoch, future))
+                    else:
+                        waiting.append((key, epoch, items))
+            if not waiting:
                 continue
-            self.error = ""
-            if batches:
-                # let the fetcher ask for the next records of the drained partitions before the
-                # CPU goes to translating these: the broker's work overlaps the worker's
-                await asyncio.sleep(0)
-            for tp, records in batches.items():
-                if not records or (tp.topic, tp.partition) in self.revoking or self._stopping:
-                    continue  # given up meanwhile: the new owner reads them from the commit
-                deliveries = book.hand_over(tp.topic, tp.partition, records)
+            key, epoch, pending = waiting.popleft()
+            if isinstance(pending, asyncio.Future):
+                try:
+                    deliveries, corrupt_at, reason = await pending
+                except Exception as exc:  # a decoder fault: the set is fetched again
+                    deliveries, corrupt_at, reason = [], -2, f"decoding failed: {exc!r}"
+            else:
+                deliveries, corrupt_at, reason = deliveries_of(key[0], key[1], pending), -1, ""
+            if self._stopping or key in self.revoking or epoch != self._epochs.get(key, 0):
+                continue  # given up meanwhile: the new owner reads them from the commit
+            if deliveries:
+                self.transport.book.take(key[0], key[1], deliveries[0].chunk)
                 self.handed += len(deliveries)
-                self.handle(deliveries, self.sources[tp.topic], str(tp.partition))
+                self.handle(deliveries, self.sources[key[0]], str(key[1]))
+            if corrupt_at != -1:
+                self._corrupt(key, deliveries, corrupt_at, reason)
+            elif key in self.corrupt:
+                del self.corrupt[key]
+                log.info("%s/%d decodes again", *key)
+
+    def _corrupt(self, key: TP, deliveries: Sequence[KafkaDelivery], at: int, reason: str) -> None:
+        """Seek ``key`` back to the corrupt batch at ``at`` (-2: to the set's first record not
+        handed over) and fetch it again after :data:`CORRUPT_BACKOFF`."""
+        from aiokafka.structs import TopicPartition
+
+        if at < 0:
+            at = deliveries[-1].offset + 1 if deliveries else -1
+        self._epochs[key] = self._epochs.get(key, 0) + 1  # the sets fetched after it are stale
+        self.corrupt[key] = f"{key[0]}/{key[1]} offset {at}: {reason}"
+        log.error("corrupt record batch in %s; fetching it again", self.corrupt[key])
+        tp = TopicPartition(*key)
+        if at >= 0:
+            self.consumer.seek(tp, at)
+        if key not in self._backoff:
+            self._backoff.add(key)
+            self.consumer.pause(tp)
+            asyncio.get_running_loop().call_later(CORRUPT_BACKOFF, self._retry, key)
+
+    def _retry(self, key: TP) -> None:
+        from aiokafka.structs import TopicPartition
+
+        self._backoff.discard(key)
+        tp = TopicPartition(*key)
+        if not self.paused and tp in self.consumer.assignment():
+            self.consumer.resume(tp)
+
+    @property
+    def health(self) -> str:
+        """Why fetching is not well: the fetch error, or the partitions with corrupt batches."""
+        if self.error:
+            return self.error
+        if self.corrupt:
+            return "corrupt record batch: " + "; ".join(self.corrupt.values())
+        return ""
 
     def pause(self) -> None:
         self.paused = True
@@ -101,13 +221,17 @@ class KafkaIntake:
 
     def resume(self) -> None:
         self.paused = False
-        self.consumer.resume(*self.consumer.assignment())
+        held = self._backoff  # partitions waiting to fetch a corrupt batch again stay paused
+        tps = [tp for tp in self.consumer.assignment() if (tp.topic, tp.partition) not in held]
+        self.consumer.resume(*tps)
 
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._decoder is not None:
+            self._decoder.shutdown(wait=True)
 
 
 class Handover:
@@ -159,7 +283,7 @@ class Handover:
         self.revocations += 1
         self.metrics.kafka_rebalances.labels("revoked").inc()
         intake = self.intake
-        intake.revoking.update(tps)
+        intake.revoke(tps)
         try:
             await asyncio.wait_for(asyncio.shield(self.flush()), self.flush_timeout)
         except TimeoutError:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from processor.kafka.batches import KafkaDelivery
 from processor.stream.publisher import PublishError
 from processor.transport import Item, Message
 
@@ -43,6 +44,7 @@ __all__ = [
     "KafkaPublishError",
     "KafkaTransport",
     "OffsetBook",
+    "deliveries_of",
 ]
 
 #: Ids of the dead letters a worker stored that it remembers (about 100 bytes each): a re-read
@@ -68,16 +70,14 @@ class Chunk:
     left: int
 
 
-@dataclass(slots=True)
-class KafkaDelivery:
-    """One Kafka input record as the pipeline sees it (:class:`~processor.transport.Message`)."""
+def deliveries_of(topic: str, partition: int, records: Sequence[Any]) -> list[KafkaDelivery]:
+    """Deliveries of ``records`` (aiokafka ``ConsumerRecord``s of one partition, in offset
+    order, at least one) sharing one :class:`Chunk`, as the record-set decoder makes them."""
+    from processor.kafka.fetch import decoder
 
-    data: bytes
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    chunk: Chunk
+    delivery = decoder().KafkaDelivery
+    chunk = Chunk(records[0].offset, records[-1].offset + 1, len(records))
+    return [delivery(r.value, topic, partition, r.offset, r.key, chunk) for r in records]
 
 
 @dataclass
@@ -96,10 +96,14 @@ class OffsetBook:
     def hand_over(self, topic: str, partition: int, records: Sequence[Any]) -> list[KafkaDelivery]:
         """Deliveries of ``records`` (aiokafka ``ConsumerRecord``s of one partition, in offset
         order), tracked until settled."""
-        part = self._parts.setdefault((topic, partition), _Partition())
-        chunk = Chunk(records[0].offset, records[-1].offset + 1, len(records))
-        part.chunks.append(chunk)
-        return [KafkaDelivery(r.value, topic, partition, r.offset, r.key, chunk) for r in records]
+        deliveries = deliveries_of(topic, partition, records)
+        self.take(topic, partition, deliveries[0].chunk)
+        return deliveries
+
+    def take(self, topic: str, partition: int, chunk: Chunk) -> None:
+        """Track ``chunk`` (records of one partition handed over together, after the ones
+        before) until its records are settled."""
+        self._parts.setdefault((topic, partition), _Partition()).chunks.append(chunk)
 
     def settle(self, deliveries: Sequence[KafkaDelivery]) -> set[tuple[str, int]]:
         """Mark ``deliveries`` settled; the partitions whose settled prefix grew."""
@@ -229,8 +233,9 @@ class KafkaTransport:
             if msg_id:
                 headers.append(("id", msg_id.encode()))
             key = partition = None
-            if isinstance(owner, KafkaDelivery):
-                key, partition = owner.key, owner.partition % n
+            if owner is not None:  # a KafkaDelivery (the twin's or the native one)
+                d: KafkaDelivery = owner  # type: ignore[assignment]
+                key, partition = d.key, d.partition % n
             try:
                 futures.append(
                     await send(topic, payload, key=key, partition=partition, headers=headers)

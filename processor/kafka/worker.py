@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import processor
 from processor.config import Settings
+from processor.kafka.fetch import RECORD_SETS
+from processor.kafka.fetch import install as install_fetch_hook
 from processor.kafka.intake import Handover, KafkaIntake
 from processor.kafka.policies import KafkaPolicyWatcher
 from processor.kafka.produce import new_producer
@@ -93,6 +95,7 @@ class KafkaWorker(Worker):
             max_request_size=MAX_REQUEST_BYTES,
         )
         await producer.start()
+        sets = install_fetch_hook()  # fetched record sets decoded off the event loop
         self.consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=k.bootstrap,
             client_id="activity-processor",
@@ -100,6 +103,7 @@ class KafkaWorker(Worker):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=s.pull_max_bytes,
             fetch_max_bytes=s.pull_budget_bytes,
+            value_deserializer=RECORD_SETS if sets else None,
             **k.consumer_options(),
         )
         self.transport = transport = KafkaTransport(
@@ -149,7 +153,7 @@ class KafkaWorker(Worker):
             return "not started"
         if not self.intake.running and self.ready:
             return "the consumer stopped"
-        return self.intake.error
+        return self.intake.health
 
     def _pressure(self, paused: bool) -> None:
         log.info(

@@ -64,6 +64,7 @@ EXTENSIONS = (
     "template",
     "activity",
     "ingestsplit",
+    "kafkabatch",
 )
 
 Name = Literal["native", "python"]

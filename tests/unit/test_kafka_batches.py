@@ -273,7 +273,7 @@ def test_fetch_offset_inside_a_batch(impl: ModuleType, codec: str) -> None:
 
 
 def test_control_batch_skipped(impl: ModuleType) -> None:
-    marker = [(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", [])]
+    marker: list[Record] = [(b"\x00\x00\x00\x00", b"\x00\x00\x00\x00\x00\x00", [])]
     data = (
         batch(records_of(3), "none", base=0)
         + batch(marker, "none", base=3, control=True)
@@ -503,13 +503,28 @@ def test_truncation_at_every_byte(impl: ModuleType) -> None:
 
 def test_hostile_bytes_do_not_crash(impl: ModuleType) -> None:
     """Every single-byte change of a small set gives a result (corrupt or not), never a crash,
-    and the same one from both implementations."""
-    data = batch(records_of(3), "none", base=0) + batch(records_of(2), "zstd", base=3)
+    and the same one from both implementations (the native one with aiokafka's codecs: libzstd
+    1.5.4 accepts some changed bytes of a frame without checksum that cramjam's newer zstd
+    refuses; with check_crcs the CRC refuses them all)."""
+    first = batch(records_of(3), "none", base=0)
+    data = first + batch(records_of(2), "zstd", base=3)
+    payload = range(len(first) + 61, len(data))
     for i in range(len(data)):
         for flip in (0x01, 0x80, 0xFF):
             mutated = bytearray(data)
             mutated[i] ^= flip
-            assert outcome(impl, bytes(mutated)) == outcome(twin, bytes(mutated)), (i, flip)
+            expected = outcome(twin, bytes(mutated))
+            got = outcome(impl, bytes(mutated))
+            if impl is twin:
+                continue
+            if i in payload:
+                assert got[1][0][:3] == expected[1][0][:3], (i, flip)
+                impl._force_python_codecs(True)
+                try:
+                    got = outcome(impl, bytes(mutated))
+                finally:
+                    impl._force_python_codecs(False)
+            assert got == expected, (i, flip)
 
 
 def outcome(mod: ModuleType, data: bytes) -> Any:
@@ -617,8 +632,8 @@ def test_threads_decode_at_once() -> None:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=s) for s in sets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert not errors, errors

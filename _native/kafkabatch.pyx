@@ -150,7 +150,7 @@ cdef object _walk_headers(bytes data):
         legacy = kb_headers(p, size, &found, &last_base, &last_delta, &legacy_base, &magic,
                             &short_pos, &short_len)
     if legacy:
-        raise UnsupportedBatch(f"batch at offset {legacy_base} has magic {magic} (legacy format)")
+        raise UnsupportedBatch(f"batch at offset {legacy_base} has magic {magic}, not 2")
     if not found:
         return None
     return last_base, last_delta

@@ -24,8 +24,8 @@ Varints are zigzag-encoded (at most 10 bytes, 64 bits); a length of -1 is None.
 - a batch is complete when ``12 + batchLength`` bytes are left; the first incomplete one ends the
   set (it is fetched again); a ``batchLength`` below 49 (the header after its first 12 bytes)
   is corrupt;
-- magic 0/1 (the legacy format) raises :class:`UnsupportedBatch`: the caller reads that set with
-  aiokafka's own path;
+- a magic other than 2 (0/1: the legacy format) raises :class:`UnsupportedBatch`: the caller
+  reads that set with aiokafka's own path;
 - with ``check_crcs``, the CRC-32C of the bytes from ``attributes`` to the batch end must be the
   header's ``crc``;
 - control batches (``attributes`` bit 5: transaction markers) carry no data and are skipped;
@@ -87,7 +87,8 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 class UnsupportedBatch(Exception):
-    """A complete batch of magic 0/1 (legacy format): the caller uses aiokafka's path."""
+    """A complete batch of magic 0/1 (legacy format; or any magic but 2): the caller uses
+    aiokafka's path."""
 
 
 @dataclass(slots=True)
@@ -128,7 +129,7 @@ def _headers(data: bytes) -> tuple[int, list[tuple[int, int, int]], str]:
             break
         if length >= _MAGIC_AT + 1 - LOG_OVERHEAD and data[pos + _MAGIC_AT] != 2:
             raise UnsupportedBatch(
-                f"batch at offset {base} has magic {data[pos + _MAGIC_AT]} (legacy format)"
+                f"batch at offset {base} has magic {data[pos + _MAGIC_AT]}, not 2"
             )
         if length < HEADER_SIZE - LOG_OVERHEAD:
             return after, found, f"batch length {length} below the header's 49 bytes"
@@ -144,8 +145,8 @@ def scan(data: bytes) -> int:
     1``), or -1 when ``data`` holds no complete batch.
 
     Reads the headers only (no CRC, no decompression): it runs on the event loop for every
-    fetch. Raises :class:`UnsupportedBatch` if a complete batch has magic 0/1. A ``batchLength``
-    below 49 is corrupt: the walk stops there (:func:`decode` reports it).
+    fetch. Raises :class:`UnsupportedBatch` if a complete batch has magic 0/1 (or any but 2).
+    A ``batchLength`` below 49 is corrupt: the walk stops there (:func:`decode` reports it).
     """
     return _headers(data)[0]
 

@@ -14,7 +14,7 @@ import ctypes
 import os
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -197,11 +197,23 @@ def run(mod: ModuleType, data: bytes, fetch_offset: int = 0, check_crcs: bool = 
     return [(d.offset, d.key, d.data) for d in deliveries], corrupt_at, reason
 
 
+def native_if_built() -> ModuleType | None:
+    """The native module; None when it is not built and not required, or the twin is forced."""
+    if os.environ.get("PROCESSOR_NO_EXTENSIONS") == "1":
+        return None
+    try:
+        return require("kafkabatch")
+    except ExtensionMissingError:
+        if os.environ.get("PROCESSOR_REQUIRE_EXTENSIONS") == "1":
+            raise
+        return None
+
+
 def same_everywhere(data: bytes, fetch_offset: int = 0, check_crcs: bool = True) -> Out:
     """The twin's result, after checking the native module (both codec branches) gives it."""
     expected = run(twin, data, fetch_offset, check_crcs)
-    if os.environ.get("PROCESSOR_NO_EXTENSIONS") != "1":
-        mod = native_module()
+    mod = native_if_built()
+    if mod is not None:
         assert run(mod, data, fetch_offset, check_crcs) == expected
         assert mod.scan(data) == twin.scan(data)
         mod._force_python_codecs(True)
@@ -598,12 +610,69 @@ def test_codec_branches_identical(python_codecs: ModuleType, codec: str) -> None
     assert run(python_codecs, data) == forced == (reference(data), -1, "")
 
 
+def _zstd_streamed(body: bytes) -> bytes:
+    import cramjam
+
+    compressor = cramjam.zstd.Compressor()
+    compressor.compress(body[: len(body) // 3])
+    compressor.compress(body[len(body) // 3 :])
+    return bytes(compressor.finish())
+
+
+def _lz4_linked(body: bytes) -> bytes:
+    import cramjam
+
+    compressor = cramjam.lz4.Compressor(content_checksum=True, block_linked=True)
+    compressor.compress(body)
+    return bytes(compressor.finish())
+
+
+def _two_frames(encode: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    return lambda body: encode(body[:1000]) + encode(body[1000:])
+
+
+@pytest.mark.parametrize(
+    ("codec", "framing"),
+    [
+        ("zstd", "one frame, content size"),
+        ("zstd", "streamed, no content size"),
+        ("zstd", "two frames"),
+        ("lz4", "one frame"),
+        ("lz4", "linked blocks, checksum"),
+        ("lz4", "two frames"),
+    ],
+)
+def test_library_framings(python_codecs: ModuleType, codec: str, framing: str) -> None:
+    """The framings producers write (Java streams zstd without a content size), and output
+    far larger than its input (the output buffer grows), decoded alike by both branches."""
+    from aiokafka.codec import lz4_encode, zstd_encode
+
+    encode = {
+        "one frame, content size": zstd_encode,
+        "streamed, no content size": _zstd_streamed,
+        "one frame": lz4_encode,
+        "linked blocks, checksum": _lz4_linked,
+        "two frames": _two_frames(zstd_encode if codec == "zstd" else lz4_encode),
+    }[framing]
+    records: list[Record] = [(b"k", b"a" * 300_000, []), *records_of(50, size=3000)]
+    plain = batch(records, "none", base=40)
+    count = len(records)
+    data = raw_batch(encode(plain[61:]), count, base=40, attributes=CODECS[codec])
+    assert len(data) * 10 < len(plain)
+    expected = (reference(plain), -1, "")
+    assert run(twin, data) == expected
+    assert run(python_codecs, data) == expected
+    python_codecs._force_python_codecs(False)
+    assert run(python_codecs, data) == expected
+
+
 def test_crc_forms_agree() -> None:
     """The SSE4.2 CRC-32C and the table give aiokafka's CRC at every length and alignment."""
     mod = native_module()
-    blob = os.urandom(4096)
+    blob = os.urandom(80_000)
+    lengths = (0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 767, 768, 769, 1000, 4000, 24_575, 24_576)
     for start in range(9):
-        for n in (0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4000):
+        for n in (*lengths, 24_577, 50_000, 3 * 24_576 + 3 * 256 + 13):
             piece = blob[start : start + n]
             expected = calc_crc32c(piece)
             assert mod._crc32c(piece, True) == expected

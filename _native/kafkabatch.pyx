@@ -76,10 +76,13 @@ cdef object _python_codec(int codec):
 
 
 @cython.freelist(256)
+@cython.no_gc
 cdef class KafkaDelivery:
     """One Kafka input record as the pipeline sees it (:class:`~processor.transport.Message`).
 
-    ``chunk`` is shared by the deliveries of one decode (the transport's ``Chunk``).
+    ``chunk`` is shared by the deliveries of one decode (the transport's ``Chunk``). Outside the
+    cyclic garbage collector (a delivery holds bytes, ints, a str and its chunk, which refers to
+    no delivery): the collector does not walk the deliveries of every fetch.
     """
 
     cdef public object data

@@ -47,7 +47,10 @@ for every attributes value below 128, and producers write 0).
 
 **Decompression.** gzip, snappy (Kafka's xerial framing), lz4 (frame format) and zstd through
 aiokafka's own codec functions; the native module decompresses zstd and lz4 with libzstd and
-liblz4 without the GIL. The output of one batch is bounded by :data:`MAX_DECOMPRESSED`.
+liblz4 without the GIL. The output of one batch is bounded by :data:`MAX_DECOMPRESSED`. The
+libraries give the same records for every valid frame; on a damaged frame without a content
+checksum they may differ (libzstd 1.5.4 accepts some damaged bytes that cramjam's newer zstd
+refuses): the batch's CRC, checked by default, refuses those first.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ __all__ = [
     "MAX_DECOMPRESSED",
     "KafkaDelivery",
     "UnsupportedBatch",
+    "batch_span",
     "codecs",
     "decode",
     "scan",
@@ -152,6 +153,24 @@ def scan(data: bytes) -> int:
     A ``batchLength`` below 49 is corrupt: the walk stops there (:func:`decode` reports it).
     """
     return _headers(data)[0]
+
+
+def batch_span(data: bytes, base: int) -> tuple[int, int, int] | None:
+    """``(start, end, next_offset)`` of the complete batch whose base offset is ``base``, or None.
+
+    For the intake giving up on a corrupt batch (not a per-record path: no native twin).
+    ``next_offset`` is the base offset of the batch after it when one follows in ``data``, else
+    ``base + lastOffsetDelta + 1``; the delta is under the CRC, so a negative one gives None.
+    """
+    _, batches, _ = _headers(data)
+    for i, (start, end, first) in enumerate(batches):
+        if first != base:
+            continue
+        if i + 1 < len(batches) and batches[i + 1][2] > base:
+            return start, end, batches[i + 1][2]
+        delta = _HEADER.unpack_from(data, start)[6]
+        return (start, end, base + delta + 1) if delta >= 0 else None
+    return None
 
 
 class _Short(Exception):

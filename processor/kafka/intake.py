@@ -23,7 +23,11 @@ commit).
 **A corrupt record batch** (CRC mismatch, undecodable compression, records that do not fit): the
 records before it are handed over, the partition is sought back to the batch and fetched again
 after :data:`CORRUPT_BACKOFF` seconds, and ``/healthz`` reports it (``kafka`` check) until a
-fetch of that partition decodes cleanly, as aiokafka itself retries such a fetch.
+fetch of that partition decodes cleanly (a transient fault). After :data:`CORRUPT_ATTEMPTS`
+fetches that found the same batch corrupt, it is stored so in the broker's log: the batch's bytes
+are dead-lettered whole (``unmarshal``, base64, with the reason: ``reject``, the pipeline's), it
+is settled as one record once the dead letter is stored, and the partition goes on after it.
+A batch whose extent cannot be read (a corrupt header) is retried for ever, named by ``/healthz``.
 """
 
 from __future__ import annotations
@@ -36,17 +40,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from processor.kafka.batches import KafkaDelivery
+from processor.deadletter import UNMARSHAL
+from processor.kafka.batches import KafkaDelivery, batch_span
 from processor.kafka.fetch import FetchedSet, decoder
 from processor.kafka.transport import Chunk, KafkaTransport, deliveries_of
 from processor.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CORRUPT_BACKOFF", "LOOKAHEAD", "Handover", "KafkaIntake"]
+__all__ = ["CORRUPT_ATTEMPTS", "CORRUPT_BACKOFF", "LOOKAHEAD", "Handover", "KafkaIntake"]
 
 #: ``Pipeline.handle`` (deliveries: :class:`~processor.kafka.batches.KafkaDelivery`)
 Handle = Callable[[Sequence[Any], str, str], None]
+#: ``Pipeline.reject``: dead-letter a delivery whole (delivery, source, partition, error, type)
+Reject = Callable[[Any, str, str, str, str], None]
 TP = tuple[str, int]
 
 #: Fetched sets waiting to be handed over (decoded or being decoded): each holds up to
@@ -54,6 +61,8 @@ TP = tuple[str, int]
 LOOKAHEAD = 4
 #: Seconds before a partition whose fetch held a corrupt batch is fetched again.
 CORRUPT_BACKOFF = 1.0
+#: Fetches finding the same batch corrupt before it is dead-lettered and passed.
+CORRUPT_ATTEMPTS = 3
 
 
 def _decode(fetched: FetchedSet) -> tuple[list[KafkaDelivery], int, str]:
@@ -80,6 +89,8 @@ class KafkaIntake:
         sources: topic -> ``audit`` / ``event``.
         max_records: records (or fetched sets) per ``getmany``.
         lookahead: fetched sets that may wait to be handed over.
+        reject: ``Pipeline.reject``, for a batch corrupt in the broker's log; None: such a batch
+            is retried for ever.
     """
 
     def __init__(
@@ -90,6 +101,7 @@ class KafkaIntake:
         sources: Mapping[str, str],
         max_records: int,
         lookahead: int = LOOKAHEAD,
+        reject: Reject | None = None,
     ) -> None:
         self.consumer = consumer
         self.transport = transport
@@ -97,6 +109,9 @@ class KafkaIntake:
         self.sources = dict(sources)
         self.max_records = max_records
         self.lookahead = max(1, lookahead)
+        self.reject = reject
+        #: corrupt batches dead-lettered and passed
+        self.rejected = 0
         self.paused = False
         #: partitions being given up: their records are no longer handed over
         self.revoking: set[TP] = set()
@@ -107,6 +122,8 @@ class KafkaIntake:
         #: partition -> its assignment generation: sets fetched under an older one are dropped
         self._epochs: dict[TP, int] = {}
         self._backoff: set[TP] = set()
+        #: partition -> (the corrupt batch's offset, fetches that found it so)
+        self._attempts: dict[TP, tuple[int, int]] = {}
         self._decoder: ThreadPoolExecutor | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -131,8 +148,9 @@ class KafkaIntake:
 
         consumer = self.consumer
         loop = asyncio.get_running_loop()
-        #: (partition, its epoch then, a decode future or aiokafka's records), in fetch order
-        waiting: deque[tuple[TP, int, Any]] = deque()
+        #: (partition, its epoch then, the set or aiokafka's records, the set's decoding or
+        #: None), in fetch order
+        waiting: deque[tuple[TP, int, Any, Any]] = deque()
         while not self._stopping:
             if len(waiting) < self.lookahead:
                 try:
@@ -155,19 +173,19 @@ class KafkaIntake:
                     if isinstance(items[0], FetchedSet):
                         for fetched in items:
                             future = loop.run_in_executor(self._decoder, _decode, fetched)
-                            waiting.append((key, epoch, future))
+                            waiting.append((key, epoch, fetched, future))
                     else:
-                        waiting.append((key, epoch, items))
+                        waiting.append((key, epoch, items, None))
             if not waiting:
                 continue
-            key, epoch, pending = waiting.popleft()
-            if isinstance(pending, asyncio.Future):
+            key, epoch, fetched, future = waiting.popleft()
+            if future is not None:
                 try:
-                    deliveries, corrupt_at, reason = await pending
+                    deliveries, corrupt_at, reason = await future
                 except Exception as exc:  # a decoder fault: the set is fetched again
                     deliveries, corrupt_at, reason = [], -2, f"decoding failed: {exc!r}"
             else:
-                deliveries, corrupt_at, reason = deliveries_of(key[0], key[1], pending), -1, ""
+                deliveries, corrupt_at, reason = deliveries_of(key[0], key[1], fetched), -1, ""
             if self._stopping or key in self.revoking or epoch != self._epochs.get(key, 0):
                 continue  # given up meanwhile: the new owner reads them from the commit
             if deliveries:
@@ -175,28 +193,67 @@ class KafkaIntake:
                 self.handed += len(deliveries)
                 self.handle(deliveries, self.sources[key[0]], str(key[1]))
             if corrupt_at != -1:
-                self._corrupt(key, deliveries, corrupt_at, reason)
+                self._corrupt(key, fetched, deliveries, corrupt_at, reason)
             elif key in self.corrupt:
                 del self.corrupt[key]
+                self._attempts.pop(key, None)
                 log.info("%s/%d decodes again", *key)
 
-    def _corrupt(self, key: TP, deliveries: Sequence[KafkaDelivery], at: int, reason: str) -> None:
+    def _corrupt(
+        self,
+        key: TP,
+        fetched: FetchedSet,
+        deliveries: Sequence[KafkaDelivery],
+        at: int,
+        reason: str,
+    ) -> None:
         """Seek ``key`` back to the corrupt batch at ``at`` (-2: to the set's first record not
-        handed over) and fetch it again after :data:`CORRUPT_BACKOFF`."""
+        handed over) and fetch it again after :data:`CORRUPT_BACKOFF`; the
+        :data:`CORRUPT_ATTEMPTS`-th time, dead-letter the batch and go on after it."""
         from aiokafka.structs import TopicPartition
 
         if at < 0:
             at = deliveries[-1].offset + 1 if deliveries else -1
         self._epochs[key] = self._epochs.get(key, 0) + 1  # the sets fetched after it are stale
+        tp = TopicPartition(*key)
+        seen, count = self._attempts.get(key, (at, 0))
+        count = count + 1 if seen == at else 1
+        self._attempts[key] = (at, count)
+        if count >= CORRUPT_ATTEMPTS and at >= 0 and self._reject_batch(key, fetched, at, reason):
+            return
         self.corrupt[key] = f"{key[0]}/{key[1]} offset {at}: {reason}"
         log.error("corrupt record batch in %s; fetching it again", self.corrupt[key])
-        tp = TopicPartition(*key)
         if at >= 0:
             self.consumer.seek(tp, at)
         if key not in self._backoff:
             self._backoff.add(key)
             self.consumer.pause(tp)
             asyncio.get_running_loop().call_later(CORRUPT_BACKOFF, self._retry, key)
+
+    def _reject_batch(self, key: TP, fetched: FetchedSet, at: int, reason: str) -> bool:
+        """Dead-letter the batch at offset ``at`` of ``fetched`` and seek past it; False when
+        there is no ``reject`` or the batch's extent cannot be read."""
+        from aiokafka.structs import TopicPartition
+
+        span = batch_span(fetched.data, at) if self.reject is not None else None
+        if span is None or self.reject is None:
+            return False
+        start, end, after = span
+        chunk = Chunk(at, after, 1)
+        delivery = decoder().KafkaDelivery(fetched.data[start:end], key[0], key[1], at, None, chunk)
+        error = (
+            f"corrupt Kafka record batch, offsets {at}-{after - 1} of {key[0]}/{key[1]}: "
+            f"{reason} (in {CORRUPT_ATTEMPTS} fetches)"
+        )
+        self.transport.book.take(key[0], key[1], chunk)
+        self.handed += 1
+        self.reject(delivery, self.sources[key[0]], str(key[1]), error, UNMARSHAL)
+        self.rejected += 1
+        log.error("%s: dead-lettered whole; going on at offset %d", error, after)
+        self.consumer.seek(TopicPartition(*key), after)
+        self.corrupt.pop(key, None)
+        self._attempts.pop(key, None)
+        return True
 
     def _retry(self, key: TP) -> None:
         from aiokafka.structs import TopicPartition

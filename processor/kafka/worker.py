@@ -122,7 +122,7 @@ class KafkaWorker(Worker):
         self._tasks.append(asyncio.ensure_future(pipeline.run()))
         sources = {k.audit_topic: "audit", k.event_topic: "event"}
         self.intake = intake = KafkaIntake(
-            consumer, transport, pipeline.handle, sources, k.max_records
+            consumer, transport, pipeline.handle, sources, k.max_records, reject=pipeline.reject
         )
         self.handover = Handover(
             intake, pipeline.flush, k.rebalance_timeout * 0.8, self.metrics, self._lag_label

@@ -187,6 +187,20 @@ class Pipeline:
                 loop = asyncio.get_running_loop()
                 self._early_timer = loop.call_later(EARLY_ACK_DELAY, self._ack_early_soon)
 
+    def reject(
+        self, delivery: Delivery, source: str, partition: str, error: str, error_type: str
+    ) -> None:
+        """Dead-letter ``delivery`` whole, untranslated (its transport could not read it: a
+        corrupt Kafka record batch, docs/kafka.md#decoding-off-the-event-loop), and queue it as
+        one record: it is settled once the dead letter is stored."""
+        out = Output()
+        out.records = out.errors = 1
+        kind = "k8s-event" if source == "event" else "audit"
+        data = delivery.data
+        out.dead(dead_letter_record(kind, data, error, error_type), (data, 0, len(data)))
+        self._count(out, source, partition, 1)
+        self._add(self._unit([delivery], [(delivery, 0, 1)], out, 1, source))
+
     def _ack_early_soon(self) -> None:
         self._early_timer = None
         self._tasks.append(asyncio.ensure_future(self._ack_early()))

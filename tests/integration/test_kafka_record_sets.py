@@ -9,17 +9,24 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import pytest
 
 from processor.kafka.broker import TansuBroker
 from processor.kafka.fetch import RECORD_SETS, install
-from processor.kafka.intake import CORRUPT_BACKOFF, KafkaIntake
+from processor.kafka.intake import CORRUPT_ATTEMPTS, CORRUPT_BACKOFF, KafkaIntake
 from processor.kafka.transport import KafkaTransport
-from tests.integration.kafka_worker_tools import wait_for
+from processor.kafka.worker import KafkaWorker
+from processor.sink.memory import MemorySink
+from tests.integration import records
+from tests.integration.kafka_worker_tools import committed, kafka_settings, read_topic, wait_for
 
 pytestmark = pytest.mark.integration
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 PARTITIONS = 3
@@ -170,8 +177,9 @@ async def _sets_as_aiokafka(brokers: str, start: dict[int, int]) -> None:
         assert intake.health == ""
 
 
-async def produce_corrupt(brokers: str, topic: str, partition: int, values: list[bytes]) -> None:
-    """One record batch whose CRC does not match its bytes (tansu stores it as sent)."""
+async def produce_corrupt(brokers: str, topic: str, partition: int, values: list[bytes]) -> bytes:
+    """One record batch whose CRC does not match its bytes (tansu stores it as sent); returns
+    the batch sent."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.protocol.produce import ProduceRequest
     from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -196,6 +204,7 @@ async def produce_corrupt(brokers: str, topic: str, partition: int, values: list
         assert response.topics[0][1][0][1] == 0, response  # stored
     finally:
         await producer.stop()
+    return bytes(data)
 
 
 async def send(brokers: str, topic: str, partition: int, values: list[bytes]) -> None:
@@ -235,3 +244,49 @@ async def _corrupt_batch(brokers: str) -> None:
         assert intake.running
         await send(brokers, topic, 1, [b"later"])  # the other partition still flows
         await wait_for(lambda: b"later" in [d.data for d in intake.got], what="partition 1")
+
+
+def test_a_batch_corrupt_in_the_log_is_dead_lettered_whole_and_the_partition_goes_on(
+    kafka_broker: TansuBroker, policy_dir: Path
+) -> None:
+    """Through a real worker: the batch found corrupt in CORRUPT_ATTEMPTS fetches becomes one
+    dead letter holding its bytes and the reason; the records before and after it become
+    activities and the committed offset passes it."""
+    from processor.deadletter import decode_dead_letter, original_payload_bytes
+
+    settings = kafka_settings(kafka_broker)
+    brokers, topic = settings.kafka_brokers, settings.kafka_audit_topic
+    audits = [orjson.dumps(records.audit(f"cb-{i}", seq=i)) for i in range(7)]
+    sink = MemorySink()
+    sent: list[bytes] = []
+
+    async def run() -> None:
+        worker = KafkaWorker(settings, [str(policy_dir)], sink=sink)
+        await worker.start()  # creates the topics
+        try:
+            await send(brokers, topic, 0, audits[:2])  # offsets 0-1
+            sent.append(await produce_corrupt(brokers, topic, 0, audits[2:5]))  # 2-4
+            await send(brokers, topic, 0, audits[5:])  # 5-6
+            intake, pipeline = worker.intake, worker.pipeline
+            assert intake is not None and pipeline is not None
+            await wait_for(lambda: intake.rejected == 1, timeout=30, what="the batch rejected")
+            await wait_for(lambda: pipeline.committed_records >= 5, what="the rest committed")
+            await worker.transport.commit()  # type: ignore[union-attr]
+            assert intake.health == ""
+        finally:
+            await worker.stop()
+
+    asyncio.run(run())
+    summaries = sorted(orjson.loads(row)["spec"]["summary"] for row in sink.rows("activities"))
+    names = [f"cb-{i}" for i in (0, 1, 5, 6)]
+    assert len(summaries) == 4 and all(any(n in s for s in summaries) for n in names), summaries
+    letters = asyncio.run(read_topic(settings, settings.kafka_dead_letter_topic, 1))
+    assert len(letters) == 1
+    record = decode_dead_letter(letters[0].value)
+    assert record["errorType"] == "unmarshal" and record["originalPayloadEncoding"] == "base64"
+    assert "corrupt Kafka record batch, offsets 2-4" in record["error"]
+    assert "CRC mismatch" in record["error"] and f"{CORRUPT_ATTEMPTS} fetches" in record["error"]
+    stored = original_payload_bytes(record)
+    assert len(stored) == len(sent[0]) and stored[16:] == sent[0][16:]  # offsets set by the broker
+    offsets = asyncio.run(committed(settings))
+    assert offsets[(topic, 0)] == 7

@@ -93,3 +93,13 @@ def test_other_consumers_get_aiokafka_records(deserializer: Any) -> None:
 def test_a_read_committed_record_set_consumer_gets_aiokafka_records() -> None:
     got = list(records(v2_set([(0, [b"a"])]), RECORD_SETS, isolation=fetch.READ_COMMITTED))
     assert [(r.offset, r.value) for r in got] == [(0, b"a")]
+
+
+def test_batch_span_names_the_bytes_and_the_offset_after_a_batch() -> None:
+    from processor.kafka.batches import batch_span
+
+    first = v2_set([(10, [b"a", b"b", b"c"])])
+    data = first + v2_set([(20, [b"d"])])  # a gap: the next batch's base offset is what follows
+    assert batch_span(data, 10) == (0, len(first), 20)
+    assert batch_span(data, 20) == (len(first), len(data), 21)  # the last: base + delta + 1
+    assert batch_span(data, 11) is None and batch_span(data[:-1], 20) is None

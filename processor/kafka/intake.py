@@ -142,6 +142,7 @@ class KafkaIntake:
         for tp in tps:
             self._epochs[tp] = self._epochs.get(tp, 0) + 1
             self.corrupt.pop(tp, None)
+            self._attempts.pop(tp, None)
 
     async def _run(self) -> None:
         from aiokafka.errors import ConsumerStoppedError, KafkaError
@@ -207,24 +208,23 @@ class KafkaIntake:
         at: int,
         reason: str,
     ) -> None:
-        """Seek ``key`` back to the corrupt batch at ``at`` (-2: to the set's first record not
-        handed over) and fetch it again after :data:`CORRUPT_BACKOFF`; the
+        """Seek ``key`` back to the corrupt batch at ``at`` (-2, a decoder fault: to the set's
+        first record not handed over) and fetch it again after :data:`CORRUPT_BACKOFF`; the
         :data:`CORRUPT_ATTEMPTS`-th time, dead-letter the batch and go on after it."""
         from aiokafka.structs import TopicPartition
 
-        if at < 0:
-            at = deliveries[-1].offset + 1 if deliveries else -1
+        if at < 0:  # the decoder failed: from the first record not handed over
+            at = deliveries[-1].offset + 1 if deliveries else fetched.fetch_offset
         self._epochs[key] = self._epochs.get(key, 0) + 1  # the sets fetched after it are stale
         tp = TopicPartition(*key)
         seen, count = self._attempts.get(key, (at, 0))
         count = count + 1 if seen == at else 1
         self._attempts[key] = (at, count)
-        if count >= CORRUPT_ATTEMPTS and at >= 0 and self._reject_batch(key, fetched, at, reason):
+        if count >= CORRUPT_ATTEMPTS and self._reject_batch(key, fetched, at, reason):
             return
         self.corrupt[key] = f"{key[0]}/{key[1]} offset {at}: {reason}"
         log.error("corrupt record batch in %s; fetching it again", self.corrupt[key])
-        if at >= 0:
-            self.consumer.seek(tp, at)
+        self.consumer.seek(tp, at)
         if key not in self._backoff:
             self._backoff.add(key)
             self.consumer.pause(tp)

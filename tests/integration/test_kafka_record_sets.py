@@ -290,3 +290,34 @@ def test_a_batch_corrupt_in_the_log_is_dead_lettered_whole_and_the_partition_goe
     assert len(stored) == len(sent[0]) and stored[16:] == sent[0][16:]  # offsets set by the broker
     offsets = asyncio.run(committed(settings))
     assert offsets[(topic, 0)] == 7
+
+
+def test_a_decoder_fault_loses_nothing(
+    kafka_broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the decoder (an exception, not a corrupt batch) costs the set a fetch again from
+    its first record, not its records."""
+    from processor.kafka import intake as intake_module
+
+    real, calls = intake_module._decode, []
+
+    def failing_once(fetched: Any) -> Any:
+        calls.append(fetched.fetch_offset)
+        if len(calls) == 1:
+            raise RuntimeError("injected decoder fault")
+        return real(fetched)
+
+    monkeypatch.setattr(intake_module, "_decode", failing_once)
+    asyncio.run(_decoder_fault(kafka_broker.bootstrap))
+    assert calls[0] == 0 and len(calls) >= 2
+
+
+async def _decoder_fault(brokers: str) -> None:
+    topic = await new_topic(brokers)
+    values = [b"v-%d" % i for i in range(20)]
+    await send(brokers, topic, 0, values)
+    async with set_intake(brokers, topic, {}) as intake:
+        await wait_for(lambda: "decoding failed" in intake.health, what="the fault reported")
+        await wait_for(lambda: len(intake.got) >= 20, what="every record after the retry")
+        await asyncio.sleep(0.2)
+        assert [d.data for d in intake.got] == values and intake.health == ""

@@ -146,36 +146,37 @@ __attribute__((target("sse4.2"))) static inline uint64_t kb_crc_word(uint64_t cr
     return _mm_crc32_u64(crc, w);
 }
 
+/* Whole runs of 3 * len bytes at *p: three streams of len bytes each, joined by shifting over
+ * len zero bytes (table); *p and *n advance past them. */
+__attribute__((target("sse4.2"))) static inline uint64_t kb_crc_streams(
+    uint64_t crc, const unsigned char **pp, size_t *nn, size_t len, uint32_t table[4][256]) {
+    const unsigned char *p = *pp;
+    size_t n = *nn;
+    while (n >= 3 * len) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < len; i += 8) {
+            crc = kb_crc_word(crc, p + i);
+            c1 = kb_crc_word(c1, p + len + i);
+            c2 = kb_crc_word(c2, p + 2 * len + i);
+        }
+        crc = kb_shift(table, (uint32_t)crc) ^ (uint32_t)c1;
+        crc = kb_shift(table, (uint32_t)crc) ^ (uint32_t)c2;
+        p += 3 * len;
+        n -= 3 * len;
+    }
+    *pp = p;
+    *nn = n;
+    return crc;
+}
+
 __attribute__((target("sse4.2"))) static uint32_t kb_crc_hw(const unsigned char *p, size_t n) {
     uint64_t crc = 0xFFFFFFFFu;
     while (n && ((uintptr_t)p & 7)) {
         crc = _mm_crc32_u8((uint32_t)crc, *p++);
         n--;
     }
-    while (n >= 3 * KB_LONG) {
-        uint64_t c1 = 0, c2 = 0;
-        for (size_t i = 0; i < KB_LONG; i += 8) {
-            crc = kb_crc_word(crc, p + i);
-            c1 = kb_crc_word(c1, p + KB_LONG + i);
-            c2 = kb_crc_word(c2, p + 2 * KB_LONG + i);
-        }
-        crc = kb_shift(kb_crc_long, (uint32_t)crc) ^ (uint32_t)c1;
-        crc = kb_shift(kb_crc_long, (uint32_t)crc) ^ (uint32_t)c2;
-        p += 3 * KB_LONG;
-        n -= 3 * KB_LONG;
-    }
-    while (n >= 3 * KB_SHORT) {
-        uint64_t c1 = 0, c2 = 0;
-        for (size_t i = 0; i < KB_SHORT; i += 8) {
-            crc = kb_crc_word(crc, p + i);
-            c1 = kb_crc_word(c1, p + KB_SHORT + i);
-            c2 = kb_crc_word(c2, p + 2 * KB_SHORT + i);
-        }
-        crc = kb_shift(kb_crc_short, (uint32_t)crc) ^ (uint32_t)c1;
-        crc = kb_shift(kb_crc_short, (uint32_t)crc) ^ (uint32_t)c2;
-        p += 3 * KB_SHORT;
-        n -= 3 * KB_SHORT;
-    }
+    crc = kb_crc_streams(crc, &p, &n, KB_LONG, kb_crc_long);
+    crc = kb_crc_streams(crc, &p, &n, KB_SHORT, kb_crc_short);
     while (n >= 8) {
         crc = kb_crc_word(crc, p);
         p += 8;

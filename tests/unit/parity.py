@@ -12,9 +12,13 @@ own names (a decoder, a builder, a template class) be the ones of that implement
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +26,13 @@ import pytest
 import yaml
 
 from processor.bench.corpus import generate
-from processor.cel import program
+from processor.cel import AUDIT_ENV, EVENT_ENV, program
+from processor.cel.env import Environment
 from processor.engine import Engine
 from processor.errors import RecordError
 from processor.native import Implementation, native, twin, use_native
 from processor.policy.loader import load_policies, parse_policy_text
-from processor.policy.model import Policy, spec_to_policy
+from processor.policy.model import Policy, Rule, spec_to_policy
 from processor.records import audit_vars, decode_audit, decode_event
 from processor.records.event import classify_record, event_vars, involved_object, normalize_event
 from processor.translate import Translator
@@ -117,11 +122,72 @@ def activation(record: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
         return None
 
 
+@cache
 def generated_activations(count: int, mix: str, seed: int) -> list[tuple[str, dict[str, Any]]]:
     """The activations (:func:`activation`) of ``count`` generated records of ``mix``, those a
-    rule would see (the same ones for the same arguments)."""
+    rule would see (made once per arguments: do not change the list)."""
     acts = [activation(r) for r in generate(count, seed=seed, mix=mix)]
     return [a for a in acts if a is not None]
+
+
+#: The rule environments by name (``audit`` rules, ``event`` rules).
+ENVS: dict[str, Environment] = {"audit": AUDIT_ENV, "event": EVENT_ENV}
+
+
+def rules_by_env(policies: Iterable[Policy]) -> Iterator[tuple[str, Rule]]:
+    """Every rule of ``policies`` with the name of its environment (:data:`ENVS`)."""
+    for policy in policies:
+        for env, rules in (("audit", policy.audit_rules), ("event", policy.event_rules)):
+            for rule in rules:
+                yield env, rule
+
+
+class Tally:
+    """Outcomes of the twin and the native unit compared on activations: the mismatches, and
+    how many of each kind of outcome were compared (so a vacuous comparison cannot pass).
+
+    An outcome is a tuple whose first item is its kind (``"value"``, ``"text"``, ``"error"``).
+    """
+
+    def __init__(self) -> None:
+        self.mismatches: list[str] = []
+        self.kinds: Counter[str] = Counter()
+
+    def compare(
+        self,
+        label: str,
+        env: str,
+        acts: list[tuple[str, dict[str, Any]]],
+        spec: Callable[[dict[str, Any]], tuple[Any, ...]],
+        fast: Callable[[dict[str, Any]], tuple[Any, ...]],
+    ) -> list[tuple[Any, ...]]:
+        """``spec`` and ``fast`` on every activation of ``acts`` in ``env``; the expected
+        outcomes."""
+        wanted = []
+        for act_env, variables in acts:
+            if act_env != env:
+                continue
+            want, got = spec(variables), fast(variables)
+            if got != want:
+                self.mismatches.append(f"{label!r} on {variables!r}: {got} != {want}")
+            else:
+                self.kinds[want[0]] += 1
+            wanted.append(want)
+        return wanted
+
+    @staticmethod
+    @contextmanager
+    def unchanged(acts: list[tuple[str, dict[str, Any]]]) -> Iterator[None]:
+        """Fail if what runs inside changes an activation of ``acts``."""
+        before = copy.deepcopy(acts)
+        yield
+        assert acts == before, "an evaluation changed its activation"
+
+    def assert_clean(self, *kinds: str) -> None:
+        """No mismatch, and outcomes of each of ``kinds`` compared."""
+        assert self.mismatches == [], "\n".join(self.mismatches[:10])
+        for kind in kinds:
+            assert self.kinds[kind] > 0, (kind, self.kinds)
 
 
 #: The project's bundled policies.

@@ -11,17 +11,15 @@ hand-picked expressions over edge values. The native side skips (or fails, under
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable
-from functools import cache
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from processor.cel import AUDIT_ENV, EVENT_ENV, ast
-from processor.cel.env import Environment
+from processor.cel import AUDIT_ENV, ast
 from processor.cel.program import Program
 from processor.cel.values import TypeValue, UInt
 from processor.errors import CelCompileError, CelEvalError
@@ -29,18 +27,20 @@ from processor.native import Implementation, twin
 from processor.policy.model import Policy
 from processor.policy.template import find_blocks
 from tests.conftest import shared_files
+from tests.unit import parity
 from tests.unit.parity import (
+    ENVS,
     case_inputs,
     corpus_policies,
     generated_activations,
     implementation,
+    rules_by_env,
 )
 
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
 
 #: An expression: the name of its rule environment and its source.
 Expression = tuple[str, str]
-ENVS: dict[str, Environment] = {"audit": AUDIT_ENV, "event": EVENT_ENV}
 
 
 @pytest.fixture(scope="module")
@@ -72,62 +72,41 @@ def outcome(program: Program, variables: dict[str, Any]) -> tuple[Any, ...]:
     return ("value", typed(value), typed(links))
 
 
-class Tally:
-    """Mismatches and what was compared (so a vacuous comparison cannot pass)."""
-
-    def __init__(self) -> None:
-        self.mismatches: list[str] = []
-        self.values = 0
-        self.errors = 0
+class Tally(parity.Tally):
+    """Every expression compiled by both plan units, evaluated on the same activations."""
 
     def check(self, done: Implementation, expressions: Iterable[Expression], acts: list) -> None:
-        before = copy.deepcopy(acts)
-        for env_name, source in expressions:
-            env = ENVS[env_name]
-            try:
-                spec = Program(source, env, twin())
-            except CelCompileError as exc:
-                with pytest.raises(CelCompileError) as info:
-                    Program(source, env, done)
-                assert str(info.value) == str(exc)
-                continue
-            fast = Program(source, env, done)
-            assert type(fast._plan).__module__ == "processor._native.plan"
-            for act_env, variables in acts:
-                if act_env != env_name:
+        with self.unchanged(acts):
+            for env_name, source in expressions:
+                env = ENVS[env_name]
+                try:
+                    spec = Program(source, env, twin())
+                except CelCompileError as exc:
+                    with pytest.raises(CelCompileError) as info:
+                        Program(source, env, done)
+                    assert str(info.value) == str(exc)
                     continue
-                want = outcome(spec, variables)
-                got = outcome(fast, variables)
-                if got != want:
-                    self.mismatches.append(f"{source!r} on {variables!r}: {got} != {want}")
-                elif want[0] == "value":
-                    self.values += 1
-                else:
-                    self.errors += 1
-        assert acts == before, "an evaluation changed its activation"
+                fast = Program(source, env, done)
+                assert type(fast._plan).__module__ == "processor._native.plan"
+                self.compare(source, env_name, acts, partial(outcome, spec), partial(outcome, fast))
 
-    def assert_clean(self, *, errors: bool = True) -> None:
+    def assert_clean(self, *, errors: bool = True) -> None:  # type: ignore[override]
         """No mismatch; values compared, and errors too unless ``errors`` is False (a policy
         whose expressions cannot fail on its inputs)."""
-        assert self.mismatches == [], "\n".join(self.mismatches[:10])
-        assert self.values > 0, self.values
-        assert self.errors > 0 or not errors, self.errors
+        super().assert_clean("value", *(["error"] if errors else []))
 
 
 def policy_expressions(policies: Iterable[Policy]) -> list[Expression]:
     """Each rule's match and summary blocks, in their rule environment (duplicates once)."""
     out: dict[Expression, None] = {}
-    for policy in policies:
-        for env, rules in (("audit", policy.audit_rules), ("event", policy.event_rules)):
-            for rule in rules:
-                out[(env, rule.match)] = None
-                for block in find_blocks(rule.summary):
-                    if block.expression:
-                        out[(env, block.expression)] = None
+    for env, rule in rules_by_env(policies):
+        out[(env, rule.match)] = None
+        for block in find_blocks(rule.summary):
+            if block.expression:
+                out[(env, block.expression)] = None
     return list(out)
 
 
-@cache
 def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
     """The activations of ``count`` generated records of ``mix`` (the same ones in every test)."""
     return generated_activations(count, mix, seed=7)

@@ -13,18 +13,16 @@ position, static templates, empty blocks). The native side skips (or fails, unde
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from processor.cel import AUDIT_ENV, EVENT_ENV
-from processor.cel.env import Environment
+from processor.cel import AUDIT_ENV
 from processor.cel.plan import LINKS
 from processor.cel.values import TypeValue, UInt
 from processor.errors import TemplateError
@@ -32,15 +30,17 @@ from processor.native import Implementation, twin
 from processor.policy import template as twin_template
 from processor.policy.model import Policy
 from tests.conftest import shared_files
+from tests.unit import parity
 from tests.unit.parity import (
+    ENVS,
     case_inputs,
     corpus_policies,
     generated_activations,
     implementation,
+    rules_by_env,
 )
 
 CASES = shared_files("conformance", "cases", ids=lambda path: path.stem)
-ENVS: dict[str, Environment] = {"audit": AUDIT_ENV, "event": EVENT_ENV}
 
 #: A summary: the name of its rule environment and its template text.
 Summary = tuple[str, str]
@@ -65,61 +65,42 @@ def outcome(template: Any, variables: dict[str, Any]) -> tuple[Any, ...]:
     return ("text", text, repr(links))
 
 
-class Tally:
-    """Mismatches and what was compared (so a vacuous comparison cannot pass)."""
+class Tally(parity.Tally):
+    """Every summary compiled by both template units, rendered on the same activations."""
 
     def __init__(self) -> None:
-        self.mismatches: list[str] = []
-        self.texts = 0
-        self.errors = 0
-        self.links = 0
+        super().__init__()
+        self.links = 0  # renders whose ``link()`` calls were compared
 
     def check(self, done: Implementation, summaries: Iterable[Summary], acts: list) -> None:
-        before = copy.deepcopy(acts)
-        for env_name, text in summaries:
-            env = ENVS[env_name]
-            spec = twin_template.SummaryTemplate(text, env, twin())
-            fast = done.template.SummaryTemplate(text, env, done)
-            assert type(fast).__module__ == "processor._native.template"
-            assert (fast.text, fast.errors, fast.static, fast.valid) == (
-                spec.text,
-                spec.errors,
-                spec.static,
-                spec.valid,
-            )
-            assert [p.source for p in fast.programs()] == [p.source for p in spec.programs()]
-            for act_env, variables in acts:
-                if act_env != env_name:
-                    continue
-                want = outcome(spec, variables)
-                got = outcome(fast, variables)
-                if got != want:
-                    self.mismatches.append(f"{text!r} on {variables!r}: {got} != {want}")
-                elif want[0] == "text":
-                    self.texts += 1
-                else:
-                    self.errors += 1
-                self.links += want[2] != "[]"
-        assert acts == before, "a render changed its activation"
+        with self.unchanged(acts):
+            for env_name, text in summaries:
+                env = ENVS[env_name]
+                spec = twin_template.SummaryTemplate(text, env, twin())
+                fast = done.template.SummaryTemplate(text, env, done)
+                assert type(fast).__module__ == "processor._native.template"
+                assert (fast.text, fast.errors, fast.static, fast.valid) == (
+                    spec.text,
+                    spec.errors,
+                    spec.static,
+                    spec.valid,
+                )
+                assert [p.source for p in fast.programs()] == [p.source for p in spec.programs()]
+                wanted = self.compare(
+                    text, env_name, acts, partial(outcome, spec), partial(outcome, fast)
+                )
+                self.links += sum(want[2] != "[]" for want in wanted)
 
-    def assert_clean(self, *, errors: bool = True, links: bool = True) -> None:
-        assert self.mismatches == [], "\n".join(self.mismatches[:10])
-        assert self.texts > 0, self.texts
-        assert self.errors > 0 or not errors, self.errors
+    def assert_clean(self, *, errors: bool = True, links: bool = True) -> None:  # type: ignore[override]
+        super().assert_clean("text", *(["error"] if errors else []))
         assert self.links > 0 or not links, self.links
 
 
 def policy_summaries(policies: Iterable[Policy]) -> list[Summary]:
     """Each rule's summary in its rule environment (duplicates once)."""
-    out: dict[Summary, None] = {}
-    for policy in policies:
-        for env, rules in (("audit", policy.audit_rules), ("event", policy.event_rules)):
-            for rule in rules:
-                out[(env, rule.summary)] = None
-    return list(out)
+    return list(dict.fromkeys((env, rule.summary) for env, rule in rules_by_env(policies)))
 
 
-@cache
 def generated(count: int, mix: str) -> list[tuple[str, dict[str, Any]]]:
     """The activations of ``count`` generated records of ``mix`` (the same ones in every test)."""
     return generated_activations(count, mix, seed=11)
@@ -256,7 +237,7 @@ def test_edge_templates(native_impl: Implementation) -> None:
     tally = Tally()
     tally.check(native_impl, [("audit", t) for t in edge_templates()], acts)
     tally.assert_clean()
-    assert tally.texts > 100 and tally.errors > 100, (tally.texts, tally.errors)
+    assert tally.kinds["text"] > 100 and tally.kinds["error"] > 100, tally.kinds
 
 
 def test_type_values_and_non_dict_links_collector(native_impl: Implementation) -> None:
